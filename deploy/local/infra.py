@@ -1,0 +1,147 @@
+"""Start the real Kafka (KRaft, one node) and FerretDB on 127.0.0.1 as child processes.
+
+Used by `make up` (deploy/local/stack.py) and by the test fixtures, so the stack
+the tests see is the stack a developer runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy.local import provision
+
+_LOG4J2 = """status = warn
+appender.out.type = Console
+appender.out.name = OUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = {level}
+rootLogger.appenderRef.out.ref = OUT
+"""
+
+_SERVER = """process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs={data}
+num.partitions=12
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.retention.hours=-1
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_for_port(name: str, port: int, proc: subprocess.Popen | None, log: Path | None,
+                  timeout: float = 60.0) -> None:
+    """Wait until `port` accepts connections; fail naming the process and its log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(port):
+            return
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+            raise RuntimeError(f"{name} exited with code {proc.returncode} before listening on "
+                               f"127.0.0.1:{port}; log {log}:\n{tail}")
+        time.sleep(0.2)
+    raise RuntimeError(f"{name} did not listen on 127.0.0.1:{port} within {timeout:.0f}s; see {log}")
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    proc: subprocess.Popen
+    log: Path
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill() if kill else self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _spawn(cmd: list[str], log: Path, detach: bool) -> subprocess.Popen:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=detach)
+
+
+def start_kafka(workdir: Path, port: int, controller_port: int, *, heap: str = "512m",
+                detach: bool = False, log_level: str = "WARN") -> Server:
+    """Format (first time only) and start a single-node KRaft broker+controller."""
+    libs = provision.provision_kafka()
+    provision.require("java")
+    workdir.mkdir(parents=True, exist_ok=True)
+    data = workdir / "data"
+    props = workdir / "server.properties"
+    props.write_text(_SERVER.format(port=port, controller_port=controller_port, data=data))
+    (workdir / "log4j2.properties").write_text(_LOG4J2.format(level=log_level))
+    java = ["java", f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC",
+            f"-Dlog4j2.configurationFile={workdir / 'log4j2.properties'}",
+            "-cp", f"{libs}/*"]
+    log = workdir / "kafka.log"
+    if not (data / "meta.properties").exists():
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        fmt = subprocess.run(java + ["kafka.tools.StorageTool", "format", "--standalone",
+                                     "-t", cluster_id, "-c", str(props)],
+                             capture_output=True, text=True)
+        if fmt.returncode != 0:
+            raise RuntimeError(f"formatting Kafka storage failed: {fmt.stdout}{fmt.stderr}")
+    proc = _spawn(java + ["kafka.Kafka", str(props)], log, detach)
+    server = Server("kafka", port, proc, log)
+    try:
+        wait_for_port("Kafka", port, proc, log, timeout=90)
+    except Exception:
+        server.stop(kill=True)
+        raise
+    return server
+
+
+def start_ferretdb(workdir: Path, port: int, *, detach: bool = False) -> Server:
+    """Start FerretDB with its SQLite backend in `workdir`."""
+    binary = provision.provision_ferretdb()
+    data = workdir / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    log = workdir / "ferretdb.log"
+    proc = _spawn([str(binary), "--handler=sqlite", f"--sqlite-url=file:{data}/",
+                   f"--listen-addr=127.0.0.1:{port}", "--telemetry=disable",
+                   "--debug-addr=-", "--state-dir=-", "--log-level=warn"], log, detach)
+    server = Server("ferretdb", port, proc, log)
+    try:
+        wait_for_port("FerretDB", port, proc, log, timeout=30)
+    except Exception:
+        server.stop(kill=True)
+        raise
+    return server

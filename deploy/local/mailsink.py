@@ -1,0 +1,61 @@
+"""A real SMTP server for development and tests (aiosmtpd): every message it
+receives is kept in memory and, with --dir, written there as an .eml file."""
+
+from __future__ import annotations
+
+import argparse
+import email
+import email.policy
+import signal
+import threading
+from email.message import EmailMessage
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+
+
+class Mailbox:
+    def __init__(self, directory: Path | None = None):
+        self.directory = directory
+        self.messages: list[EmailMessage] = []
+        self._lock = threading.Lock()
+        if directory:
+            directory.mkdir(parents=True, exist_ok=True)
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self._lock:
+            self.messages.append(message)
+            count = len(self.messages)
+        if self.directory:
+            (self.directory / f"{count:05d}.eml").write_bytes(envelope.content)
+        return "250 Message accepted for delivery"
+
+    def snapshot(self) -> list[EmailMessage]:
+        with self._lock:
+            return list(self.messages)
+
+
+def serve(port: int, directory: Path | None) -> tuple[Controller, Mailbox]:
+    mailbox = Mailbox(directory)
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    return controller, mailbox
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=8025)
+    parser.add_argument("--dir", type=Path, default=None)
+    args = parser.parse_args()
+    controller, _ = serve(args.port, args.dir)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    print(f"mail sink listening on 127.0.0.1:{args.port}", flush=True)
+    stop.wait()
+    controller.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""The whole local stack in the background: Kafka, FerretDB, a development mail
+sink and the four services, on 127.0.0.1.
+
+    python -m deploy.local.stack up       # start (idempotent), write .local/stack.env
+    python -m deploy.local.stack down     # stop exactly what `up` started
+    python -m deploy.local.stack status
+
+Ports come from NQT_KAFKA_PORT, NQT_KAFKA_CONTROLLER_PORT, NQT_MONGO_PORT,
+NQT_SMTP_PORT and NQT_<SERVICE>_PORT (defaults below)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from deploy.local import infra, provision
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL = Path(os.environ.get("NQT_LOCAL_DIR", ROOT / ".local"))
+PIDS = LOCAL / "pids.json"
+REGISTRY = ROOT / "deploy" / "registry" / "hanoi-xvii.yaml"
+SERVICES = {"ingest": 8081, "reports": 8082, "notify": 8083, "programs": 8084}
+
+
+def _port(name: str, default: int) -> int:
+    return int(os.environ.get(f"NQT_{name.upper()}_PORT", default))
+
+
+def service_env(*, kafka: str, mongo: str, smtp_port: int, ports: dict[str, int], dev_keys: dict[str, str],
+                extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a service process; every setting is an NQT_ variable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NQT_")}
+    env.update({
+        "NQT_KAFKA_BOOTSTRAP": kafka,
+        "NQT_MONGO_URL": mongo,
+        "NQT_SMTP_HOST": "127.0.0.1",
+        "NQT_SMTP_PORT": str(smtp_port),
+        "NQT_INGEST_DEV_KEYS": json.dumps(dev_keys),
+        "PYTHONUNBUFFERED": "1",
+        **{f"NQT_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+        **(extra or {}),
+    })
+    return env
+
+
+def start_service(name: str, env: dict[str, str], log: Path, *, detach: bool = False) -> subprocess.Popen:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detach)
+
+
+def start_mail_sink(port: int, maildir: Path, log: Path, *, detach: bool = False) -> subprocess.Popen:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "deploy.local.mailsink", "--port", str(port),
+                                 "--dir", str(maildir)], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=detach)
+
+
+def wait_ready(name: str, port: int, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
+    """Wait for the service's /readyz (MongoDB and Kafka reachable, indexes created)."""
+    deadline = time.monotonic() + timeout
+    url = f"http://127.0.0.1:{port}/readyz"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"service {name} exited with code {proc.returncode}; log {log}:\n"
+                               + log.read_text(errors="replace")[-3000:])
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"service {name} not ready at {url} within {timeout:.0f}s; see {log}")
+
+
+def dev_keys(registry: Path = REGISTRY) -> dict[str, str]:
+    """One development API key per unit of the registry, kept in .local/dev-keys.json."""
+    path = LOCAL / "dev-keys.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    units = [u["code"] for u in yaml.safe_load(registry.read_text(encoding="utf-8"))["units"]]
+    keys = {f"dev-{code.lower()}-{secrets.token_hex(8)}": code for code in units}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(keys, indent=1))
+    path.chmod(0o600)
+    return keys
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+def _read_pids() -> dict[str, int]:
+    return json.loads(PIDS.read_text()) if PIDS.exists() else {}
+
+
+def up() -> None:
+    running = {n: p for n, p in _read_pids().items() if _alive(p)}
+    if running:
+        print(f"stack: already running ({', '.join(running)}); `make down` first to restart")
+        return
+    provision.provision_kafka()
+    provision.provision_ferretdb()
+    ports = {name: _port(name, default) for name, default in SERVICES.items()}
+    kafka_port, mongo_port = _port("kafka", 9092), _port("mongo", 27017)
+    smtp_port = _port("smtp", 8025)
+    for what, port in [("Kafka", kafka_port), ("MongoDB", mongo_port), ("SMTP sink", smtp_port),
+                       *[(n, p) for n, p in ports.items()]]:
+        if infra.port_open(port):
+            raise RuntimeError(f"port {port} for {what} is already in use on 127.0.0.1; stop what holds it "
+                               f"or set NQT_*_PORT")
+    pids: dict[str, int] = {}
+    started = time.monotonic()
+    try:
+        kafka = infra.start_kafka(LOCAL / "kafka", kafka_port, _port("kafka_controller", 9093), detach=True)
+        pids["kafka"] = kafka.proc.pid
+        ferret = infra.start_ferretdb(LOCAL / "ferretdb", mongo_port, detach=True)
+        pids["ferretdb"] = ferret.proc.pid
+        sink = start_mail_sink(smtp_port, LOCAL / "mail", LOCAL / "logs" / "mailsink.log", detach=True)
+        pids["mailsink"] = sink.pid
+        env = service_env(kafka=f"127.0.0.1:{kafka_port}", mongo=f"mongodb://127.0.0.1:{mongo_port}",
+                          smtp_port=smtp_port, ports=ports, dev_keys=dev_keys())
+        procs = {}
+        for name in SERVICES:
+            procs[name] = start_service(name, env, LOCAL / "logs" / f"{name}.log", detach=True)
+            pids[name] = procs[name].pid
+        for name, proc in procs.items():
+            wait_ready(name, ports[name], proc, LOCAL / "logs" / f"{name}.log")
+    finally:
+        PIDS.parent.mkdir(parents=True, exist_ok=True)
+        PIDS.write_text(json.dumps(pids))
+    stack_env = {
+        "NQT_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
+        "NQT_MONGO_URL": f"mongodb://127.0.0.1:{mongo_port}",
+        "NQT_INGEST_URL": f"http://127.0.0.1:{ports['ingest']}",
+        "NQT_REPORTS_URL": f"http://127.0.0.1:{ports['reports']}",
+        "NQT_NOTIFY_URL": f"http://127.0.0.1:{ports['notify']}",
+        "NQT_PROGRAMS_URL": f"http://127.0.0.1:{ports['programs']}",
+        "NQT_SMTP_SINK": f"127.0.0.1:{smtp_port} -> {LOCAL / 'mail'}",
+        "NQT_DEV_KEYS_FILE": str(LOCAL / "dev-keys.json"),
+    }
+    (LOCAL / "stack.env").write_text("".join(f"{k}={v}\n" for k, v in stack_env.items()))
+    print(f"stack: up in {time.monotonic() - started:.1f}s; URLs in {LOCAL / 'stack.env'}, logs in {LOCAL / 'logs'}")
+
+
+def down() -> None:
+    pids = _read_pids()
+    # Services first (they finish their batch and commit), infrastructure last.
+    order = [n for n in pids if n in SERVICES] + [n for n in ("mailsink", "ferretdb", "kafka") if n in pids]
+    for name in order:
+        _stop(name, pids[name])
+    PIDS.unlink(missing_ok=True)
+    print("stack: down" if pids else "stack: nothing was running")
+
+
+def _stop(name: str, pid: int, timeout: float = 30.0) -> None:
+    if not _alive(pid):
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        _reap(pid)
+        time.sleep(0.2)
+    if _alive(pid):
+        print(f"stack: {name} did not stop in {timeout:.0f}s; killing it")
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def status() -> None:
+    for name, pid in _read_pids().items():
+        print(f"{name:9} pid {pid:7} {'running' if _alive(pid) else 'stopped'}")
+
+
+def main(argv: list[str]) -> int:
+    commands = {"up": up, "down": down, "status": status}
+    if len(argv) != 1 or argv[0] not in commands:
+        print(__doc__)
+        return 2
+    try:
+        commands[argv[0]]()
+    except (RuntimeError, provision.ProvisionError) as err:
+        print(f"stack: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,19 @@
+"""Composition root of the programs service."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from shared.kafka import make_broker
+from shared.runtime import Runtime, create_app
+
+from services.programs import handlers
+from services.programs.settings import ProgramsSettings
+from services.programs.store import INDEXES
+
+
+def build(settings: ProgramsSettings | None = None) -> FastAPI:
+    settings = settings or ProgramsSettings()
+    runtime = Runtime("programs", settings, make_broker(settings, service="programs"), INDEXES)
+    handlers.register(runtime, settings.programs_group)
+    return create_app(runtime, title="nq-tracker programs")

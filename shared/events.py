@@ -1,0 +1,281 @@
+"""The event contract in code: the CloudEvents envelope and a typed model for the
+`data` of every inbound event type (contract sections 1-2), plus the registry
+events an operator publishes with `nqt registry load`.
+
+Inbound models are frozen and forbid unknown fields, so a typo in a field name is
+an error that names the field instead of a value silently ignored.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import date, datetime, timezone
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
+
+UNIT_CODE = r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$"
+PROGRAMME_CODE = r"^(0[1-9]|10)$"
+INDICATOR_CODE = r"^[A-Z]+-[0-9]{2,3}$"
+PERIOD = r"^[0-9]{4}(-H[12]|-Q[1-4])?$"
+CYCLE = r"^[0-9]{4}(-Q[1-4]|-H[12]|-[0-9]{4})?$"
+EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20000)]
+Ident = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
+UnitCode = Annotated[str, StringConstraints(max_length=32, pattern=UNIT_CODE)]
+ProgrammeCode = Annotated[str, StringConstraints(pattern=PROGRAMME_CODE)]
+IndicatorCode = Annotated[str, StringConstraints(pattern=INDICATOR_CODE)]
+TaskStatus = Literal["not_started", "in_progress", "completed", "blocked", "cancelled"]
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+Finite = Annotated[float, AfterValidator(_finite)]
+
+
+class Inbound(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class Person(Inbound):
+    name: Text
+    position: Text
+
+
+class SteeringCommittee(Inbound):
+    decision_no: Text
+    established_on: date
+    head: Person
+
+
+class ProgrammeIssued(Inbound):
+    programme: ProgrammeCode
+    document_no: Text
+    issued_on: date
+    steering_committee: SteeringCommittee | None = None
+
+
+class Milestone(Inbound):
+    title: Text
+    due_date: date
+
+
+class PlanTask(Inbound):
+    task_id: Ident
+    title: Text
+    lead_unit: UnitCode
+    lead_person: Person
+    coordinating_units: list[UnitCode] = []
+    due_date: date
+    # May be empty at this level: an empty roadmap is a rule of the programme
+    # (`invalid_plan`, one finding per task), decided by the programs service.
+    milestones: list[Milestone]
+    tags: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = []
+
+
+class PlanSubmitted(Inbound):
+    plan_id: Ident
+    programme: ProgrammeCode
+    title: Text
+    document_no: Text
+    issued_on: date
+    tasks: list[PlanTask] = Field(min_length=1, max_length=5000)
+
+
+class TaskUpdated(Inbound):
+    task_id: Ident
+    programme: ProgrammeCode
+    status: TaskStatus
+    progress: Annotated[Finite, Field(ge=0, le=100)]
+    as_of: date
+    note: LongText | None = None
+    reported_by: Person
+
+
+class IndicatorReported(Inbound):
+    indicator: IndicatorCode
+    period: Annotated[str, StringConstraints(pattern=PERIOD)]
+    value: Finite
+    note: LongText | None = None
+
+
+class UnitReportSubmitted(Inbound):
+    cycle: Annotated[str, StringConstraints(pattern=CYCLE)]
+    document_no: Text
+    summary: LongText
+    achievements: LongText | None = None
+    shortcomings: LongText | None = None
+    proposals: LongText | None = None
+
+
+class SupervisionRecorded(Inbound):
+    programme: ProgrammeCode
+    kind: Literal["giam_sat", "phan_bien"]
+    finding: LongText
+    recommendation: LongText | None = None
+    task_id: Ident | None = None
+    unit: UnitCode | None = None
+
+
+# --- registry (reference data), published by the Office with `nqt registry load` ---
+
+class RegistryUnit(Inbound):
+    code: UnitCode
+    name: Text
+    kind: Text
+    parent: UnitCode | None = None
+    email: Text | None = None
+    webhook: Text | None = None
+    person_in_charge: dict[str, Any] | None = None
+
+
+class RegistryProgramme(Inbound):
+    code: ProgrammeCode
+    title: Text
+    lead_unit: UnitCode
+    period: dict[str, date]
+    issue_by: date | None = None
+
+
+class RegistryIndicator(Inbound):
+    code: IndicatorCode
+    group: int = Field(ge=1, le=4)
+    name: Text
+    measure: Text
+    direction: Literal["increase", "decrease"]
+    baseline: dict[str, Finite | None]
+    targets: dict[Literal["2025", "2030", "2045"], Finite | None]
+    responsible_unit: UnitCode
+    sample: bool = False
+
+
+DATA_MODELS: dict[str, type[Inbound]] = {
+    "programme.issued": ProgrammeIssued,
+    "plan.submitted": PlanSubmitted,
+    "task.updated": TaskUpdated,
+    "indicator.reported": IndicatorReported,
+    "unit-report.submitted": UnitReportSubmitted,
+    "supervision.recorded": SupervisionRecorded,
+    "registry.unit": RegistryUnit,
+    "registry.programme": RegistryProgramme,
+    "registry.indicator": RegistryIndicator,
+}
+INBOUND_TYPES = tuple(t for t in DATA_MODELS if not t.startswith("registry."))
+
+
+class Envelope(BaseModel):
+    """A CloudEvents 1.0 event in structured JSON mode. Extension attributes are kept."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    specversion: Literal["1.0"]
+    id: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    source: UnitCode
+    type: str
+    time: AwareDatetime
+    datacontenttype: Literal["application/json"] = "application/json"
+    subject: str | None = None
+    dataschema: str | None = None
+    data: Any
+
+    @property
+    def key(self) -> str:
+        """The idempotency key: the same (source, id) sent twice has one effect."""
+        return f"{self.source}:{self.id}"
+
+
+def _typed_envelope(event_type: str, model: type[Inbound]) -> type[Envelope]:
+    return type(
+        model.__name__ + "Event",
+        (Envelope,),
+        {"__annotations__": {"type": Literal[event_type], "data": model}},  # type: ignore[valid-type]
+    )
+
+
+EVENT_MODELS = {t: _typed_envelope(t, m) for t, m in DATA_MODELS.items()}
+_EVENT = TypeAdapter(Annotated[Union[tuple(EVENT_MODELS.values())], Field(discriminator="type")])
+
+
+class Problem(BaseModel):
+    """One thing wrong with an input, with a JSON pointer to it (RFC 6901)."""
+
+    pointer: str
+    message: str
+    code: str
+
+
+class InvalidEvent(ValueError):
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("; ".join(f"{p.pointer}: {p.message}" for p in problems))
+
+
+def _pointer(loc: tuple[Any, ...]) -> str:
+    parts = [str(part).replace("~", "~0").replace("/", "~1") for part in loc]
+    return "/" + "/".join(parts) if parts else ""
+
+
+def parse_event(raw: Any, *, allowed_types: tuple[str, ...] | None = None) -> Envelope:
+    """Validate a decoded JSON value as an event of a known type; raise InvalidEvent naming every bad field."""
+    if not isinstance(raw, dict):
+        raise InvalidEvent([Problem(pointer="", code="type", message="an event must be a JSON object")])
+    known = allowed_types or tuple(DATA_MODELS)
+    event_type = raw.get("type")
+    if event_type not in known:
+        return _raise_unknown_type(raw, event_type, known)
+    bad_ext = [k for k in raw if k not in Envelope.model_fields and not EXTENSION_NAME.match(str(k))]
+    problems = [Problem(pointer=_pointer((k,)), code="extension_name",
+                        message="extension attribute names are 1-20 lowercase letters or digits")
+                for k in bad_ext]
+    try:
+        event = _EVENT.validate_python(raw)
+    except ValidationError as err:
+        for e in err.errors(include_url=False):
+            loc = e["loc"][1:] if e["loc"] and e["loc"][0] == event_type else e["loc"]
+            problems.append(Problem(pointer=_pointer(loc), code=e["type"], message=e["msg"]))
+    if problems:
+        raise InvalidEvent(problems)
+    return event
+
+
+def _raise_unknown_type(raw: dict, event_type: Any, known: tuple[str, ...]) -> Envelope:
+    problems = []
+    try:
+        Envelope.model_validate({**raw, "type": "x"})
+    except ValidationError as err:
+        problems = [Problem(pointer=_pointer(e["loc"]), code=e["type"], message=e["msg"])
+                    for e in err.errors(include_url=False)]
+    message = ("'type' is required" if event_type is None
+               else f"unknown event type {event_type!r}; expected one of: {', '.join(known)}")
+    raise InvalidEvent([Problem(pointer="/type", code="unknown_type", message=message), *problems])
+
+
+def partition_key(event: Envelope) -> str:
+    """Keep a programme's plan and its task updates in one partition, in order."""
+    data = event.data
+    for attr in ("programme", "code", "indicator"):
+        value = getattr(data, attr, None)
+        if value:
+            return value
+    return event.source
+
+
+def utc_iso(moment: datetime) -> str:
+    """Fixed-width UTC ISO-8601, so that strings sort in time order."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

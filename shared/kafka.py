@@ -1,0 +1,133 @@
+"""Kafka helpers: the broker every service uses (idempotent producer, acks=all),
+topic creation, JSON (de)serialisation and the dead-letter middleware."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream import AckPolicy
+from faststream._internal.middlewares import BaseMiddleware
+from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import REGISTRY
+
+from shared import metrics
+from shared.settings import CommonSettings
+from shared.topics import Topics
+
+log = logging.getLogger("nqt.kafka")
+
+# Commit only after the handler has written its effects; on error rewind so the
+# record is read again (the dead-letter middleware bounds how often).
+COMMIT_AFTER_WRITE = AckPolicy.NACK_ON_ERROR
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_UTC_Z)
+
+
+def loads(raw: bytes | str) -> Any:
+    return orjson.loads(raw)
+
+
+class Poison(Exception):
+    """A record that can never be processed (bad bytes, wrong schema): dead-letter it at once."""
+
+
+def make_broker(settings: CommonSettings, *, service: str, max_attempts: int = 5) -> KafkaBroker:
+    """The broker of one service: idempotent producer with acks=all, Prometheus and dead letters."""
+    dead_letter = dead_letter_middleware(service=service, max_attempts=max_attempts)
+    broker = KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=f"nqt-{service}",
+        enable_idempotence=True,
+        acks="all",
+        allow_auto_create_topics=False,
+        request_timeout_ms=30_000,
+        graceful_timeout=20.0,
+        middlewares=[KafkaPrometheusMiddleware(registry=REGISTRY, app_name=f"nqt-{service}"), dead_letter],
+        log_level=logging.DEBUG,
+    )
+    dead_letter.broker = broker
+    return broker
+
+
+def dead_letter_middleware(*, service: str, max_attempts: int, backoff_s: float = 0.2):
+    """Retry a failing record with backoff (the subscriber rewinds on error), then move
+    its bytes unchanged to `<topic>.dlq` with headers naming the failure, so the
+    partition keeps moving. Poison records go there on the first failure."""
+    first_failures: OrderedDict[tuple[str, int, int], tuple[int, str]] = OrderedDict()
+
+    class DeadLetter(BaseMiddleware):
+        broker: KafkaBroker | None = None
+
+        async def consume_scope(self, call_next, msg):
+            try:
+                return await call_next(msg)
+            except Exception as exc:
+                record = msg.raw_message
+                if isinstance(record, tuple):  # batch: let the subscriber rewind the batch
+                    raise
+                where = (record.topic, record.partition, record.offset)
+                attempts, first = first_failures.pop(where, (0, _now()))
+                attempts += 1
+                if not isinstance(exc, Poison) and attempts < max_attempts:
+                    first_failures[where] = (attempts, first)
+                    while len(first_failures) > 10_000:
+                        first_failures.popitem(last=False)
+                    log.warning("retrying %s/%s@%s after %s (attempt %d)", *where, type(exc).__name__, attempts)
+                    await asyncio.sleep(backoff_s * 2 ** (attempts - 1))
+                    raise
+                await _send_to_dlq(DeadLetter.broker, record, exc, attempts, first, service)
+                return None
+
+    return DeadLetter
+
+
+async def _send_to_dlq(broker, record, exc: Exception, attempts: int, first: str, service: str) -> None:
+    headers = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ()) if not k.startswith("nqt-dlq-")}
+    headers.update({
+        "nqt-dlq-error-class": type(exc).__name__,
+        "nqt-dlq-error-message": str(exc)[:2000],
+        "nqt-dlq-attempts": str(attempts),
+        "nqt-dlq-first-failure": first,
+        "nqt-dlq-original-topic": record.topic,
+        "nqt-dlq-original-partition": str(record.partition),
+        "nqt-dlq-original-offset": str(record.offset),
+        "nqt-dlq-service": service,
+    })
+    await broker.publish(record.value or b"", Topics.dlq(record.topic), key=record.key, headers=headers)
+    metrics.DEAD_LETTERS.labels(topic=record.topic, error=type(exc).__name__).inc()
+    log.error("dead-lettered %s/%s@%s: %s: %s", record.topic, record.partition, record.offset,
+              type(exc).__name__, exc)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+async def ensure_topics(settings: CommonSettings, names: list[str] | None = None) -> None:
+    """Create the topics if they do not exist (idempotent; safe with several replicas)."""
+    names = names or settings.topics.all()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="nqt-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [n for n in names if n not in existing]
+        if not missing:
+            return
+        try:
+            await admin.create_topics(
+                [NewTopic(n, num_partitions=settings.topic_partitions,
+                          replication_factor=settings.topic_replication) for n in missing])
+        except TopicAlreadyExistsError:
+            pass
+    finally:
+        await admin.close()

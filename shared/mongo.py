@@ -1,0 +1,42 @@
+"""MongoDB access with PyMongo's async client; indexes are created at start-up.
+
+Only the portable subset that runs on MongoDB 7+ and on FerretDB 1.24 is used
+(see the conventions): no transactions, no change streams, no $lookup."""
+
+from __future__ import annotations
+
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+DUPLICATE_KEY = 11000
+
+IndexSpec = dict[str, list[IndexModel]]
+
+
+def connect(url: str) -> AsyncMongoClient:
+    return AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=10_000, appname="nq-tracker")
+
+
+async def ensure_indexes(db: AsyncDatabase, spec: IndexSpec) -> None:
+    for collection, indexes in spec.items():
+        if indexes:
+            await db[collection].create_indexes(indexes)
+
+
+async def ping(db: AsyncDatabase) -> bool:
+    try:
+        await db.command("ping")
+        return True
+    except Exception:
+        return False
+
+
+def is_duplicate(err: Exception) -> bool:
+    """True when a write failed only because the document is already there (already applied)."""
+    if isinstance(err, DuplicateKeyError):
+        return True
+    if isinstance(err, BulkWriteError):
+        errors = err.details.get("writeErrors", [])
+        return bool(errors) and all(e.get("code") == DUPLICATE_KEY for e in errors)
+    return False

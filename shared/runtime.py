@@ -1,0 +1,105 @@
+"""What every service process has in common: settings, a Kafka broker, its own
+MongoDB database, and /healthz, /readyz and /metrics on an HTTP port."""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from faststream.kafka import KafkaBroker
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared import kafka, metrics, mongo
+from shared.settings import CommonSettings
+
+
+@dataclass
+class Runtime:
+    service: str
+    settings: CommonSettings
+    broker: KafkaBroker
+    indexes: mongo.IndexSpec = field(default_factory=dict)
+    client: AsyncMongoClient | None = None
+    db: AsyncDatabase | None = None
+    ready: bool = False
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+def create_app(runtime: Runtime, *, title: str,
+               on_start: Callable[[Runtime], Awaitable[None]] | None = None,
+               on_stop: Callable[[Runtime], Awaitable[None]] | None = None) -> FastAPI:
+    """The service's HTTP app; its lifespan connects MongoDB, creates indexes and
+    topics, then starts the broker's subscribers."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        settings = runtime.settings
+        runtime.client = mongo.connect(settings.mongo_url)
+        runtime.db = runtime.client[settings.database(runtime.service)]
+        await mongo.ensure_indexes(runtime.db, runtime.indexes)
+        await kafka.ensure_topics(settings)
+        await runtime.broker.start()
+        if on_start:
+            await on_start(runtime)
+        runtime.ready = True
+        try:
+            yield
+        finally:
+            runtime.ready = False
+            if on_stop:
+                await on_stop(runtime)
+            await runtime.broker.stop()
+            await runtime.client.close()
+
+    app = FastAPI(title=title, lifespan=lifespan)
+    app.state.runtime = runtime
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next):
+        response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.HTTP_REQUESTS.labels(service=runtime.service, route=getattr(route, "path", "unmatched"),
+                                     status=str(response.status_code)).inc()
+        return response
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict:
+        return {"status": "ok", "service": runtime.service}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(response: Response) -> dict:
+        checks = {"started": runtime.ready}
+        if runtime.ready:
+            checks["mongodb"] = await mongo.ping(runtime.db)
+            checks["kafka"] = await runtime.broker.ping(timeout=2.0)
+        ok = all(checks.values())
+        response.status_code = 200 if ok else 503
+        return {"status": "ready" if ok else "not ready", "checks": checks}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_endpoint() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def serve(app: FastAPI, *, host: str, port: int, log_level: str) -> None:
+    """Run until SIGTERM/SIGINT; uvicorn then runs the lifespan's shutdown (broker stop, commit)."""
+    configure_logging(log_level)
+    uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=False,
+                timeout_graceful_shutdown=20)
+
+
+def monotonic_ms() -> float:
+    return time.monotonic() * 1000

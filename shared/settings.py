@@ -1,0 +1,40 @@
+"""Settings shared by every service; each service extends them with its own.
+
+Every variable has the prefix NQT_ (e.g. NQT_KAFKA_BOOTSTRAP, NQT_MONGO_URL)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.topics import Topics
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NQT_", extra="ignore", frozen=True)
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    mongo_url: str = "mongodb://127.0.0.1:27017"
+    db_prefix: str = Field("nqt", pattern=r"^[A-Za-z0-9_]+$")
+    topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9_.-]*$")
+    topic_partitions: int = Field(12, ge=1)
+    topic_replication: int = Field(1, ge=1)
+    http_host: str = "127.0.0.1"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    timezone: str = "Asia/Ho_Chi_Minh"
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+    def database(self, service: str) -> str:
+        return f"{self.db_prefix}_{service}"
+
+    @model_validator(mode="after")
+    def _no_default_infra_in_prod(self):
+        if self.env == "prod" and ("127.0.0.1" in self.kafka_bootstrap or "127.0.0.1" in self.mongo_url):
+            raise ValueError("NQT_ENV=prod needs NQT_KAFKA_BOOTSTRAP and NQT_MONGO_URL set explicitly")
+        return self
