@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import Counter
 from pathlib import Path
 
 import typer
+from aiokafka import AIOKafkaConsumer
 from faststream.kafka import KafkaBroker
 
 from shared import accepted, kafka
@@ -19,7 +22,10 @@ app.add_typer(registry_app, name="registry")
 
 
 @registry_app.command("load")
-def registry_load(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True)) -> None:
+def registry_load(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
+    wait: float = typer.Option(120.0, help="Seconds to wait for the programs service to apply every entry; 0: don't."),
+) -> None:
     """Validate FILE and publish every entry as a registry event (unchanged entries change nothing)."""
     try:
         events = load_events(file)
@@ -28,22 +34,48 @@ def registry_load(file: Path = typer.Argument(..., exists=True, dir_okay=False, 
             typer.echo(f"{file}:{problem.pointer}: {problem.message}", err=True)
         raise typer.Exit(2) from err
     settings = CommonSettings()
-    asyncio.run(_publish(settings, events))
-    counts = {}
-    for event in events:
-        counts[event.type] = counts.get(event.type, 0) + 1
-    typer.echo(f"published {len(events)} registry events to {settings.topics.accepted}: "
-               + ", ".join(f"{n} {t.split('.')[1]}" for t, n in counts.items()))
+    counts = Counter(event.type.split(".")[1] for event in events)
+    typer.echo(f"publishing {len(events)} registry events: " + ", ".join(f"{n} {t}" for t, n in counts.items()))
+    outcomes = asyncio.run(_publish(settings, events, wait))
+    if wait:
+        summary = Counter(o["outcome"] for o in outcomes.values())
+        typer.echo("programs service: " + ", ".join(f"{n} {o}" for o, n in sorted(summary.items())))
+        for outcome in outcomes.values():
+            if outcome["outcome"] == "rejected":
+                typer.echo(f"  rejected {outcome['id']}: {outcome['code']}: {outcome['message_en']}", err=True)
+        missing = len(events) - len(outcomes)
+        if missing:
+            typer.echo(f"{missing} entries not applied within {wait:.0f}s: is the programs service running?", err=True)
+        if missing or summary.get("rejected"):
+            raise typer.Exit(1)
 
 
-async def _publish(settings: CommonSettings, events) -> None:
+async def _publish(settings: CommonSettings, events, wait: float) -> dict[str, dict]:
+    """Publish, then (if `wait`) collect the outcome of each event from `programs.outcomes`."""
     await kafka.ensure_topics(settings)
+    consumer = AIOKafkaConsumer(settings.topics.outcomes, bootstrap_servers=settings.kafka_bootstrap,
+                                group_id=None, enable_auto_commit=False, auto_offset_reset="latest")
+    await consumer.start()
     broker = KafkaBroker(settings.kafka_bootstrap, enable_idempotence=True, acks="all", client_id="nqt-cli")
     await broker.connect()
+    outcomes: dict[str, dict] = {}
     try:
+        await consumer.seek_to_end()
+        for partition in consumer.assignment():  # resolve "latest" now, before publishing
+            await consumer.position(partition)
         await accepted.publish(broker, settings.topics.accepted, events)
+        keys = {event.key for event in events}
+        deadline = time.monotonic() + wait
+        while wait and len(outcomes) < len(keys) and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    outcome = kafka.loads(record.value)
+                    if outcome.get("event_key") in keys:
+                        outcomes[outcome["event_key"]] = outcome
     finally:
         await broker.stop()
+        await consumer.stop()
+    return outcomes
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -47,6 +48,15 @@ def _finite(value: float) -> float:
 
 
 Finite = Annotated[float, AfterValidator(_finite)]
+
+
+def _rfc3339_string(value: Any) -> Any:
+    if not isinstance(value, (str, datetime)):
+        raise ValueError("must be an RFC 3339 date-time string with an offset, e.g. 2021-03-20T08:30:00+07:00")
+    return value
+
+
+EventTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_string)]
 
 
 class Inbound(BaseModel):
@@ -188,7 +198,7 @@ class Envelope(BaseModel):
     id: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     source: UnitCode
     type: str
-    time: AwareDatetime
+    time: EventTime
     datacontenttype: Literal["application/json"] = "application/json"
     subject: str | None = None
     dataschema: str | None = None

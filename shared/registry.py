@@ -9,6 +9,7 @@ import hashlib
 from datetime import datetime, timezone
 from pathlib import Path
 
+import orjson
 import yaml
 
 from shared import kafka
@@ -27,8 +28,9 @@ def load_events(path: Path, *, now: datetime | None = None) -> list[Envelope]:
     events, problems = [], []
     for section, event_type in SECTIONS.items():
         for i, entry in enumerate(doc.get(section) or []):
-            data = kafka.loads(kafka.dumps(entry))  # dates -> ISO strings, as on the wire
-            digest = hashlib.sha256(kafka.dumps(data)).hexdigest()[:12]
+            data = kafka.loads(kafka.dumps(_string_keys(entry)))  # dates -> ISO strings, as on the wire
+            # Sorted keys: re-saving the file in another key order is not a change.
+            digest = hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
             raw = {"specversion": "1.0", "source": PUBLISHER, "type": event_type, "time": moment,
                    "id": f"registry-{event_type.split('.')[1]}-{entry.get('code')}-{digest}", "data": data}
             try:
@@ -39,6 +41,15 @@ def load_events(path: Path, *, now: datetime | None = None) -> list[Envelope]:
     if problems:
         raise InvalidEvent(problems)
     return events
+
+
+def _string_keys(value):
+    """YAML reads `{2025: 7.5}` with an int key; the wire format has string keys."""
+    if isinstance(value, dict):
+        return {str(k): _string_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_string_keys(v) for v in value]
+    return value
 
 
 def _problem(pointer: str, message: str) -> Problem:

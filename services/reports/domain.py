@@ -26,11 +26,11 @@ def task_counts(tasks: Iterable[dict], as_of: date) -> dict:
 
 def progress_pct(tasks: Iterable[dict]) -> float | None:
     """Mean progress of the non-cancelled tasks, a completed task counting 100; one decimal."""
-    values = [100.0 if t["status"] == "completed" else float(t["progress"])
+    values = [Decimal(100) if t["status"] == "completed" else Decimal(repr(float(t["progress"])))
               for t in tasks if t["status"] != "cancelled"]
     if not values:
         return None
-    mean = Decimal(repr(sum(values))) / len(values)
+    mean = sum(values) / len(values)
     return float(mean.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 

@@ -1,0 +1,65 @@
+"""The four services as separate processes on the real Kafka and FerretDB, with a real SMTP server."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from deploy.local import infra, mailsink, stack
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Deployment:
+    ports: dict[str, int]
+    env: dict[str, str]
+    keys: dict[str, str]  # unit -> API key
+    mailbox: mailsink.Mailbox
+    logs: Path
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def nqt(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def deployment(infra_stack, tmp_path_factory) -> Deployment:
+    logs = tmp_path_factory.mktemp("e2e-logs")
+    smtp_port = infra.free_port()
+    controller, mailbox = mailsink.serve(smtp_port, None)
+    ports = {name: infra.free_port() for name in stack.SERVICES}
+    keys = {unit: f"e2e-{unit.lower()}-{secrets.token_hex(6)}" for unit in ("SO-KHDT", "SO-TC", "VPTU")}
+    prefix = f"{infra_stack.prefix}e2e"
+    env = stack.service_env(kafka=infra_stack.kafka, mongo=infra_stack.mongo, smtp_port=smtp_port, ports=ports,
+                            dev_keys={key: unit for unit, key in keys.items()},
+                            extra={"NQT_TOPIC_PREFIX": f"{prefix}.", "NQT_DB_PREFIX": prefix,
+                                   "NQT_TOPIC_PARTITIONS": "4", "NQT_ENV": "test",
+                                   "NQT_CLOCK_FIXED": "2021-04-05T09:00:00+07:00"})
+    procs = {name: stack.start_service(name, env, logs / f"{name}.log") for name in stack.SERVICES}
+    try:
+        for name, proc in procs.items():
+            stack.wait_ready(name, ports[name], proc, logs / f"{name}.log", timeout=90)
+        yield Deployment(ports=ports, env=env, keys=keys, mailbox=mailbox, logs=logs)
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+        for name, proc in procs.items():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        controller.stop()
+        if os.environ.get("NQT_E2E_SHOW_LOGS"):
+            for log in sorted(logs.glob("*.log")):
+                print(f"==== {log.name}\n{log.read_text(errors='replace')[-4000:]}")

@@ -1,0 +1,112 @@
+"""The programs service against the real Kafka and FerretDB."""
+
+from __future__ import annotations
+
+from shared import accepted, mongo
+from shared.events import parse_event
+from tests import kafkatools, samples
+from tests.integration.conftest import running
+
+from services.programs.app import build
+from services.programs.service import ProgramsService
+from services.programs.settings import ProgramsSettings
+from services.programs.store import INDEXES, ProgramsStore
+
+REGISTRY = [
+    samples.envelope("VPTU", "reg-u1", "registry.unit", samples.registry_unit("VPTU", "Văn phòng Thành ủy", "office")),
+    samples.envelope("VPTU", "reg-u2", "registry.unit", samples.registry_unit("SO-KHDT", "Sở Kế hoạch và Đầu tư")),
+    samples.envelope("VPTU", "reg-u3", "registry.unit", samples.registry_unit("SO-TC", "Sở Tài chính")),
+    samples.envelope("VPTU", "reg-p2", "registry.programme", samples.registry_programme("02")),
+]
+
+
+def outcomes_for(records: list[dict], event_id: str) -> list[str]:
+    return [r["outcome"] for r in records if r["id"] == event_id]
+
+
+async def test_events_get_one_outcome_each_over_kafka(isolated):
+    settings = isolated.settings(ProgramsSettings)
+    topics = settings.topics
+    good = samples.plan("SO-KHDT", "KHDT-1", "KH-02", "02",
+                        [samples.task("T-1", lead_unit="SO-KHDT"), samples.task("T-2", lead_unit="SO-TC")])
+    bad = samples.plan("SO-TC", "STC-1", "KH-02-TC", "02",
+                       [samples.task("T-9", lead_unit="SO-TC", milestones=0),
+                        samples.task("T-10", lead_unit="NO-SUCH-UNIT")])
+    update = samples.task_update("SO-KHDT", "KHDT-2", "T-1", "02", "in_progress", 40)
+    foreign = samples.task_update("SO-KHDT", "KHDT-3", "T-2", "02", "completed", 100)
+    async with running(build(settings)):
+        await isolated.load_registry(topics, REGISTRY)
+        await isolated.publish_accepted(topics, [good, good, update, bad, foreign])
+        records = await kafkatools.read_topic(settings.kafka_bootstrap, topics.outcomes,
+                                              until=lambda rs: len(rs) >= len(REGISTRY) + 5)
+    assert outcomes_for(records, "KHDT-1") == ["applied", "duplicate"]
+    assert outcomes_for(records, "KHDT-2") == ["applied"]
+    rejected = [r for r in records if r["id"] == "STC-1"][0]
+    assert rejected["outcome"] == "rejected" and rejected["code"] == "invalid_plan"
+    assert {f["pointer"] for f in rejected["findings"]} == {"/data/tasks/0/milestones", "/data/tasks/1/lead_unit"}
+    assert "2" in rejected["message_vi"] and rejected["message_en"]
+    forbidden = [r for r in records if r["id"] == "KHDT-3"][0]
+    assert (forbidden["outcome"], forbidden["code"]) == ("rejected", "forbidden")
+
+
+async def test_poison_record_is_dead_lettered_and_the_partition_moves_on(isolated):
+    settings = isolated.settings(ProgramsSettings, topic_partitions=1)
+    topics = settings.topics
+    async with running(build(settings)):
+        await kafkatools.produce(settings.kafka_bootstrap, topics.accepted, [b"\x00not json at all"])
+        await isolated.load_registry(topics, REGISTRY[:1])
+        dead = await kafkatools.read_topic(settings.kafka_bootstrap, topics.dlq(topics.accepted),
+                                           until=lambda rs: len(rs) >= 1, decode=False)
+        after = await kafkatools.read_topic(settings.kafka_bootstrap, topics.outcomes, until=lambda rs: len(rs) >= 1)
+    assert dead[0].value == b"\x00not json at all"
+    headers = dict(dead[0].headers)
+    assert headers["nqt-dlq-error-class"] == b"Poison"
+    assert headers["nqt-dlq-original-topic"] == topics.accepted.encode()
+    assert after[0]["outcome"] == "applied"
+
+
+async def test_a_redelivered_record_returns_its_recorded_outcome_and_changes_nothing(isolated):
+    settings = isolated.settings(ProgramsSettings)
+    client = mongo.connect(settings.mongo_url)
+    db = client[settings.database("programs")]
+    await mongo.ensure_indexes(db, INDEXES)
+    service = ProgramsService(ProgramsStore(db))
+    try:
+        for i, raw in enumerate(REGISTRY):
+            await service.decide(event=parse_event(raw), accepted_at="2021-02-10T02:00:00.000000Z", accept_id=f"r{i}")
+        plan = parse_event(samples.plan("SO-KHDT", "KHDT-1", "KH-02", "02", [samples.task("T-1", lead_unit="SO-KHDT")]))
+        update = parse_event(samples.task_update("SO-KHDT", "KHDT-2", "T-1", "02", "in_progress", 40))
+        first = await service.decide(event=plan, accepted_at="2021-02-10T02:00:01.000000Z", accept_id="a1")
+        await service.decide(event=update, accepted_at="2021-02-10T02:00:02.000000Z", accept_id="a2")
+        again = await service.decide(event=update, accepted_at="2021-02-10T02:00:02.000000Z", accept_id="a2")
+        resent = await service.decide(event=update, accepted_at="2021-02-10T02:05:00.000000Z", accept_id="a3")
+        task = await db.tasks.find_one({"_id": "T-1"})
+        history = await db.task_history.count_documents({"task_id": "T-1"})
+    finally:
+        await client.close()
+    assert first["outcome"] == "applied"
+    assert again["outcome"] == "applied" and again["accept_id"] == "a2"
+    assert resent["outcome"] == "duplicate" and resent["changes"] == []
+    assert (task["status"], task["progress"], history) == ("in_progress", 40.0, 1)
+
+
+async def test_an_older_status_report_does_not_overwrite_a_newer_one(isolated):
+    settings = isolated.settings(ProgramsSettings)
+    client = mongo.connect(settings.mongo_url)
+    db = client[settings.database("programs")]
+    service = ProgramsService(ProgramsStore(db))
+    try:
+        for i, raw in enumerate(REGISTRY):
+            await service.decide(event=parse_event(raw), accepted_at="2021-02-10T02:00:00.000000Z", accept_id=f"r{i}")
+        await service.decide(event=parse_event(samples.plan("SO-KHDT", "P", "KH", "02",
+                                                            [samples.task("T-1", lead_unit="SO-KHDT")])),
+                             accepted_at="x", accept_id="p")
+        newer = samples.task_update("SO-KHDT", "U-2", "T-1", "02", "completed", 100, time="2021-05-01T08:00:00+07:00")
+        older = samples.task_update("SO-KHDT", "U-1", "T-1", "02", "in_progress", 30, time="2021-04-01T08:00:00+07:00")
+        await service.decide(event=parse_event(newer), accepted_at="x", accept_id="n")
+        late = await service.decide(event=parse_event(older), accepted_at="x", accept_id="o")
+        task = await db.tasks.find_one({"_id": "T-1"})
+    finally:
+        await client.close()
+    assert late["outcome"] == "applied"  # recorded in the task's history ...
+    assert (task["status"], task["progress"]) == ("completed", 100.0)  # ... but the state stays the newer one

@@ -1,0 +1,55 @@
+"""The reports read model kept from real `programs.changes` records."""
+
+from __future__ import annotations
+
+from shared import kafka
+from tests import kafkatools
+from tests.integration.conftest import running
+
+from services.reports.app import build
+from services.reports.settings import ReportsSettings
+
+
+def change(kind: str, id: str, state: dict, programme: str | None = None, seq: int = 0) -> bytes:
+    return kafka.dumps({"kind": kind, "id": id, "programme": programme, "seq": seq, "state": state,
+                        "event_key": f"X:{id}:{seq}", "event_time": "2021-03-01T00:00:00.000000Z",
+                        "accepted_at": "2021-03-01T00:00:00.000000Z"})
+
+
+def task_state(status: str, progress: float, due: str = "2021-06-30") -> dict:
+    return {"programme": "02", "plan": "SO-KHDT|KH", "lead_unit": "SO-KHDT", "due_date": due, "status": status,
+            "progress": progress}
+
+
+async def test_status_follows_changes_and_an_older_state_never_wins(isolated):
+    settings = isolated.settings(ReportsSettings, clock_fixed="2021-04-05T09:00:00+07:00")
+    records = [
+        change("programme", "02", {"code": "02", "title": "Chương trình 02", "lead_unit": "UBND"}),
+        change("unit", "SO-KHDT", {"code": "SO-KHDT", "name": "Sở Kế hoạch và Đầu tư", "kind": "department"}),
+        change("plan", "SO-KHDT|KH", {"status": "submitted"}, programme="02"),
+        change("plan", "SO-TC|KH", {"status": "rejected"}, programme="02"),
+        change("task", "T-1", task_state("completed", 100), programme="02", seq=3),
+        change("task", "T-1", task_state("in_progress", 50), programme="02", seq=2),  # stale, arrives late
+        change("task", "T-2", task_state("not_started", 0, due="2021-03-31"), programme="02", seq=1),
+        change("task", "T-3", task_state("in_progress", 25), programme="02", seq=1),
+    ]
+    async with running(build(settings)) as client:
+        await kafkatools.produce(settings.kafka_bootstrap, settings.topics.changes, records, key=b"02")
+
+        async def status():
+            return (await client.get("/v1/status")).json()
+
+        def settled(body):
+            p = body["programmes"][0] if body["programmes"] else None
+            return p and p["tasks"]["total"] == 3 and p["plans"]["rejected"] == 1
+
+        body = await kafkatools.eventually(status, settled)
+    p = body["programmes"][0]
+    assert body["as_of"] == "2021-04-05"
+    assert p["plans"] == {"expected": 0, "submitted": 1, "rejected": 1}
+    assert p["tasks"] == {"total": 3, "not_started": 1, "in_progress": 1, "completed": 1, "blocked": 0,
+                          "cancelled": 0, "overdue": 1}
+    assert p["progress_pct"] == round((100 + 0 + 25) / 3, 1)
+    assert body["units"] == [{"code": "SO-KHDT", "name": "Sở Kế hoạch và Đầu tư",
+                              "reports": {"expected": 0, "on_time": 0, "late": 0, "missing": 0},
+                              "tasks_overdue": 1}]

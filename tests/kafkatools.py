@@ -1,0 +1,53 @@
+"""Small real-Kafka helpers for tests: read a topic from the beginning until enough arrived."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Callable
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+
+async def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes | None = None) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def read_topic(bootstrap: str, topic: str, *, until: Callable[[list], bool], timeout: float = 30.0,
+                     decode: bool = True) -> list:
+    """All records of `topic` (values, JSON-decoded by default) once `until(records)` holds."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    records: list = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=300)
+            for part in batch.values():
+                records += [orjson.loads(r.value) if decode else r for r in part]
+            if until(records):
+                return records
+        raise AssertionError(f"timed out after {timeout}s on {topic}; got {len(records)} record(s): "
+                             f"{records[-5:]}")
+    finally:
+        await consumer.stop()
+
+
+async def eventually(fetch, done: Callable = bool, *, timeout: float = 30.0, interval: float = 0.2):
+    """Await `fetch()` until `done(value)`; return that value, or fail showing the last value seen."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = await fetch()
+        if done(last):
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")

@@ -1,0 +1,125 @@
+"""What a departmental system gets back from POST /v1/events before anything is
+published (contract section 4): who it is, and whether its events are valid."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from services.ingest.problems import ProblemError
+from services.ingest.service import unit_for_key, validate
+
+KEYS = {"k-sokhdt-3f9a": "SO-KHDT", "k-hoankiem-77c1": "Q-HOANKIEM"}
+
+
+def event(i: int = 0, source: str = "SO-KHDT", **data_over) -> dict:
+    data = {"task_id": "CT02-SOKHDT-01", "programme": "02", "status": "in_progress", "progress": 40 + i,
+            "as_of": "2021-06-14", "reported_by": {"name": "Trần Thị Bình", "position": "Phó Giám đốc Sở"}}
+    data.update(data_over)
+    return {"specversion": "1.0", "id": f"{source}-2021-{i:06d}", "source": source, "type": "task.updated",
+            "time": "2021-06-14T17:00:00+07:00", "data": data}
+
+
+def body(value) -> bytes:
+    return orjson.dumps(value)
+
+
+def problem(fn, *args, **kwargs) -> ProblemError:
+    with pytest.raises(ProblemError) as exc:
+        fn(*args, **kwargs)
+    return exc.value
+
+
+# --- authentication ---------------------------------------------------------------
+
+@pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer   "])
+def test_no_key_is_401(header):
+    err = problem(unit_for_key, header, KEYS)
+    assert err.status == 401
+    assert "WWW-Authenticate" in err.headers
+
+
+@pytest.mark.parametrize("header", ["Basic k-sokhdt-3f9a", "Token k-sokhdt-3f9a", "k-sokhdt-3f9a"])
+def test_wrong_scheme_is_401(header):
+    assert problem(unit_for_key, header, KEYS).status == 401
+
+
+def test_unknown_key_is_401():
+    err = problem(unit_for_key, "Bearer k-sokhdt-0000", KEYS)
+    assert err.status == 401
+    assert "invalid_token" in err.headers["WWW-Authenticate"]
+
+
+def test_a_known_key_gives_its_unit():
+    assert unit_for_key("Bearer k-sokhdt-3f9a", KEYS) == "SO-KHDT"
+    assert unit_for_key("bearer k-hoankiem-77c1", KEYS) == "Q-HOANKIEM"
+
+
+# --- validation -------------------------------------------------------------------
+
+def test_a_single_valid_event_is_accepted():
+    events = validate(body(event()), unit="SO-KHDT", max_batch=1000)
+    assert len(events) == 1
+    assert events[0].id == "SO-KHDT-2021-000000"
+    assert events[0].data.progress == 40
+
+
+def test_a_valid_batch_keeps_its_order():
+    events = validate(body([event(i) for i in range(3)]), unit="SO-KHDT", max_batch=1000)
+    assert [e.id for e in events] == ["SO-KHDT-2021-000000", "SO-KHDT-2021-000001", "SO-KHDT-2021-000002"]
+
+
+def test_one_bad_event_rejects_the_whole_batch_and_names_it():
+    batch = [event(0), event(1, progress=150), event(2)]
+    err = problem(validate, body(batch), unit="SO-KHDT", max_batch=1000)
+    assert err.status == 422
+    assert {e["index"] for e in err.errors} == {1}
+    assert [e["pointer"] for e in err.errors] == ["/1/data/progress"]
+    assert "1 of 3" in err.detail
+
+
+def test_a_single_bad_event_is_named_without_an_index_prefix():
+    bad = event()
+    del bad["data"]["reported_by"]
+    err = problem(validate, body(bad), unit="SO-KHDT", max_batch=1000)
+    assert err.status == 422
+    assert [e["pointer"] for e in err.errors] == ["/data/reported_by"]
+
+
+def test_non_json_is_400():
+    assert problem(validate, b"{\"specversion\": \"1.0\",", unit="SO-KHDT", max_batch=1000).status == 400
+    assert problem(validate, "không phải JSON".encode(), unit="SO-KHDT", max_batch=1000).status == 400
+
+
+def test_an_empty_batch_is_422():
+    assert problem(validate, b"[]", unit="SO-KHDT", max_batch=1000).status == 422
+
+
+def test_a_batch_over_the_limit_is_413():
+    assert problem(validate, body([event(i) for i in range(4)]), unit="SO-KHDT", max_batch=3).status == 413
+
+
+def test_a_batch_at_the_limit_is_accepted():
+    assert len(validate(body([event(i) for i in range(3)]), unit="SO-KHDT", max_batch=3)) == 3
+
+
+def test_publishing_for_another_unit_is_403():
+    batch = [event(0), event(1, source="SO-TC")]
+    err = problem(validate, body(batch), unit="SO-KHDT", max_batch=1000)
+    assert err.status == 403
+    assert [(e["index"], e["pointer"]) for e in err.errors] == [(1, "/1/source")]
+
+
+def test_single_event_for_another_unit_is_403():
+    err = problem(validate, body(event(source="Q-HOANKIEM")), unit="SO-KHDT", max_batch=1000)
+    assert err.status == 403
+    assert [e["pointer"] for e in err.errors] == ["/source"]
+
+
+def test_registry_events_cannot_be_sent_over_http():
+    raw = {"specversion": "1.0", "id": "registry-unit-SO-KHDT-1", "source": "VPTU", "type": "registry.unit",
+           "time": "2021-01-05T08:00:00+07:00",
+           "data": {"code": "SO-KHDT", "name": "Sở Kế hoạch và Đầu tư", "kind": "department"}}
+    err = problem(validate, body(raw), unit="VPTU", max_batch=1000)
+    assert err.status == 422
+    assert [(e["pointer"], e["code"]) for e in err.errors] == [("/type", "unknown_type")]
