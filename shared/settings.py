@@ -13,7 +13,7 @@ from shared.topics import Topics
 
 
 class CommonSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="NQT_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="NQT_", extra="ignore", frozen=True, env_ignore_empty=True)
 
     env: Literal["dev", "test", "prod"] = "dev"
     kafka_bootstrap: str = "127.0.0.1:9092"

@@ -5,7 +5,8 @@ sink and the four services, on 127.0.0.1.
     python -m deploy.local.stack down     # stop exactly what `up` started
     python -m deploy.local.stack status
 
-Ports come from NQT_KAFKA_PORT, NQT_KAFKA_CONTROLLER_PORT, NQT_MONGO_PORT,
+With NQT_KAFKA_BOOTSTRAP / NQT_MONGO_URL set, those are used instead of starting
+Kafka / FerretDB. Ports come from NQT_KAFKA_PORT, NQT_KAFKA_CONTROLLER_PORT, NQT_MONGO_PORT,
 NQT_SMTP_PORT and NQT_<SERVICE>_PORT (defaults below)."""
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ def _port(name: str, default: int) -> int:
 
 def service_env(*, kafka: str, mongo: str, smtp_port: int, ports: dict[str, int], dev_keys: dict[str, str],
                 extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a service process; every setting is an NQT_ variable."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NQT_")}
+    """The environment of a service process; every setting is an NQT_ variable. Settings already
+    in the environment (e.g. NQT_SMTP_HOST, NQT_CLOCK_FIXED) pass through; the stack's own win."""
+    env = dict(os.environ)
     env.update({
         "NQT_KAFKA_BOOTSTRAP": kafka,
         "NQT_MONGO_URL": mongo,
@@ -115,27 +117,31 @@ def up() -> None:
     if running:
         print(f"stack: already running ({', '.join(running)}); `make down` first to restart")
         return
-    provision.provision_kafka()
-    provision.provision_ferretdb()
+    external_kafka, external_mongo = os.environ.get("NQT_KAFKA_BOOTSTRAP"), os.environ.get("NQT_MONGO_URL")
     ports = {name: _port(name, default) for name, default in SERVICES.items()}
     kafka_port, mongo_port = _port("kafka", 9092), _port("mongo", 27017)
     smtp_port = _port("smtp", 8025)
-    for what, port in [("Kafka", kafka_port), ("MongoDB", mongo_port), ("SMTP sink", smtp_port),
-                       *[(n, p) for n, p in ports.items()]]:
+    wanted = [("SMTP sink", smtp_port), *ports.items()]
+    wanted += [] if external_kafka else [("Kafka", kafka_port)]
+    wanted += [] if external_mongo else [("MongoDB", mongo_port)]
+    for what, port in wanted:
         if infra.port_open(port):
             raise RuntimeError(f"port {port} for {what} is already in use on 127.0.0.1; stop what holds it "
                                f"or set NQT_*_PORT")
     pids: dict[str, int] = {}
     started = time.monotonic()
     try:
-        kafka = infra.start_kafka(LOCAL / "kafka", kafka_port, _port("kafka_controller", 9093), detach=True)
-        pids["kafka"] = kafka.proc.pid
-        ferret = infra.start_ferretdb(LOCAL / "ferretdb", mongo_port, detach=True)
-        pids["ferretdb"] = ferret.proc.pid
+        if not external_kafka:
+            kafka = infra.start_kafka(LOCAL / "kafka", kafka_port, _port("kafka_controller", 9093), detach=True)
+            pids["kafka"] = kafka.proc.pid
+        if not external_mongo:
+            ferret = infra.start_ferretdb(LOCAL / "ferretdb", mongo_port, detach=True)
+            pids["ferretdb"] = ferret.proc.pid
         sink = start_mail_sink(smtp_port, LOCAL / "mail", LOCAL / "logs" / "mailsink.log", detach=True)
         pids["mailsink"] = sink.pid
-        env = service_env(kafka=f"127.0.0.1:{kafka_port}", mongo=f"mongodb://127.0.0.1:{mongo_port}",
-                          smtp_port=smtp_port, ports=ports, dev_keys=dev_keys())
+        kafka_url = external_kafka or f"127.0.0.1:{kafka_port}"
+        mongo_url = external_mongo or f"mongodb://127.0.0.1:{mongo_port}"
+        env = service_env(kafka=kafka_url, mongo=mongo_url, smtp_port=smtp_port, ports=ports, dev_keys=dev_keys())
         procs = {}
         for name in SERVICES:
             procs[name] = start_service(name, env, LOCAL / "logs" / f"{name}.log", detach=True)
@@ -146,8 +152,8 @@ def up() -> None:
         PIDS.parent.mkdir(parents=True, exist_ok=True)
         PIDS.write_text(json.dumps(pids))
     stack_env = {
-        "NQT_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
-        "NQT_MONGO_URL": f"mongodb://127.0.0.1:{mongo_port}",
+        "NQT_KAFKA_BOOTSTRAP": kafka_url,
+        "NQT_MONGO_URL": mongo_url,
         "NQT_INGEST_URL": f"http://127.0.0.1:{ports['ingest']}",
         "NQT_REPORTS_URL": f"http://127.0.0.1:{ports['reports']}",
         "NQT_NOTIFY_URL": f"http://127.0.0.1:{ports['notify']}",

@@ -1,0 +1,16 @@
+# One image for the four services; docker-compose.yml picks the service by command.
+FROM python:3.11-slim
+ENV PYTHONUNBUFFERED=1 UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy
+RUN pip install --no-cache-dir uv==0.13.9
+WORKDIR /app
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-dev --no-install-project
+COPY shared ./shared
+COPY services ./services
+COPY deploy/__init__.py ./deploy/
+COPY deploy/local ./deploy/local
+COPY deploy/registry ./deploy/registry
+RUN uv sync --frozen --no-dev
+ENV PATH="/app/.venv/bin:$PATH" NQT_HTTP_HOST=0.0.0.0
+USER 65534
+CMD ["python", "-m", "services.ingest"]

@@ -1,0 +1,32 @@
+# nq-tracker: `make demo` runs the main job, `make test` runs the tests.
+SHELL := /bin/bash
+PY := uv run --frozen python
+export PATH := $(HOME)/.local/bin:$(PATH)
+
+.PHONY: setup up down status demo test test-unit test-integration test-e2e clean
+
+setup:  ## install what is missing: Debian tools, uv, the locked venv, Kafka and FerretDB
+	@bash deploy/local/setup.sh
+
+up: setup  ## start Kafka, FerretDB, a mail sink and the four services; URLs in .local/stack.env
+	@$(PY) -m deploy.local.stack up
+
+down:  ## stop exactly what `make up` started
+	@if [ -x .venv/bin/python ]; then .venv/bin/python -m deploy.local.stack down; fi
+
+status:
+	@$(PY) -m deploy.local.stack status
+
+# The demo replays the first quarter of 2021: the reports service's clock is pinned there.
+demo: export NQT_CLOCK_FIXED ?= 2021-04-05T09:00:00+07:00
+demo: up  ## a realistic Hanoi scenario through the HTTP API; the status table lands in out/
+	@$(PY) -m deploy.local.demo
+
+test: setup  ## unit, integration and e2e tests (starts its own Kafka and FerretDB unless NQT_* point at some)
+	@$(PY) -m pytest -q -p no:cacheprovider
+
+test-unit: setup
+	@$(PY) -m pytest -q -p no:cacheprovider tests/unit
+
+clean: down
+	rm -rf .local out
