@@ -32,6 +32,15 @@ async def ping(db: AsyncDatabase) -> bool:
         return False
 
 
+async def insert_once(collection, doc: dict) -> bool:
+    """Insert `doc`; False when a document with its `_id` is already there (already applied)."""
+    try:
+        await collection.insert_one(doc)
+        return True
+    except DuplicateKeyError:
+        return False
+
+
 def is_duplicate(err: Exception) -> bool:
     """True when a write failed only because the document is already there (already applied)."""
     if isinstance(err, DuplicateKeyError):

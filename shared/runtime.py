@@ -4,7 +4,6 @@ MongoDB database, and /healthz, /readyz and /metrics on an HTTP port."""
 from __future__ import annotations
 
 import logging
-import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
@@ -99,7 +98,3 @@ def serve(app: FastAPI, *, host: str, port: int, log_level: str) -> None:
     configure_logging(log_level)
     uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=False,
                 timeout_graceful_shutdown=20)
-
-
-def monotonic_ms() -> float:
-    return time.monotonic() * 1000

@@ -119,14 +119,7 @@ def start_kafka(workdir: Path, port: int, controller_port: int, *, heap: str = "
                              capture_output=True, text=True)
         if fmt.returncode != 0:
             raise RuntimeError(f"formatting Kafka storage failed: {fmt.stdout}{fmt.stderr}")
-    proc = _spawn(java + ["kafka.Kafka", str(props)], log, detach)
-    server = Server("kafka", port, proc, log)
-    try:
-        wait_for_port("Kafka", port, proc, log, timeout=90)
-    except Exception:
-        server.stop(kill=True)
-        raise
-    return server
+    return _listening(Server("Kafka", port, _spawn(java + ["kafka.Kafka", str(props)], log, detach), log), 90)
 
 
 def start_ferretdb(workdir: Path, port: int, *, detach: bool = False) -> Server:
@@ -138,9 +131,13 @@ def start_ferretdb(workdir: Path, port: int, *, detach: bool = False) -> Server:
     proc = _spawn([str(binary), "--handler=sqlite", f"--sqlite-url=file:{data}/",
                    f"--listen-addr=127.0.0.1:{port}", "--telemetry=disable",
                    "--debug-addr=-", "--state-dir=-", "--log-level=warn"], log, detach)
-    server = Server("ferretdb", port, proc, log)
+    return _listening(Server("FerretDB", port, proc, log), 30)
+
+
+def _listening(server: Server, timeout: float) -> Server:
+    """The server once its port accepts connections; killed if it never does."""
     try:
-        wait_for_port("FerretDB", port, proc, log, timeout=30)
+        wait_for_port(server.name, server.port, server.proc, server.log, timeout=timeout)
     except Exception:
         server.stop(kill=True)
         raise

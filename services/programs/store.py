@@ -36,13 +36,9 @@ class ProgramsStore:
 
     async def record_outcome(self, doc: dict) -> dict:
         """Insert the outcome; if one is already there (a racing replica), return that one."""
-        try:
-            await self.db.outcomes.insert_one(doc)
+        if await mongo.insert_once(self.db.outcomes, doc):
             return doc
-        except Exception as err:
-            if not mongo.is_duplicate(err):
-                raise
-            return await self.outcome(doc["_id"])
+        return await self.outcome(doc["_id"])
 
     # --- registry ---
     async def put_registry_entry(self, event_type: str, entry: dict) -> None:
@@ -95,13 +91,7 @@ class ProgramsStore:
 
     async def add_task_history(self, doc: dict) -> bool:
         """False when this event is already in the task's history."""
-        try:
-            await self.db.task_history.insert_one(doc)
-            return True
-        except Exception as err:
-            if not mongo.is_duplicate(err):
-                raise
-            return False
+        return await mongo.insert_once(self.db.task_history, doc)
 
     async def update_task_status(self, task_id: str, fields: dict[str, Any], version: str) -> dict:
         """Apply a status report unless a later one (by event time) is already in force."""

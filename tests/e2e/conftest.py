@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import subprocess
@@ -54,7 +53,7 @@ def deployment(infra_stack, tmp_path_factory) -> Deployment:
     finally:
         for proc in procs.values():
             proc.terminate()
-        for name, proc in procs.items():
+        for proc in procs.values():
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared import accepted, mongo
+from shared import mongo
 from shared.events import parse_event
 from tests import kafkatools, samples
 from tests.integration.conftest import running
