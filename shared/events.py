@@ -175,6 +175,25 @@ class RegistryIndicator(Inbound):
     sample: bool = False
 
 
+class Reporting(Inbound):
+    # "default": every department, every district, HDND, UBND and MTTQ (contract section 5).
+    expected_units: Literal["default"] | list[UnitCode] = "default"
+    due_working_days: int = Field(2, ge=0, le=30)
+    recipients: list[UnitCode] = Field(min_length=1)
+
+
+class RegistrySettings(Inbound):
+    """The registry file's header: what is tracked, the term, the issuer, reporting."""
+
+    code: Literal["settings"] = "settings"
+    name: Text
+    title: Text
+    term: dict[Literal["start", "end"], date]
+    issuer: dict[str, Text]
+    indicator_groups: dict[str, Text] = {}
+    reporting: Reporting
+
+
 DATA_MODELS: dict[str, type[Inbound]] = {
     "programme.issued": ProgrammeIssued,
     "plan.submitted": PlanSubmitted,
@@ -185,6 +204,7 @@ DATA_MODELS: dict[str, type[Inbound]] = {
     "registry.unit": RegistryUnit,
     "registry.programme": RegistryProgramme,
     "registry.indicator": RegistryIndicator,
+    "registry.settings": RegistrySettings,
 }
 INBOUND_TYPES = tuple(t for t in DATA_MODELS if not t.startswith("registry."))
 

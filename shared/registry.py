@@ -15,7 +15,9 @@ import yaml
 from shared import kafka
 from shared.events import Envelope, InvalidEvent, Problem, parse_event
 
-SECTIONS = {"units": "registry.unit", "programmes": "registry.programme", "indicators": "registry.indicator"}
+SECTIONS = {"units": "registry.unit", "programmes": "registry.programme", "indicators": "registry.indicator",
+            "settings": "registry.settings"}
+HEADER = ("name", "title", "term", "issuer", "indicator_groups", "reporting")
 PUBLISHER = "VPTU"
 
 
@@ -25,6 +27,7 @@ def load_events(path: Path, *, now: datetime | None = None) -> list[Envelope]:
     if not isinstance(doc, dict) or doc.get("version") != 1:
         raise InvalidEvent([_problem("/version", "the registry file must say 'version: 1'")])
     moment = (now or datetime.now(timezone.utc)).isoformat()
+    doc = {**doc, "settings": [{"code": "settings", **{k: doc[k] for k in HEADER if k in doc}}]}
     events, problems = [], []
     for section, event_type in SECTIONS.items():
         for i, entry in enumerate(doc.get(section) or []):
@@ -36,8 +39,8 @@ def load_events(path: Path, *, now: datetime | None = None) -> list[Envelope]:
             try:
                 events.append(parse_event(raw))
             except InvalidEvent as err:
-                problems += [_problem(f"/{section}/{i}" + p.pointer.removeprefix("/data"), p.message)
-                             for p in err.problems]
+                where = "" if section == "settings" else f"/{section}/{i}"
+                problems += [_problem(where + p.pointer.removeprefix("/data"), p.message) for p in err.problems]
     if problems:
         raise InvalidEvent(problems)
     return events

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from fastapi import FastAPI
 
 from shared.kafka import make_broker
@@ -16,4 +19,15 @@ def build(settings: ProgramsSettings | None = None) -> FastAPI:
     settings = settings or ProgramsSettings()
     runtime = Runtime("programs", settings, make_broker(settings, service="programs"), INDEXES)
     handlers.register(runtime, settings.programs_group)
-    return create_app(runtime, title="nq-tracker programs")
+    sweeper: list[asyncio.Task] = []
+
+    async def start(runtime: Runtime) -> None:
+        sweeper.append(asyncio.create_task(handlers.sweep_held_forever(runtime)))
+
+    async def stop(runtime: Runtime) -> None:
+        for task in sweeper:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return create_app(runtime, title="nq-tracker programs", on_start=start, on_stop=stop)

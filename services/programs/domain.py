@@ -27,7 +27,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
                      "Task {} is not in any plan of programme {}."),
     "superseded": ("Kế hoạch {} đã có bản sửa đổi mới hơn; bản này không được áp dụng.",
                    "Plan {} already has a later revision; this one is not applied."),
-    "unsupported_type": ("Loại sự kiện {} chưa được xử lý.", "Event type {} is not handled yet."),
+    "unknown_indicator": ("Chỉ tiêu {} không có trong sổ đăng ký.", "Indicator {} is not in the registry."),
+    "unknown_cycle": ("Kỳ báo cáo {} không thuộc nhiệm kỳ: {}.", "Reporting cycle {} is not in the term: {}."),
+    "task_cancelled": ("Nhiệm vụ {} đã bị hủy do kế hoạch sửa đổi không còn nhiệm vụ này.",
+                       "Task {} was cancelled: a revision of its plan dropped it."),
 }
 
 FINDINGS: dict[str, tuple[str, str]] = {
@@ -113,3 +116,20 @@ def offending_tasks(findings: list[Finding]) -> int:
 def may_update_task(source: str, lead_unit: str) -> bool:
     """A task is updated by its lead unit, or by the Office."""
     return source in (lead_unit, OFFICE)
+
+
+DEFAULT_REPORTING_KINDS = ("department", "district")
+DEFAULT_REPORTING_UNITS = ("HDND", "UBND", "MTTQ")
+SUPERVISING_KINDS = ("front", "organisation")
+
+
+def expected_to_report(unit: dict, expected_units: str | list[str]) -> bool:
+    """Units a reporting cycle expects: by default every department, every district, HDND, UBND and MTTQ."""
+    if expected_units == "default":
+        return unit.get("kind") in DEFAULT_REPORTING_KINDS or unit["_id"] in DEFAULT_REPORTING_UNITS
+    return unit["_id"] in expected_units
+
+
+def may_supervise(unit: dict) -> bool:
+    """Supervision and social criticism come from the Fatherland Front and the socio-political organisations."""
+    return unit.get("kind") in SUPERVISING_KINDS

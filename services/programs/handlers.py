@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from datetime import datetime, timezone
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -11,28 +13,65 @@ from shared import accepted, kafka, metrics
 from shared.events import InvalidEvent
 from shared.runtime import Runtime
 
-from services.programs.service import ProgramsService
+from services.programs.service import HELD, ProgramsService
 from services.programs.store import ProgramsStore
+
+log = logging.getLogger("nqt.programs")
+
+
+def service_for(runtime: Runtime) -> ProgramsService:
+    return ProgramsService(ProgramsStore(runtime.db), hold_seconds=runtime.settings.programs_hold_seconds)
+
+
+async def publish_outcomes(runtime: Runtime, outcomes: list[dict]) -> None:
+    """Changes first, then the outcome: whoever sees "applied" can already see its effect."""
+    broker: KafkaBroker = runtime.broker
+    topics = runtime.settings.topics
+    sends = []
+    for outcome in outcomes:
+        for change in outcome["changes"]:
+            key = (change["programme"] or change["id"]).encode()
+            sends.append(await broker.publish(kafka.dumps(change), topics.changes, key=key, no_confirm=True))
+    await asyncio.gather(*sends)
+    sends = []
+    for outcome in outcomes:
+        body = {k: v for k, v in outcome.items() if k not in ("_id", "changes", "held")}
+        sends.append(await broker.publish(kafka.dumps(body), topics.outcomes, key=outcome["source"].encode(),
+                                          no_confirm=True))
+        metrics.EVENTS.labels(service="programs", type=outcome["type"], outcome=outcome["outcome"]).inc()
+    await asyncio.gather(*sends)
 
 
 def register(runtime: Runtime, group_id: str) -> None:
-    broker: KafkaBroker = runtime.broker
-    topics = runtime.settings.topics
-
-    @broker.subscriber(topics.accepted, group_id=group_id, ack_policy=kafka.COMMIT_AFTER_WRITE,
-                       auto_offset_reset="earliest")
+    @runtime.broker.subscriber(runtime.settings.topics.accepted, group_id=group_id,
+                               ack_policy=kafka.COMMIT_AFTER_WRITE, auto_offset_reset="earliest")
     async def on_accepted(msg: KafkaMessage) -> None:
         try:
             event, accepted_at, accept_id = accepted.read(msg.body)
         except (ValueError, InvalidEvent) as err:
             raise kafka.Poison(str(err)) from err
         with metrics.HANDLER_SECONDS.labels(service="programs", handler="accepted").time():
-            service = ProgramsService(ProgramsStore(runtime.db))
+            service = service_for(runtime)
             outcome = await service.decide(event=event, accepted_at=accepted_at, accept_id=accept_id)
-            # Changes first, then the outcome: whoever sees "applied" can already see its effect.
-            sends = [await broker.publish(kafka.dumps(c), topics.changes, key=(c["programme"] or c["id"]).encode(),
-                                          no_confirm=True) for c in outcome["changes"]]
-            await asyncio.gather(*sends)
-            body = {k: v for k, v in outcome.items() if k not in ("_id", "changes")}
-            await broker.publish(kafka.dumps(body), topics.outcomes, key=event.source.encode())
-        metrics.EVENTS.labels(service="programs", type=event.type, outcome=outcome["outcome"]).inc()
+            if outcome["outcome"] == HELD:
+                metrics.EVENTS.labels(service="programs", type=event.type, outcome=HELD).inc()
+                return
+            released = []
+            if event.type == "plan.submitted" and outcome["outcome"] == "applied":
+                released = await service.release([t.task_id for t in event.data.tasks])
+            await publish_outcomes(runtime, [outcome, *released])
+            await service.forget_held(released)
+
+
+async def sweep_held_forever(runtime: Runtime) -> None:
+    """Periodically apply held updates whose task appeared and reject those that waited too long."""
+    while True:
+        await asyncio.sleep(runtime.settings.programs_sweep_seconds)
+        try:
+            service = service_for(runtime)
+            decided = await service.sweep(now=datetime.now(timezone.utc))
+            if decided:
+                await publish_outcomes(runtime, decided)
+                await service.forget_held(decided)
+        except Exception:  # the next sweep tries again; nothing is lost while held
+            log.exception("sweeping held updates failed")

@@ -4,34 +4,54 @@ the programme state, and say what changed. Exactly one outcome per event."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
-from shared.events import Envelope, PlanSubmitted, ProgrammeIssued, TaskUpdated, utc_iso
+from shared.cycles import UnknownCycle, parse_cycle
+from shared.events import (
+    Envelope,
+    IndicatorReported,
+    PlanSubmitted,
+    ProgrammeIssued,
+    SupervisionRecorded,
+    TaskUpdated,
+    UnitReportSubmitted,
+    parse_event,
+    utc_iso,
+)
 
 from services.programs import domain
 from services.programs.domain import Rejection
 from services.programs.store import ProgramsStore
 
 Change = dict
+HELD = "held"  # not an outcome: the event waits for its plan
 
 
 class ProgramsService:
-    def __init__(self, store: ProgramsStore):
+    def __init__(self, store: ProgramsStore, *, hold_seconds: float = 3 * 24 * 3600):
         self.store = store
+        self.hold = timedelta(seconds=hold_seconds)
 
-    async def decide(self, *, event: Envelope, accepted_at: str, accept_id: str) -> dict:
+    async def decide(self, *, event: Envelope, accepted_at: str, accept_id: str,
+                     expire_hold: bool = False) -> dict:
         """Return the outcome of `event` (with the changes it made), applying it at most once.
 
         The same Kafka record read again after a crash returns its recorded outcome, so
         the caller re-publishes the same things; another record with the same
-        (source, id) is a `duplicate` and changes nothing."""
+        (source, id) is a `duplicate` and changes nothing. A task update whose task is
+        not known yet returns a `held` marker (see `release`)."""
         prior = await self.store.outcome(event.key)
         if prior is not None:
             if prior["accept_id"] == accept_id:
                 return prior
             return _outcome(event, accepted_at, accept_id, "duplicate", changes=[],
                             programme=prior.get("programme"))
-        result = await self._apply(event, accepted_at)
+        result = await self._apply(event, accepted_at, expire_hold)
+        if result == HELD:
+            await self.store.hold({"_id": event.key, "task_id": event.data.task_id,
+                                   "version": domain.version_of(event), "accepted_at": accepted_at,
+                                   "accept_id": accept_id, "event": event.model_dump(mode="json")})
+            return {"_id": event.key, "outcome": HELD, "changes": []}
         programme = getattr(event.data, "programme", None)
         if isinstance(result, Rejection):
             changes = _rejected_plan_change(event, accepted_at) if event.type == "plan.submitted" else []
@@ -41,29 +61,60 @@ class ProgramsService:
             doc = _outcome(event, accepted_at, accept_id, "applied", changes=result, programme=programme)
         return await self.store.record_outcome(doc)
 
-    async def _apply(self, event: Envelope, accepted_at: str) -> list[Change] | Rejection:
+    async def release(self, task_ids: list[str]) -> list[dict]:
+        """Decide the updates that were held for these tasks. The caller publishes the
+        outcomes, then calls `forget_held` (so a crash in between re-publishes, never loses)."""
+        return [await self._decide_held(held, expire=False) for held in await self.store.held_for(task_ids)]
+
+    async def sweep(self, *, now: datetime) -> list[dict]:
+        """Held updates whose task has appeared are applied; those held longer than the
+        configured wait are rejected as `unknown_task`. Safe to run in every replica."""
+        decided = []
+        for held in await self.store.held_all():
+            expired = datetime.fromisoformat(held["accepted_at"].replace("Z", "+00:00")) + self.hold <= now
+            if expired or await self.store.task(held["task_id"]) is not None:
+                decided.append(await self._decide_held(held, expire=expired))
+        return [o for o in decided if o["outcome"] != HELD]
+
+    async def forget_held(self, outcomes: list[dict]) -> None:
+        await self.store.forget_held([o["_id"] for o in outcomes if o.get("held") and o["outcome"] != HELD])
+
+    async def _decide_held(self, held: dict, *, expire: bool) -> dict:
+        outcome = await self.decide(event=parse_event(held["event"]), accepted_at=held["accepted_at"],
+                                    accept_id=held["accept_id"], expire_hold=expire)
+        return {**outcome, "held": True}
+
+    async def _apply(self, event: Envelope, accepted_at: str, expire_hold: bool) -> list[Change] | Rejection | str:
         if event.type.startswith("registry."):
             return await self._registry(event, accepted_at)
-        if not await self.store.known("units", {event.source}):
+        source = await self.store.registry_entry("units", event.source)
+        if source is None:
             return Rejection.of("unknown_unit", event.source)
         programme = getattr(event.data, "programme", None)
-        if programme is not None and not await self.store.programme(programme):
+        if programme is not None and not await self.store.registry_entry("programmes", programme):
             return Rejection.of("unknown_programme", programme)
-        if isinstance(event.data, PlanSubmitted):
-            return await self._plan(event, event.data, accepted_at)
-        if isinstance(event.data, TaskUpdated):
-            return await self._task_update(event, event.data, accepted_at)
-        if isinstance(event.data, ProgrammeIssued):
-            return await self._programme_issued(event, event.data, accepted_at)
-        return Rejection.of("unsupported_type", event.type)
+        data = event.data
+        if isinstance(data, PlanSubmitted):
+            return await self._plan(event, data, accepted_at)
+        if isinstance(data, TaskUpdated):
+            return await self._task_update(event, data, accepted_at, expire_hold)
+        if isinstance(data, ProgrammeIssued):
+            return await self._programme_issued(event, data, accepted_at)
+        if isinstance(data, IndicatorReported):
+            return await self._indicator(event, data, accepted_at)
+        if isinstance(data, UnitReportSubmitted):
+            return await self._unit_report(event, data, source, accepted_at)
+        if isinstance(data, SupervisionRecorded):
+            return await self._supervision(event, data, source, accepted_at)
+        raise TypeError(f"no rule for {event.type}")  # parse_event admits only the types above
 
     async def _registry(self, event: Envelope, accepted_at: str) -> list[Change] | Rejection:
         if event.source != domain.OFFICE:
             return Rejection.of("forbidden", event.source, "registry changes come from the Office (VPTU)")
         entry = event.data.model_dump(mode="json")
         await self.store.put_registry_entry(event.type, entry)
-        kind = event.type.removeprefix("registry.")
-        return [_change(event, accepted_at, kind=kind, id=entry["code"], state=entry)]
+        return [_change(event, accepted_at, kind=event.type.removeprefix("registry."), id=entry["code"],
+                        state=entry)]
 
     async def _plan(self, event: Envelope, plan: PlanSubmitted, accepted_at: str) -> list[Change] | Rejection:
         plan_key = f"{event.source}|{plan.plan_id}"
@@ -80,47 +131,108 @@ class ProgramsService:
         )
         if findings:
             return Rejection.of("invalid_plan", domain.offending_tasks(findings), findings=findings)
-        header = plan.model_dump(mode="json", exclude={"tasks"})
+        header = {**plan.model_dump(mode="json", exclude={"tasks"}), "source": event.source}
         tasks = [t.model_dump(mode="json") for t in plan.tasks]
-        states = await self.store.put_plan(
-            plan_key=plan_key, plan={**header, "source": event.source}, tasks=tasks, version=version)
+        await self.store.add_history(key=event.key, subject=plan_key, kind="plan", version=version,
+                                     accepted_at=accepted_at, data={**header, "tasks": tasks})
+        states = await self.store.put_plan(plan_key=plan_key, plan=header, tasks=tasks, version=version)
         changes = [_change(event, accepted_at, kind="plan", id=plan_key, programme=plan.programme,
-                           state={**header, "source": event.source, "status": "submitted",
-                                  "tasks": len(tasks)})]
-        changes += [_task_change(event, accepted_at, s) for s in states]
-        return changes
+                           state={**header, "status": "submitted", "tasks": len(tasks)})]
+        return changes + [_task_change(event, accepted_at, s) for s in states]
 
-    async def _task_update(self, event: Envelope, update: TaskUpdated, accepted_at: str) -> list[Change] | Rejection:
+    async def _task_update(self, event: Envelope, update: TaskUpdated, accepted_at: str,
+                           expire_hold: bool) -> list[Change] | Rejection | str:
         task = await self.store.task(update.task_id)
-        if task is None or task["programme"] != update.programme:
+        if task is None:
+            return Rejection.of("unknown_task", update.task_id, update.programme) if expire_hold else HELD
+        if task["programme"] != update.programme:
             return Rejection.of("unknown_task", update.task_id, update.programme)
         if not domain.may_update_task(event.source, task["lead_unit"]):
             return Rejection.of("forbidden", event.source, f"task {update.task_id} is led by {task['lead_unit']}")
+        if task.get("dropped"):
+            return Rejection.of("task_cancelled", update.task_id)
         version = domain.version_of(event)
         fields = update.model_dump(mode="json", exclude={"task_id", "programme"})
-        await self.store.add_task_history({"_id": event.key, "task_id": update.task_id, **fields,
-                                           "version": version, "accepted_at": accepted_at})
-        state = await self.store.update_task_status(update.task_id, fields, version)
-        return [_task_change(event, accepted_at, state)]
+        await self.store.add_history(key=event.key, subject=update.task_id, kind="task", version=version,
+                                     accepted_at=accepted_at, data=fields)
+        before, after = await self.store.update_task_status(update.task_id, fields, version)
+        # An older report arriving late is kept in the history but changes nothing now.
+        return [_task_change(event, accepted_at, after, before=before)]
 
-    async def _programme_issued(self, event: Envelope, issued: ProgrammeIssued, accepted_at: str) -> list[Change] | Rejection:
+    async def _programme_issued(self, event: Envelope, issued: ProgrammeIssued,
+                                accepted_at: str) -> list[Change] | Rejection:
         if event.source != domain.OFFICE:
             return Rejection.of("forbidden", event.source, "programmes are issued by the Office (VPTU)")
         state = issued.model_dump(mode="json")
-        return [_change(event, accepted_at, kind="programme_issued", id=issued.programme,
-                        programme=issued.programme, state=state)]
+        return await self._versioned(event, accepted_at, collection="issuances", kind="programme_issued",
+                                     key=issued.programme, state=state, programme=issued.programme)
+
+    async def _indicator(self, event: Envelope, report: IndicatorReported, accepted_at: str) -> list[Change] | Rejection:
+        indicator = await self.store.registry_entry("indicators", report.indicator)
+        if indicator is None:
+            return Rejection.of("unknown_indicator", report.indicator)
+        if event.source != indicator["responsible_unit"]:
+            return Rejection.of("forbidden", event.source,
+                                f"indicator {report.indicator} is reported by {indicator['responsible_unit']}")
+        state = {**report.model_dump(mode="json"), "source": event.source}
+        return await self._versioned(event, accepted_at, collection="indicator_values", kind="indicator_value",
+                                     key=f"{report.indicator}|{report.period}", state=state)
+
+    async def _unit_report(self, event: Envelope, report: UnitReportSubmitted, unit: dict,
+                           accepted_at: str) -> list[Change] | Rejection:
+        settings = await self.store.registry_entry("settings", "settings") or {}
+        term = settings.get("term") or {}
+        try:
+            cycle = parse_cycle(report.cycle)
+        except UnknownCycle as err:
+            return Rejection.of("unknown_cycle", report.cycle, str(err))
+        if term and not (term["start"] <= cycle.cut_off.isoformat() <= term["end"]):
+            return Rejection.of("unknown_cycle", report.cycle, f"{term['start']}..{term['end']}")
+        expected = (settings.get("reporting") or {}).get("expected_units", "default")
+        if not domain.expected_to_report(unit, expected):
+            return Rejection.of("forbidden", event.source, f"cycle {report.cycle} does not expect a report from it")
+        state = {**report.model_dump(mode="json"), "unit": event.source, "time": utc_iso(event.time)}
+        return await self._versioned(event, accepted_at, collection="unit_reports", kind="unit_report",
+                                     key=f"{event.source}|{report.cycle}", state=state)
+
+    async def _supervision(self, event: Envelope, record: SupervisionRecorded, unit: dict,
+                           accepted_at: str) -> list[Change] | Rejection:
+        if not domain.may_supervise(unit):
+            return Rejection.of("forbidden", event.source,
+                                "supervision comes from the Fatherland Front and socio-political organisations")
+        if record.unit and not await self.store.registry_entry("units", record.unit):
+            return Rejection.of("unknown_unit", record.unit)
+        if record.task_id and await self.store.task(record.task_id) is None:
+            return Rejection.of("unknown_task", record.task_id, record.programme)
+        state = {**record.model_dump(mode="json"), "source": event.source, "time": utc_iso(event.time)}
+        await self.store.insert_once("supervisions", {"_id": event.key, **state, "accepted_at": accepted_at})
+        return [_change(event, accepted_at, kind="supervision", id=event.key, programme=record.programme,
+                        state=state)]
+
+    async def _versioned(self, event: Envelope, accepted_at: str, *, collection: str, kind: str, key: str,
+                         state: dict, programme: str | None = None) -> list[Change]:
+        """Keep the event in the history; make it the current state unless a later one is in force."""
+        version = domain.version_of(event)
+        await self.store.add_history(key=event.key, subject=key, kind=kind, version=version,
+                                     accepted_at=accepted_at, data=state)
+        current = await self.store.put_versioned(collection, key, {**state, "accepted_at": accepted_at}, version)
+        return [_change(event, accepted_at, kind=kind, id=key, programme=programme,
+                        state={**state, "current": current})]
 
 
 def _change(event: Envelope, accepted_at: str, *, kind: str, id: str, state: dict,
-            programme: str | None = None, seq: int = 0) -> Change:
-    return {"kind": kind, "id": id, "programme": programme, "seq": seq, "state": state,
+            programme: str | None = None, seq: int = 0, old: dict | None = None) -> Change:
+    return {"kind": kind, "id": id, "programme": programme, "seq": seq, "state": state, "old": old,
             "event_key": event.key, "event_time": utc_iso(event.time), "accepted_at": accepted_at}
 
 
-def _task_change(event: Envelope, accepted_at: str, task: dict) -> Change:
-    state = {k: v for k, v in task.items() if k != "_id"}
+def _task_state(task: dict) -> dict:
+    return {k: v for k, v in task.items() if k != "_id"}
+
+
+def _task_change(event: Envelope, accepted_at: str, task: dict, before: dict | None = None) -> Change:
     return _change(event, accepted_at, kind="task", id=task["_id"], programme=task["programme"],
-                   seq=task["seq"], state=state)
+                   seq=task["seq"], state=_task_state(task), old=_task_state(before) if before else None)
 
 
 def _rejected_plan_change(event: Envelope, accepted_at: str) -> list[Change]:

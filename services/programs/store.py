@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateMany, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import mongo
@@ -17,13 +17,15 @@ INDEXES: mongo.IndexSpec = {
     "tasks": [IndexModel([("plan", ASCENDING)]), IndexModel([("programme", ASCENDING)])],
     "plans": [IndexModel([("programme", ASCENDING)])],
     "outcomes": [],
-    "task_history": [IndexModel([("task_id", ASCENDING)])],
-    "units": [],
-    "programmes": [],
-    "indicators": [],
+    "history": [IndexModel([("subject", ASCENDING), ("version", ASCENDING)])],
+    "held": [IndexModel([("task_id", ASCENDING)]), IndexModel([("accepted_at", ASCENDING)])],
+    "issuances": [], "indicator_values": [], "unit_reports": [],
+    "supervisions": [IndexModel([("programme", ASCENDING)])],
+    "units": [], "programmes": [], "indicators": [], "settings": [],
 }
 
-REGISTRY = {"registry.unit": "units", "registry.programme": "programmes", "registry.indicator": "indicators"}
+REGISTRY = {"registry.unit": "units", "registry.programme": "programmes", "registry.indicator": "indicators",
+            "registry.settings": "settings"}
 
 
 class ProgramsStore:
@@ -50,8 +52,30 @@ class ProgramsStore:
         cursor = self.db[collection].find({"_id": {"$in": sorted(codes)}}, {"_id": 1})
         return {doc["_id"] async for doc in cursor}
 
-    async def programme(self, code: str) -> dict | None:
-        return await self.db.programmes.find_one({"_id": code})
+    async def registry_entry(self, collection: str, code: str) -> dict | None:
+        return await self.db[collection].find_one({"_id": code})
+
+    # --- history and versioned state ---
+    async def add_history(self, *, key: str, subject: str, kind: str, version: str, accepted_at: str,
+                          data: dict) -> bool:
+        """Keep every applied event with its event time and arrival time; False if already kept."""
+        return await mongo.insert_once(self.db.history, {"_id": key, "subject": subject, "kind": kind,
+                                                         "version": version, "accepted_at": accepted_at,
+                                                         "data": data})
+
+    async def put_versioned(self, collection: str, key: str, fields: dict, version: str) -> bool:
+        """Set `fields` unless a later version is already in force; False when it is (stale)."""
+        try:
+            result = await self.db[collection].update_one(
+                {"_id": key, "version": {"$lt": version}}, {"$set": {**fields, "version": version}}, upsert=True)
+        except Exception as err:
+            if mongo.is_duplicate(err):  # the document exists with a version >= this one
+                return (await self.db[collection].find_one({"_id": key}))["version"] == version
+            raise
+        return result.upserted_id is not None or result.matched_count == 1
+
+    async def insert_once(self, collection: str, doc: dict) -> bool:
+        return await mongo.insert_once(self.db[collection], doc)
 
     # --- plans and tasks ---
     async def plan(self, plan_key: str) -> dict | None:
@@ -62,25 +86,28 @@ class ProgramsStore:
         return {doc["_id"]: doc["plan"] async for doc in cursor}
 
     async def put_plan(self, *, plan_key: str, plan: dict, tasks: list[dict], version: str) -> list[dict]:
-        """Upsert the plan's tasks (progress of tasks that stay is kept), cancel the
-        tasks that the revision dropped, then record the plan itself; return the
-        current state of every task of the plan."""
+        """Upsert the plan's tasks (progress of tasks that stay is kept; a task the plan
+        dropped earlier and brings back starts afresh), cancel the tasks this revision
+        dropped, then record the plan itself; return the state of every task of the plan."""
         ids = [t["task_id"] for t in tasks]
-        ops = [
+        fresh = {"status": "not_started", "progress": 0.0, "status_version": "", "as_of": None}
+        ops = [UpdateMany({"_id": {"$in": ids}, "plan": plan_key, "dropped": True},
+                         {"$set": {**fresh, "dropped": False}, "$inc": {"seq": 1}})]
+        ops += [
             UpdateOne(
                 {"_id": t["task_id"]},
                 {"$set": {**t, "plan": plan_key, "programme": plan["programme"], "dropped": False,
                           "plan_version": version},
-                 "$setOnInsert": {"status": "not_started", "progress": 0.0, "status_version": ""},
+                 "$setOnInsert": fresh,
                  "$inc": {"seq": 1}},
                 upsert=True,
             )
             for t in tasks
         ]
-        await self.db.tasks.bulk_write(ops, ordered=False)
+        await self.db.tasks.bulk_write(ops, ordered=True)
         await self.db.tasks.update_many(
             {"plan": plan_key, "_id": {"$nin": ids}, "dropped": False},
-            {"$set": {"dropped": True, "status": "cancelled", "status_version": version}, "$inc": {"seq": 1}},
+            {"$set": {"dropped": True, "status": "cancelled"}, "$inc": {"seq": 1}},
         )
         await self.db.plans.update_one({"_id": plan_key},
                                        {"$set": {**plan, "version": version, "task_ids": ids}}, upsert=True)
@@ -89,15 +116,26 @@ class ProgramsStore:
     async def task(self, task_id: str) -> dict | None:
         return await self.db.tasks.find_one({"_id": task_id})
 
-    async def add_task_history(self, doc: dict) -> bool:
-        """False when this event is already in the task's history."""
-        return await mongo.insert_once(self.db.task_history, doc)
-
-    async def update_task_status(self, task_id: str, fields: dict[str, Any], version: str) -> dict:
-        """Apply a status report unless a later one (by event time) is already in force."""
-        updated = await self.db.tasks.find_one_and_update(
+    async def update_task_status(self, task_id: str, fields: dict[str, Any], version: str) -> tuple[dict | None, dict]:
+        """Apply a status report unless a later one (by event time) is already in force.
+        Returns (state before, state after); before is None when nothing changed."""
+        before = await self.db.tasks.find_one_and_update(
             {"_id": task_id, "status_version": {"$lt": version}},
             {"$set": {**fields, "status_version": version}, "$inc": {"seq": 1}},
-            return_document=ReturnDocument.AFTER,
+            return_document=ReturnDocument.BEFORE,
         )
-        return updated or await self.task(task_id)
+        return before, await self.task(task_id)
+
+    # --- updates held until their plan arrives ---
+    async def hold(self, doc: dict) -> None:
+        await mongo.insert_once(self.db.held, doc)
+
+    async def held_for(self, task_ids: list[str]) -> list[dict]:
+        return [d async for d in self.db.held.find({"task_id": {"$in": task_ids}}, sort=[("version", ASCENDING)])]
+
+    async def held_all(self, limit: int = 1000) -> list[dict]:
+        return [d async for d in self.db.held.find({}, sort=[("accepted_at", ASCENDING)], limit=limit)]
+
+    async def forget_held(self, keys: list[str]) -> None:
+        if keys:
+            await self.db.held.delete_many({"_id": {"$in": keys}})

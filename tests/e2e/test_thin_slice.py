@@ -12,7 +12,9 @@ REGISTRY = "deploy/registry/hanoi-xvii.yaml"
 async def test_plan_duplicate_update_and_invalid_plan_through_the_four_services(deployment):
     loaded = deployment.nqt("registry", "load", REGISTRY)
     assert loaded.returncode == 0, loaded.stdout + loaded.stderr
-    assert "93 applied" in loaded.stdout
+    assert "94 applied" in loaded.stdout
+    again = deployment.nqt("registry", "load", REGISTRY)
+    assert again.returncode == 0 and "94 duplicate" in again.stdout, again.stdout + again.stderr
 
     plan = samples.plan("SO-KHDT", "SO-KHDT-2021-000001", "KH-02-SOKHDT", "02", [
         samples.task("SO-KHDT-02-001", lead_unit="SO-KHDT", due="2021-06-30"),

@@ -81,7 +81,7 @@ async def test_a_redelivered_record_returns_its_recorded_outcome_and_changes_not
         again = await service.decide(event=update, accepted_at="2021-02-10T02:00:02.000000Z", accept_id="a2")
         resent = await service.decide(event=update, accepted_at="2021-02-10T02:05:00.000000Z", accept_id="a3")
         task = await db.tasks.find_one({"_id": "T-1"})
-        history = await db.task_history.count_documents({"task_id": "T-1"})
+        history = await db.history.count_documents({"subject": "T-1"})
     finally:
         await client.close()
     assert first["outcome"] == "applied"

@@ -48,7 +48,16 @@ def by_type(events, event_type):
 
 def test_the_shipped_registry_has_63_units_10_programmes_20_indicators(shipped):
     counts = Counter(e.type for e in shipped)
-    assert counts == {"registry.unit": 63, "registry.programme": 10, "registry.indicator": 20}
+    assert counts == {"registry.unit": 63, "registry.programme": 10, "registry.indicator": 20,
+                      "registry.settings": 1}
+
+
+def test_the_header_says_who_reports_and_who_receives_reports(shipped):
+    settings = [e.data for e in shipped if e.type == "registry.settings"][0]
+    assert settings.reporting.expected_units == "default"
+    assert settings.reporting.recipients == ["BTV"]
+    assert settings.issuer["office_symbol"] == "VPTU"
+    assert (settings.term["start"].year, settings.term["end"].year) == (2020, 2025)
 
 
 def test_every_event_is_from_the_office_at_load_time(shipped):
@@ -136,7 +145,8 @@ def test_unquoted_target_years_load_like_quoted_ones(tmp_path):
     unquoted = load_events(path)
     quoted = load_events(SHIPPED)
     assert [e.id for e in unquoted] == [e.id for e in quoted]
-    assert unquoted[-20].data.targets["2025"] == 7.5
+    first_indicator = next(e for e in unquoted if e.type == "registry.indicator")
+    assert first_indicator.data.targets["2025"] == 7.5
 
 
 def test_a_file_without_version_1_is_rejected(tmp_path):
