@@ -10,6 +10,7 @@ TITLES = {
     400: ("Yêu cầu không đúng định dạng", "Malformed request"),
     401: ("Chưa xác thực hoặc khóa API không hợp lệ", "Missing or invalid API key"),
     403: ("Không có quyền gửi thay đơn vị khác", "Not allowed to publish for another unit"),
+    404: ("Không tìm thấy sự kiện của đơn vị", "No such event of this unit"),
     413: ("Nội dung quá lớn", "Request body too large"),
     422: ("Sự kiện không hợp lệ", "Invalid event(s)"),
     503: ("Chưa ghi được vào Kafka, vui lòng gửi lại", "Could not write to Kafka; retry"),

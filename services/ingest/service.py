@@ -1,17 +1,24 @@
 """Use cases of ingest: authenticate the caller, validate every event, publish them
-to `events.accepted` and answer only after the broker acknowledged all of them."""
+to `events.accepted` and answer only after the broker acknowledged all of them;
+keep and tell each publisher the status of its own events."""
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 from faststream.kafka import KafkaBroker
 
 from shared import accepted, metrics
-from shared.events import INBOUND_TYPES, InvalidEvent, parse_event
+from shared.events import INBOUND_TYPES, InvalidEvent, parse_event, utc_iso
 
+from services.ingest import domain
 from services.ingest.problems import ProblemError
+from services.ingest.store import IngestStore
+
+log = logging.getLogger("nqt.ingest")
 
 
 def unit_for_key(authorization: str | None, keys: dict[str, str]) -> str:
@@ -58,8 +65,8 @@ def validate(body: bytes, *, unit: str, max_batch: int) -> list[Any]:
     return events
 
 
-async def publish(broker: KafkaBroker, topic: str, events: list[Any]) -> list[str]:
-    """Publish all events and wait for every acknowledgement (acks=all)."""
+async def publish(broker: KafkaBroker, topic: str, events: list[Any], *, store: IngestStore) -> list[str]:
+    """Publish all events, wait for every acknowledgement (acks=all), then record them accepted."""
     try:
         await accepted.publish(broker, topic, events)
     except Exception as err:
@@ -67,4 +74,24 @@ async def publish(broker: KafkaBroker, topic: str, events: list[Any]) -> list[st
                                 "it is safe to send the same events again", headers={"Retry-After": "1"}) from err
     for event in events:
         metrics.EVENTS.labels(service="ingest", type=event.type, outcome="accepted").inc()
+    try:
+        await store.record_accepted(events, accepted_at=utc_iso(datetime.now(timezone.utc)))
+    except Exception:
+        # Kafka has the events, so they are accepted (contract: 202 after the ack); their
+        # outcome record creates the status document anyway, only "accepted" is missed.
+        log.exception("could not record %d accepted event(s); their outcomes will", len(events))
     return [event.id for event in events]
+
+
+async def record_outcome(*, store: IngestStore, outcome: dict) -> None:
+    """Keep an outcome of the programs service as the status of the event it is about."""
+    await store.record_outcome(outcome)
+    metrics.EVENTS.labels(service="ingest", type=outcome.get("type") or "unknown", outcome=outcome["outcome"]).inc()
+
+
+async def event_status(*, store: IngestStore, unit: str, event_id: str) -> dict:
+    """The status of the caller's own event; 404 when the unit has no such event."""
+    doc = await store.event(source=unit, event_id=event_id)
+    if doc is None:
+        raise ProblemError(404, f"unit {unit!r} has published no event with id {event_id!r}")
+    return domain.view(doc)
