@@ -52,15 +52,11 @@ def register(runtime: Runtime, group_id: str) -> None:
             raise kafka.Poison(str(err)) from err
         with metrics.HANDLER_SECONDS.labels(service="programs", handler="accepted").time():
             service = service_for(runtime)
-            outcome = await service.decide(event=event, accepted_at=accepted_at, accept_id=accept_id)
-            if outcome["outcome"] == HELD:
+            outcomes = await service.process(event=event, accepted_at=accepted_at, accept_id=accept_id)
+            if not outcomes:
                 metrics.EVENTS.labels(service="programs", type=event.type, outcome=HELD).inc()
-                return
-            released = []
-            if event.type == "plan.submitted" and outcome["outcome"] == "applied":
-                released = await service.release([t.task_id for t in event.data.tasks])
-            await publish_outcomes(runtime, [outcome, *released])
-            await service.forget_held(released)
+            await publish_outcomes(runtime, outcomes)
+            await service.forget_held(outcomes)
 
 
 async def sweep_held_forever(runtime: Runtime) -> None:

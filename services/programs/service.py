@@ -32,6 +32,16 @@ class ProgramsService:
         self.store = store
         self.hold = timedelta(seconds=hold_seconds)
 
+    async def process(self, *, event: Envelope, accepted_at: str, accept_id: str) -> list[dict]:
+        """Decide one accepted record; return the outcomes to publish: its own (none while
+        it is held) and, for an applied plan, those of the updates that were waiting for it."""
+        outcome = await self.decide(event=event, accepted_at=accepted_at, accept_id=accept_id)
+        if outcome["outcome"] == HELD:
+            return []
+        if event.type == "plan.submitted" and outcome["outcome"] == "applied":
+            return [outcome, *await self.release([t.task_id for t in event.data.tasks])]
+        return [outcome]
+
     async def decide(self, *, event: Envelope, accepted_at: str, accept_id: str,
                      expire_hold: bool = False) -> dict:
         """Return the outcome of `event` (with the changes it made), applying it at most once.
