@@ -19,9 +19,15 @@ def connect(url: str) -> AsyncMongoClient:
 
 
 async def ensure_indexes(db: AsyncDatabase, spec: IndexSpec) -> None:
+    """Create the indexes that do not exist yet. Only the missing ones are asked for:
+    FerretDB 1.24 drops the connection when createIndexes re-sends several existing ones."""
     for collection, indexes in spec.items():
-        if indexes:
-            await db[collection].create_indexes(indexes)
+        if not indexes:
+            continue
+        existing = {index["name"] async for index in await db[collection].list_indexes()}
+        missing = [index for index in indexes if index.document["name"] not in existing]
+        if missing:
+            await db[collection].create_indexes(missing)
 
 
 async def ping(db: AsyncDatabase) -> bool:

@@ -20,6 +20,17 @@ async def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes | 
         await producer.stop()
 
 
+async def produce_many(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+    """Produce many (key, value) records, waiting for all acknowledgements at the end."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key) for key, value in records]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
 async def read_topic(bootstrap: str, topic: str, *, until: Callable[[list], bool], timeout: float = 30.0,
                      decode: bool = True) -> list:
     """All records of `topic` (values, JSON-decoded by default) once `until(records)` holds."""

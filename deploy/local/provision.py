@@ -32,7 +32,7 @@ class ProvisionError(RuntimeError):
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("NQT_CACHE_DIR", Path.home() / ".cache" / "nq-tracker"))
+    return Path(os.environ.get("NQT_CACHE_DIR") or Path.home() / ".cache" / "nq-tracker").resolve()
 
 
 def require(tool: str) -> str:

@@ -1,0 +1,106 @@
+"""Killing the programs process (SIGKILL) while it applies a stream, and starting it
+again, ends in the same state as an uninterrupted run: the reference model's."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+
+from shared import accepted, mongo
+from shared.events import parse_event
+from tests import kafkatools, samples
+from tests.programs_model import REGISTRY, Model, service_state
+
+from deploy.local import infra, stack
+
+PLANS, UPDATES = 40, 600
+
+
+def stream(seed: int = 7) -> list[dict]:
+    """Plans with revisions, updates in mixed time order (some before their plan), re-sends."""
+    rng = random.Random(seed)
+    plans = []
+    for n in range(PLANS):
+        source = rng.choice(("SO-KHDT", "SO-TC"))
+        tasks = [samples.task(f"P{n}-T{k}", lead_unit=source) for k in range(rng.randint(2, 6))]
+        plans.append(samples.plan(source, f"{source}-P{n}", f"KH-{n}", rng.choice(("01", "02")), tasks,
+                                  time=f"2021-02-{1 + n % 28:02d}T09:00:00+07:00"))
+    revisions = [samples.plan(p["source"], p["id"] + "-R", p["data"]["plan_id"], p["data"]["programme"],
+                              p["data"]["tasks"][:-1], time="2021-03-01T09:00:00+07:00")
+                 for p in rng.sample(plans, 10)]
+    updates = []
+    for n in range(UPDATES):
+        plan = rng.choice(plans)
+        task = rng.choice(plan["data"]["tasks"])
+        updates.append(samples.task_update(
+            plan["source"], f"{plan['source']}-U{n}", task["task_id"], plan["data"]["programme"],
+            rng.choice(("in_progress", "completed", "blocked")), rng.randint(0, 100),
+            time=f"2021-03-{rng.randint(2, 28):02d}T{rng.randint(8, 17):02d}:{rng.randint(0, 59):02d}:00+07:00"))
+    events = plans + revisions + updates
+    rng.shuffle(events)  # updates before plans, revisions before originals: all must come right
+    return events + rng.sample(events, 50)  # re-sent duplicates
+
+
+async def test_killed_and_restarted_programs_ends_in_the_models_state(infra_stack, tmp_path):
+    events = stream()
+    model = Model()
+    for i, event in enumerate(events):
+        model.deliver(event, f"a{i}")
+    prefix = f"{infra_stack.prefix}kill"
+    ports = {name: infra.free_port() for name in stack.SERVICES}
+    env = stack.service_env(kafka=infra_stack.kafka, mongo=infra_stack.mongo, smtp_port=infra.free_port(),
+                            ports=ports, dev_keys={}, extra={"NQT_TOPIC_PREFIX": f"{prefix}.",
+                                                             "NQT_DB_PREFIX": prefix, "NQT_TOPIC_PARTITIONS": "4",
+                                                             "NQT_ENV": "test"})
+    topic = f"{prefix}.events.accepted"
+    outcomes_topic = f"{prefix}.programs.outcomes"
+    log = tmp_path / "programs.log"
+
+    def start():
+        proc = stack.start_service("programs", env, log)
+        stack.wait_ready("programs", ports["programs"], proc, log, timeout=90)
+        return proc
+
+    proc = start()
+    try:
+        for i, raw in enumerate(REGISTRY):
+            key, value = accepted.stamp(parse_event(raw))
+            await kafkatools.produce(infra_stack.kafka, topic, [value], key=key.encode())
+        await kafkatools.read_topic(infra_stack.kafka, outcomes_topic, until=lambda rs: len(rs) >= len(REGISTRY))
+        records = [accepted.stamp(parse_event(raw)) for raw in events]
+        await kafkatools.produce_many(infra_stack.kafka, topic, [(k.encode(), v) for k, v in records])
+
+        kills = []
+        for fraction in (0.25, 0.6):
+            seen = await kafkatools.read_topic(
+                infra_stack.kafka, outcomes_topic, timeout=120,
+                until=lambda rs, f=fraction: len(rs) >= len(REGISTRY) + f * len(model.published))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills.append(len(seen) - len(REGISTRY))
+            proc = start()
+        expected = model.state()
+
+        async def state():
+            client = mongo.connect(infra_stack.mongo)
+            try:
+                return service_state([t async for t in client[f"{prefix}_programs"].tasks.find({})])
+            finally:
+                await client.close()
+
+        final = await kafkatools.eventually(state, lambda s: s == expected, timeout=180, interval=1.0)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert all(0 < k < len(model.published) for k in kills), f"the kills came before the end: {kills}"
+    assert final == expected
+    client = mongo.connect(infra_stack.mongo)
+    try:
+        db = client[f"{prefix}_programs"]
+        outcomes = {o["_id"]: (o["outcome"], o.get("code")) async for o in db.outcomes.find({})
+                    if not o["_id"].startswith("VPTU:reg-")}
+        assert outcomes == model.outcomes
+        assert await db.held.count_documents({}) == len(model.held)
+    finally:
+        await client.close()
