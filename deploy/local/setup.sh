@@ -10,6 +10,11 @@ need_apt=()
 command -v java >/dev/null || need_apt+=(openjdk-17-jdk-headless)
 command -v mvn  >/dev/null || need_apt+=(maven)
 command -v go   >/dev/null || need_apt+=(golang-go)
+# Reports: PDF rendering (Pango), a Times New Roman metric-compatible font with full
+# Vietnamese coverage, and pdftotext for the tests that read the PDF back.
+for pkg in libpango-1.0-0 libpangoft2-1.0-0 fonts-liberation poppler-utils; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing ${need_apt[*]} from Debian"
