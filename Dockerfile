@@ -1,6 +1,9 @@
 # One image for the four services; docker-compose.yml picks the service by command.
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy
+# PDF rendering (Pango) and a Times New Roman metric-compatible font with Vietnamese letters.
+RUN apt-get update && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 \
+        fonts-liberation2 fonts-dejavu-core && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+
+import holidays
 
 _CODE = re.compile(r"^(?P<year>\d{4})(?:-(?:Q(?P<q>[1-4])|H(?P<h>1)|(?P<end>\d{4})))?$")
 KINDS = ("quarterly", "six_monthly", "annual", "term")
@@ -56,3 +58,46 @@ def term_cycles(first_year: int, last_year: int) -> list[Cycle]:
         cycles += [parse_cycle(f"{year}-Q{q}") for q in range(1, 5)]
         cycles += [parse_cycle(f"{year}-H1"), parse_cycle(str(year))]
     return sorted(cycles, key=lambda c: (c.cut_off, KINDS.index(c.kind)))
+
+
+_QUARTER_LABEL = {"1": "I", "2": "II", "3": "III", "4": "IV"}
+
+
+def label(cycle: Cycle) -> str:
+    """The cycle as a Vietnamese report names it: 'quý I/2021', '6 tháng đầu năm 2021', ..."""
+    year = cycle.code[:4]
+    if cycle.kind == "quarterly":
+        return f"quý {_QUARTER_LABEL[cycle.code[-1]]}/{year}"
+    if cycle.kind == "six_monthly":
+        return f"6 tháng đầu năm {year}"
+    if cycle.kind == "annual":
+        return f"năm {year}"
+    return f"nhiệm kỳ {cycle.code}"
+
+
+def due_date(cycle: Cycle, working_days: int = 2) -> date:
+    """The date units' reports are due: `working_days` after the cut-off, skipping
+    weekends and Vietnamese public holidays."""
+    days = holidays.country_holidays("VN", years=range(cycle.cut_off.year, cycle.cut_off.year + 2))
+    day, left = cycle.cut_off, working_days
+    while left > 0:
+        day += timedelta(days=1)
+        if day.weekday() < 5 and day not in days:
+            left -= 1
+    return day
+
+
+def next_quarter(cycle: Cycle) -> Cycle:
+    """The quarterly cycle whose window follows this cycle's cut-off."""
+    return parse_cycle(_quarter_of(cycle.cut_off + timedelta(days=1)))
+
+
+def _quarter_of(day: date) -> str:
+    """The quarter whose data window holds `day`: from the 15th on, a day counts for the next month."""
+    month, year = (day.month, day.year) if day.day < 15 else (day.month % 12 + 1, day.year + (day.month == 12))
+    return f"{year}-Q{(month - 1) // 3 + 1}"
+
+
+def current_quarter(today: date) -> Cycle:
+    """The quarterly cycle whose data window holds `today`."""
+    return parse_cycle(_quarter_of(today))

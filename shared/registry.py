@@ -46,6 +46,19 @@ def load_events(path: Path, *, now: datetime | None = None) -> list[Envelope]:
     return events
 
 
+DEFAULT_REPORTING_KINDS = ("department", "district")
+DEFAULT_REPORTING_UNITS = ("HDND", "UBND", "MTTQ")
+
+
+def expected_to_report(unit: dict, expected_units: str | list[str]) -> bool:
+    """Units a reporting cycle expects: by default every department, every district, HDND, UBND
+    and MTTQ (contract section 5); the registry may list them instead."""
+    code = unit.get("code") or unit["_id"]
+    if expected_units == "default":
+        return unit.get("kind") in DEFAULT_REPORTING_KINDS or code in DEFAULT_REPORTING_UNITS
+    return code in expected_units
+
+
 def _string_keys(value):
     """YAML reads `{2025: 7.5}` with an int key; the wire format has string keys."""
     if isinstance(value, dict):

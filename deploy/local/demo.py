@@ -1,7 +1,10 @@
 """A realistic first quarter of 2021 in Hanoi, driven through the public HTTP API of
-the running stack (`make up`): the Office issues the 10 programmes, departments and
-districts submit plans and report progress, one plan breaks the rules. Then the
-live status is printed and written to out/.
+the running stack (`make up`, with the reports clock at 15 March 2021, the day after
+the quarter's cut-off): the Office issues 8 of the 10 programmes, departments and
+districts submit plans and report progress, one plan breaks the rules, the Front
+records a finding, units send their quarterly reports (some late). Then the live
+status is printed and written to out/, with the report to the Standing Committee
+for 2021-Q1 in JSON, HTML, PDF and DOCX.
 
 Task titles, people (fictional names) and dates are illustrative sample data."""
 
@@ -61,19 +64,25 @@ PLANS = [
 
 # (unit, task index in its plan, status, progress, as of)
 UPDATES = [
-    ("SO-KHDT", 0, "completed", 100, "2021-03-29"),
-    ("SO-KHDT", 1, "in_progress", 35, "2021-03-30"),
-    ("SO-XD", 0, "in_progress", 15, "2021-03-25"),
-    ("SO-XD", 2, "blocked", 10, "2021-03-26"),
-    ("SO-NNPTNT", 0, "in_progress", 30, "2021-03-28"),
+    ("SO-KHDT", 0, "completed", 100, "2021-03-09"),
+    ("SO-KHDT", 1, "in_progress", 35, "2021-03-10"),
+    ("SO-XD", 0, "in_progress", 15, "2021-03-05"),
+    ("SO-XD", 2, "blocked", 10, "2021-03-06"),
+    ("SO-NNPTNT", 0, "in_progress", 30, "2021-03-08"),
     ("SO-TNMT", 1, "completed", 100, "2021-03-12"),
-    ("SO-KHCN", 1, "in_progress", 50, "2021-03-31"),
-    ("SO-LDTBXH", 0, "completed", 100, "2021-03-22"),
-    ("Q-BADINH", 1, "in_progress", 80, "2021-03-20"),
-    ("H-SOCSON", 0, "in_progress", 20, "2021-03-27"),
+    ("SO-KHCN", 1, "in_progress", 50, "2021-03-11"),
+    ("SO-LDTBXH", 0, "completed", 100, "2021-03-02"),
+    ("Q-BADINH", 1, "in_progress", 80, "2021-03-09"),
+    ("H-SOCSON", 0, "in_progress", 20, "2021-03-07"),
 ]
 
-ISSUED = {f"{n:02d}": date(2021, 3, 17) if n <= 8 else date(2021, 3, 26) for n in range(1, 11)}
+# Units' reports for the first quarter (due 16 March 2021): (unit, day sent).
+UNIT_REPORTS = [("SO-KHDT", "2021-03-15"), ("SO-TC", "2021-03-15"), ("SO-XD", "2021-03-16"),
+                ("SO-NNPTNT", "2021-03-16"), ("SO-TNMT", "2021-03-15"), ("SO-KHCN", "2021-03-17"),
+                ("SO-LDTBXH", "2021-03-16"), ("Q-BADINH", "2021-03-15"), ("H-SOCSON", "2021-03-18"),
+                ("HDND", "2021-03-16"), ("UBND", "2021-03-16"), ("MTTQ", "2021-03-15")]
+
+ISSUED = {f"{n:02d}": date(2021, 3, 5) for n in range(1, 9)}  # 09 and 10 are not issued by the cut-off
 
 
 def envelope(source: str, event_id: str, event_type: str, data: dict, when: str) -> dict:
@@ -91,17 +100,17 @@ def scenario() -> list[tuple[str, list[dict]]]:
         envelope("VPTU", f"VPTU-2021-CTR-{code}", "programme.issued", {
             "programme": code, "document_no": f"{code}-CTr/TU", "issued_on": issued.isoformat(),
             "steering_committee": {"decision_no": f"{100 + int(code)}-QĐ/TU",
-                                   "established_on": (issued + timedelta(days=7)).isoformat(),
+                                   "established_on": (issued + timedelta(days=3)).isoformat(),
                                    "head": {"name": "(mẫu) Thường trực Thành ủy", "position": "Trưởng Ban chỉ đạo"}},
         }, issued.isoformat())
         for code, issued in ISSUED.items()])]
     for n, (unit, programme, title, tasks) in enumerate(PLANS):
-        issued_on = f"2021-02-{10 + n:02d}"
+        issued_on = f"2021-01-{10 + n:02d}"
         data = {"plan_id": f"KH-{programme}-{unit}", "programme": programme, "title": title,
                 "document_no": f"{20 + n}/KH-{unit}", "issued_on": issued_on, "tasks": [
                     {"task_id": task_id(unit, programme, i), "title": t, "lead_unit": unit,
                      "lead_person": {"name": person, "position": position}, "due_date": due,
-                     "milestones": [{"title": "Xây dựng kế hoạch chi tiết", "due_date": min(due, "2021-03-31")},
+                     "milestones": [{"title": "Xây dựng kế hoạch chi tiết", "due_date": min(due, "2021-02-28")},
                                     {"title": "Hoàn thành, báo cáo kết quả", "due_date": due}]}
                     for i, (t, due, person, position) in enumerate(tasks)]}
         batches.append((unit, [envelope(unit, f"{unit}-2021-KH-{programme}", "plan.submitted", data, issued_on)]))
@@ -111,13 +120,22 @@ def scenario() -> list[tuple[str, list[dict]]]:
             "task_id": task_id(unit, by_unit[unit], index), "programme": by_unit[unit], "status": status,
             "progress": progress, "as_of": as_of,
             "reported_by": {"name": "Văn thư đơn vị", "position": "Chuyên viên tổng hợp"}}, as_of)]))
+    batches.append(("MTTQ", [envelope("MTTQ", "MTTQ-2021-GS-0001", "supervision.recorded", {
+        "programme": "03", "kind": "giam_sat", "unit": "SO-XD",
+        "finding": "Việc chỉnh trang hè phố các tuyến trung tâm còn chậm, chưa công khai tiến độ cho người dân.",
+        "recommendation": "Sở Xây dựng công bố lộ trình và kết quả từng tháng."}, "2021-03-10")]))
+    for n, (unit, day) in enumerate(UNIT_REPORTS):
+        batches.append((unit, [envelope(unit, f"{unit}-2021-BC-Q1", "unit-report.submitted", {
+            "cycle": "2021-Q1", "document_no": f"{30 + n}/BC-{unit}",
+            "summary": "Đơn vị đã ban hành kế hoạch, phân công nhiệm vụ và triển khai theo lộ trình.",
+            "shortcomings": "Một số nhiệm vụ chậm so với kế hoạch."}, day)]))
     # A plan whose tasks name no roadmap: rejected whole, and the district is told by e-mail.
     batches.append(("H-DONGANH", [envelope("H-DONGANH", "H-DONGANH-2021-KH-03", "plan.submitted", {
         "plan_id": "KH-03-H-DONGANH", "programme": "03", "title": "Kế hoạch phát triển đô thị Đông Anh",
-        "document_no": "45/KH-UBND", "issued_on": "2021-03-05", "tasks": [
+        "document_no": "45/KH-UBND", "issued_on": "2021-02-25", "tasks": [
             {"task_id": "H-DONGANH-03-001", "title": "Quy hoạch phân khu đô thị", "lead_unit": "H-DONGANH",
              "lead_person": {"name": "Cao Văn Tuấn", "position": "Chủ tịch UBND huyện"},
-             "due_date": "2021-12-31", "milestones": []}]}, "2021-03-05")]))
+             "due_date": "2021-12-31", "milestones": []}]}, "2021-02-25")]))
     return batches
 
 
@@ -146,14 +164,15 @@ def main() -> int:
                 return 1
             progress(f"demo: published {n}/{len(batches)} requests", done=n == len(batches))
     status = wait_for_status(env["NQT_REPORTS_URL"], expected_tasks, len(UPDATES))
+    written = write_report(env["NQT_REPORTS_URL"], "2021-Q1")
     table = render(status)
     print(table)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "status.txt").write_text(table + "\n", encoding="utf-8")
     (OUT / "status.json").write_text(json.dumps(status, ensure_ascii=False, indent=1), encoding="utf-8")
     mails = sorted((LOCAL / "mail").glob("*.eml"))
-    print(f"demo: status written to {OUT / 'status.txt'} and status.json; "
-          f"{len(mails)} e-mail(s) delivered to the local mail sink ({LOCAL / 'mail'})")
+    print(f"demo: status written to {OUT / 'status.txt'} and status.json; the report to the Standing Committee "
+          f"to {', '.join(p.name for p in written)}; {len(mails)} e-mail(s) in the local mail sink ({LOCAL / 'mail'})")
     return 0
 
 
@@ -168,15 +187,31 @@ def wait_for_status(url: str, tasks: int, updates: int, timeout: float = 90.0) -
             touched = sum(p["tasks"]["total"] - p["tasks"]["not_started"] for p in progs)
             rejected = sum(p["plans"]["rejected"] for p in progs)
             issued = sum(p["issued"] for p in progs)
-            done = total >= tasks and touched >= updates and rejected >= 1 and issued == 10
+            reported = status["reports_summary"]["on_time"] + status["reports_summary"]["late"]
+            done = (total >= tasks and touched >= updates and rejected >= 1 and issued == len(ISSUED)
+                    and reported >= len(UNIT_REPORTS))
             progress(f"demo: status shows {total}/{tasks} tasks, {touched}/{updates} updated, "
-                     f"{issued}/10 programmes issued, {rejected}/1 rejected plan", done=done)
+                     f"{issued}/{len(ISSUED)} programmes issued, {rejected}/1 rejected plan, "
+                     f"{reported}/{len(UNIT_REPORTS)} unit reports", done=done)
             if done:
                 return status
             if time.monotonic() > deadline:
                 print()
                 raise SystemExit(f"demo: /v1/status did not reflect the scenario within {timeout:.0f}s")
             time.sleep(0.5)
+
+
+def write_report(url: str, cycle: str) -> list[Path]:
+    """The report to the Standing Committee for `cycle`, in every format, into out/."""
+    paths = []
+    with httpx.Client(base_url=url, timeout=120) as reports:
+        for fmt in ("json", "html", "pdf", "docx"):
+            response = reports.get("/v1/reports/standing-committee", params={"cycle": cycle, "format": fmt})
+            response.raise_for_status()
+            path = OUT / f"bao-cao-{cycle}.{fmt}"
+            path.write_bytes(response.content)
+            paths.append(path)
+    return paths
 
 
 def progress(line: str, *, done: bool) -> None:
@@ -190,8 +225,8 @@ def progress(line: str, *, done: bool) -> None:
 def render(status: dict) -> str:
     head = (f"{'CT':3} {'Chương trình (tên rút gọn)':44} {'Ban hành':>8} {'KH nộp':>6} {'KH trả':>6} "
             f"{'NV':>3} {'Xong':>4} {'Đang':>4} {'Vướng':>5} {'Quá hạn':>7} {'Tiến độ':>7}")
-    lines = [f"Tình hình thực hiện Chương trình hành động — số liệu đến ngày {status['as_of']}", "", head,
-             "-" * len(head)]
+    lines = [f"Tình hình thực hiện Chương trình hành động — số liệu đến ngày {status['as_of']}"
+             f" (kỳ báo cáo {status['cycle']})", "", head, "-" * len(head)]
     for p in status["programmes"]:
         t = p["tasks"]
         title = p["title"] if len(p["title"]) <= 44 else p["title"][:43] + "…"
@@ -199,6 +234,9 @@ def render(status: dict) -> str:
         lines.append(f"{p['code']:3} {title:44} {'có' if p['issued'] else 'chưa':>8} {p['plans']['submitted']:>6} "
                      f"{p['plans']['rejected']:>6} {t['total']:>3} {t['completed']:>4} {t['in_progress']:>4} "
                      f"{t['blocked']:>5} {t['overdue']:>7} {progress:>7}")
+    summary = status["reports_summary"]
+    lines += ["", f"Báo cáo {status['cycle']} của các đơn vị (hạn {status['due_date']}): {summary['expected']} phải nộp, "
+                  f"{summary['on_time']} đúng hạn, {summary['late']} muộn, {summary['missing']} chưa nộp."]
     overdue = [u for u in status["units"] if u["tasks_overdue"]]
     if overdue:
         lines += ["", "Đơn vị có nhiệm vụ quá hạn: " + ", ".join(f"{u['code']} ({u['tasks_overdue']})" for u in overdue)]

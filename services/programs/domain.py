@@ -118,16 +118,7 @@ def may_update_task(source: str, lead_unit: str) -> bool:
     return source in (lead_unit, OFFICE)
 
 
-DEFAULT_REPORTING_KINDS = ("department", "district")
-DEFAULT_REPORTING_UNITS = ("HDND", "UBND", "MTTQ")
 SUPERVISING_KINDS = ("front", "organisation")
-
-
-def expected_to_report(unit: dict, expected_units: str | list[str]) -> bool:
-    """Units a reporting cycle expects: by default every department, every district, HDND, UBND and MTTQ."""
-    if expected_units == "default":
-        return unit.get("kind") in DEFAULT_REPORTING_KINDS or unit["_id"] in DEFAULT_REPORTING_UNITS
-    return unit["_id"] in expected_units
 
 
 def may_supervise(unit: dict) -> bool:

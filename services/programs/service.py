@@ -7,6 +7,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 
 from shared.cycles import UnknownCycle, parse_cycle
+from shared.registry import expected_to_report
 from shared.events import (
     Envelope,
     IndicatorReported,
@@ -146,8 +147,9 @@ class ProgramsService:
         await self.store.add_history(key=event.key, subject=plan_key, kind="plan", version=version,
                                      accepted_at=accepted_at, data={**header, "tasks": tasks})
         states = await self.store.put_plan(plan_key=plan_key, plan=header, tasks=tasks, version=version)
+        roadmap = [{k: t[k] for k in ("task_id", "title", "lead_unit", "lead_person", "due_date")} for t in tasks]
         changes = [_change(event, accepted_at, kind="plan", id=plan_key, programme=plan.programme,
-                           state={**header, "status": "submitted", "tasks": len(tasks)})]
+                           state={**header, "status": "submitted", "tasks": roadmap})]
         return changes + [_task_change(event, accepted_at, s) for s in states]
 
     async def _task_update(self, event: Envelope, update: TaskUpdated, accepted_at: str,
@@ -166,8 +168,9 @@ class ProgramsService:
         await self.store.add_history(key=event.key, subject=update.task_id, kind="task", version=version,
                                      accepted_at=accepted_at, data=fields)
         before, after = await self.store.update_task_status(update.task_id, fields, version)
-        # An older report arriving late is kept in the history but changes nothing now.
-        return [_task_change(event, accepted_at, after, before=before)]
+        # An older report arriving late is kept in the history but changes nothing now;
+        # the change carries the report itself too, for reports as of a past date.
+        return [{**_task_change(event, accepted_at, after, before=before), "fact": fields}]
 
     async def _programme_issued(self, event: Envelope, issued: ProgrammeIssued,
                                 accepted_at: str) -> list[Change] | Rejection:
@@ -199,7 +202,7 @@ class ProgramsService:
         if term and not (term["start"] <= cycle.cut_off.isoformat() <= term["end"]):
             return Rejection.of("unknown_cycle", report.cycle, f"{term['start']}..{term['end']}")
         expected = (settings.get("reporting") or {}).get("expected_units", "default")
-        if not domain.expected_to_report(unit, expected):
+        if not expected_to_report(unit, expected):
             return Rejection.of("forbidden", event.source, f"cycle {report.cycle} does not expect a report from it")
         state = {**report.model_dump(mode="json"), "unit": event.source, "time": utc_iso(event.time)}
         return await self._versioned(event, accepted_at, collection="unit_reports", kind="unit_report",
@@ -233,7 +236,8 @@ class ProgramsService:
 def _change(event: Envelope, accepted_at: str, *, kind: str, id: str, state: dict,
             programme: str | None = None, seq: int = 0, old: dict | None = None) -> Change:
     return {"kind": kind, "id": id, "programme": programme, "seq": seq, "state": state, "old": old,
-            "event_key": event.key, "event_time": utc_iso(event.time), "accepted_at": accepted_at}
+            "event_key": event.key, "event_time": utc_iso(event.time), "accepted_at": accepted_at,
+            "version": domain.version_of(event)}
 
 
 def _task_state(task: dict) -> dict:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import asyncio
+import contextlib
+from typing import Literal
+
+from fastapi import FastAPI, HTTPException, Response
 
 from shared.clock import Clock
 from shared.kafka import make_broker
 from shared.runtime import Runtime, create_app
 
-from services.reports import handlers, service
+from services.reports import handlers
+from services.reports.service import BadRequest, ReportsService, parse_known_at
 from services.reports.settings import ReportsSettings
 from services.reports.store import INDEXES, ReportsStore
 
@@ -17,11 +22,53 @@ def build(settings: ReportsSettings | None = None) -> FastAPI:
     settings = settings or ReportsSettings()
     runtime = Runtime("reports", settings, make_broker(settings, service="reports"), INDEXES)
     clock = Clock(settings.timezone, settings.clock_fixed)
-    handlers.register(runtime, settings.reports_group)
-    app = create_app(runtime, title="nq-tracker reports")
+
+    def service_for(rt: Runtime) -> ReportsService:
+        return ReportsService(ReportsStore(rt.db), clock, due_working_days=settings.reports_due_working_days)
+
+    handlers.register(runtime, settings.reports_group, service_for)
+    jobs: list[asyncio.Task] = []
+
+    async def start(rt: Runtime) -> None:
+        if settings.reports_scheduler:
+            jobs.append(asyncio.create_task(handlers.schedule_forever(rt, service_for)))
+
+    async def stop(rt: Runtime) -> None:
+        for job in jobs:
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
+
+    app = create_app(runtime, title="nq-tracker reports", on_start=start, on_stop=stop)
 
     @app.get("/v1/status", summary="The live roll-up of every programme, indicator and unit")
     async def status() -> dict:
-        return await service.live_status(store=ReportsStore(runtime.db), clock=clock)
+        return await service_for(runtime).live_status()
+
+    @app.get("/v1/reports/standing-committee", summary="The report to the Standing Committee for a cycle",
+             responses={200: {"content": {t: {} for t in handlers.FORMATS.values()}}})
+    async def standing_committee(cycle: str, format: Literal["json", "html", "pdf", "docx"] = "json",
+                                 known_at: str | None = None) -> Response:
+        service = service_for(runtime)
+        try:
+            report = await service.report(cycle_code=cycle, known_at=parse_known_at(known_at, clock))
+        except BadRequest as err:
+            raise HTTPException(400, str(err)) from err
+        body = await asyncio.to_thread(handlers.rendered, report, format)
+        return Response(body, media_type=handlers.FORMATS[format], headers=_download(cycle, format))
+
+    @app.get("/v1/reports/archive/{cycle}/{format}", summary="A report as it was issued")
+    async def archived(cycle: str, format: Literal["json", "html", "pdf", "docx"]) -> Response:
+        issued = await ReportsStore(runtime.db).issued_report(cycle)
+        if not issued or issued.get("status") != "issued":
+            raise HTTPException(404, f"no report has been issued for cycle {cycle}")
+        body = handlers.rendered(issued["report"], "json") if format == "json" else bytes(issued["files"][format])
+        return Response(body, media_type=handlers.FORMATS[format], headers=_download(cycle, format))
 
     return app
+
+
+def _download(cycle: str, fmt: str) -> dict[str, str]:
+    if fmt in ("pdf", "docx"):
+        return {"Content-Disposition": f'attachment; filename="bao-cao-{cycle}.{fmt}"'}
+    return {}

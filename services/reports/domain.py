@@ -51,3 +51,57 @@ def programme_status(programme: dict, *, issued: dict | None, tasks: list[dict],
         "tasks": task_counts(tasks, as_of),
         "progress_pct": progress_pct(tasks),
     }
+
+
+INDICATOR_STATUSES = ("achieved", "on_track", "at_risk", "off_track", "no_data")
+TARGET_YEAR = 2025
+
+
+def period_year(period: str) -> int:
+    return int(period[:4])
+
+
+def period_end(period: str) -> str:
+    """Sortable end of a period: '2021-Q2' -> '2021-06', '2021-H1' -> '2021-06', '2021' -> '2021-12'."""
+    year, _, part = period.partition("-")
+    month = {"": 12, "H1": 6, "H2": 12, "Q1": 3, "Q2": 6, "Q3": 9, "Q4": 12}[part]
+    return f"{year}-{month:02d}"
+
+
+def latest_value(values: list[dict]) -> dict | None:
+    """The value of the most recent period (a yearly figure wins over a quarter ending with it)."""
+    if not values:
+        return None
+    best = max(values, key=lambda v: (period_end(v["period"]), len(v["period"]) == 4))
+    return {"period": best["period"], "value": best["value"]}
+
+
+def indicator_status(indicator: dict, latest: dict | None) -> str:
+    """First rule that matches: achieved (at or past the 2025 target), on_track (at or past
+    the straight line from the baseline to the 2025 target for the period's year),
+    at_risk (at least 90 % of the way that line expects by then), else off_track."""
+    target = indicator["targets"].get(str(TARGET_YEAR))
+    if latest is None or target is None:
+        return "no_data"
+    sign = 1 if indicator["direction"] == "increase" else -1
+    value = latest["value"]
+    if sign * (value - target) >= 0:
+        return "achieved"
+    baseline = indicator.get("baseline") or {}
+    start, start_year = baseline.get("value"), baseline.get("year")
+    if start is None or start_year is None or start_year >= TARGET_YEAR:
+        return "off_track"
+    share = min(max((period_year(latest["period"]) - start_year) / (TARGET_YEAR - start_year), 0.0), 1.0)
+    expected = start + (target - start) * share
+    if sign * (value - expected) >= 0:
+        return "on_track"
+    if sign * (value - start) >= 0.9 * sign * (expected - start):
+        return "at_risk"
+    return "off_track"
+
+
+def report_status(report: dict | None, due_instant: str) -> str:
+    """A unit's report for a cycle: on time when its event time is on or before the due date."""
+    if report is None:
+        return "missing"
+    return "on_time" if report["time"] <= due_instant else "late"

@@ -1,16 +1,25 @@
-"""Subscribers of the reports service."""
+"""Subscribers and the scheduled job of the reports service."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
+from bson import Binary
 from faststream.kafka.annotations import KafkaMessage
 
 from shared import kafka, metrics
 from shared.runtime import Runtime
 
-from services.reports.store import ReportsStore
+from services.reports import render
+from services.reports.service import ReportsService
+
+log = logging.getLogger("nqt.reports")
+FORMATS = {"json": "application/json", "html": "text/html; charset=utf-8", "pdf": "application/pdf",
+           "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
 
 
-def register(runtime: Runtime, group_id: str) -> None:
+def register(runtime: Runtime, group_id: str, service_for) -> None:
     @runtime.broker.subscriber(runtime.settings.topics.changes, group_id=group_id,
                                ack_policy=kafka.COMMIT_AFTER_WRITE, auto_offset_reset="earliest")
     async def on_change(msg: KafkaMessage) -> None:
@@ -20,4 +29,47 @@ def register(runtime: Runtime, group_id: str) -> None:
         except (ValueError, KeyError, TypeError) as err:
             raise kafka.Poison(f"not a change record: {err!r}") from err
         with metrics.HANDLER_SECONDS.labels(service="reports", handler="changes").time():
-            await ReportsStore(runtime.db).apply_change(change)
+            await service_for(runtime).store.apply_change(change)
+
+
+def rendered(report: dict, fmt: str) -> bytes:
+    if fmt == "json":
+        return kafka.dumps(report)
+    if fmt == "html":
+        return render.render_html(report).encode()
+    if fmt == "pdf":
+        return render.render_pdf(report)
+    return render.render_docx(report)
+
+
+async def schedule_once(runtime: Runtime, service: ReportsService) -> None:
+    """Open the cycles whose cut-off has come; issue the reports that fell due."""
+    topics, broker = runtime.settings.topics, runtime.broker
+    for event in await service.due_events():
+        await broker.publish(kafka.dumps(event), topics.due, key=event["cycle"].encode())
+        await service.store.mark_cycle(event["cycle"], opened=True)
+        log.info("opened cycle %s: %d units expected by %s", event["cycle"], len(event["expected_units"]),
+                 event["due_date"])
+    settings, _ = await service.cycles_of_term()
+    term = "-".join(settings["term"][k][:4] for k in ("start", "end")) if settings.get("term") else "term"
+    for cycle in await service.reports_to_issue():
+        report = await service.issue(cycle, term)
+        files = {fmt: Binary(await asyncio.to_thread(rendered, report, fmt)) for fmt in ("html", "pdf", "docx")}
+        await service.store.update_archive(cycle, report=report, files=files)
+        base = runtime.settings.reports_public_url.rstrip("/")
+        event = {"id": f"report-generated-{cycle}", "cycle": cycle, "number": report["document"]["number_text"],
+                 "known_at": report["known_at"], "issued_on": report["document"]["date_text"],
+                 "summary": report["document"]["summary"], "recipients": report["document"]["recipients"],
+                 "formats": {fmt: f"{base}/v1/reports/archive/{cycle}/{fmt}" for fmt in FORMATS}}
+        await broker.publish(kafka.dumps(event), topics.generated, key=cycle.encode())
+        await service.store.update_archive(cycle, status="issued")
+        log.info("issued the report for %s: %s", cycle, event["number"])
+
+
+async def schedule_forever(runtime: Runtime, service_for) -> None:
+    while True:
+        try:
+            await schedule_once(runtime, service_for(runtime))
+        except Exception:  # the next run tries again: claims left by a failure go stale and are retaken
+            log.exception("the reporting scheduler failed")
+        await asyncio.sleep(runtime.settings.reports_schedule_seconds)

@@ -1,52 +1,178 @@
-"""Use cases of the reports service: the live status roll-up."""
+"""Use cases of the reports service: the live status, the report to the Standing
+Committee for any cycle (as of its cut-off, as known at any instant), and the
+scheduler that opens cycles and issues their reports exactly once."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import logging
+from datetime import date, datetime, time, timedelta, timezone
 
 from shared.clock import Clock
+from shared.cycles import Cycle, UnknownCycle, due_date, next_quarter, parse_cycle, term_cycles
+from shared.events import utc_iso
+from shared.registry import expected_to_report
 
-from services.reports import domain
+from services.reports import document, rollup
+from services.reports.snapshot import Snapshot
 from services.reports.store import ReportsStore
 
-# Units expected to report by default (contract section 5).
-DEFAULT_REPORTING_KINDS = ("department", "district")
-DEFAULT_REPORTING_UNITS = ("HDND", "UBND", "MTTQ")
+log = logging.getLogger("nqt.reports")
+STALE_CLAIM = timedelta(minutes=2)  # a claim older than this, not finished, was left by a crash
 
 
-async def live_status(*, store: ReportsStore, clock: Clock) -> dict:
-    """The roll-up of everything applied so far, as of today."""
-    as_of = clock.today()
-    tasks, plans = await store.tasks(), await store.plans()
-    issued = await store.issued()
-    tasks_by_programme, plans_by_programme = defaultdict(list), defaultdict(list)
-    for task in tasks:
-        tasks_by_programme[task["programme"]].append(task)
-    for plan in plans:
-        plans_by_programme[plan["programme"]].append(plan)
-    lead_units = {task["lead_unit"] for task in tasks}
-    overdue_by_unit = defaultdict(int)
-    for task in tasks:
-        if domain.is_overdue(task, as_of):
-            overdue_by_unit[task["lead_unit"]] += 1
-    programmes = [
-        domain.programme_status(p | {"code": p["_id"]}, issued=issued.get(p["_id"]),
-                                tasks=tasks_by_programme[p["_id"]], plans=plans_by_programme[p["_id"]],
-                                as_of=as_of)
-        for p in await store.programmes()
-    ]
-    indicators = [
-        {"code": i["_id"], "name": i["name"], "latest": None, "target_2025": i["targets"].get("2025"),
-         "status": "no_data"}
-        for i in await store.indicators()
-    ]
-    units = [
-        {"code": u["_id"], "name": u["name"],
-         "reports": {"expected": 0, "on_time": 0, "late": 0, "missing": 0},
-         "tasks_overdue": overdue_by_unit.get(u["_id"], 0)}
-        for u in await store.units()
-        if u.get("kind") in DEFAULT_REPORTING_KINDS or u["_id"] in DEFAULT_REPORTING_UNITS
-        or u["_id"] in lead_units
-    ]
-    return {"as_of": as_of.isoformat(), "cycle": None, "programmes": programmes,
-            "indicators": indicators, "units": units}
+class BadRequest(ValueError):
+    pass
+
+
+def end_of_day(day: date, clock: Clock) -> str:
+    """The last instant of `day` in the reporting time zone, as sortable UTC ISO."""
+    return utc_iso(datetime.combine(day, time.max, tzinfo=clock.tz))
+
+
+def parse_known_at(value: str | None, clock: Clock) -> str | None:
+    """An instant (RFC 3339) or a day (YYYY-MM-DD: as known at the end of that day)."""
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            return end_of_day(date.fromisoformat(value), clock)
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as err:
+        raise BadRequest(f"known_at must be a date (2021-04-05) or an instant with offset: {err}") from err
+    if moment.tzinfo is None:
+        raise BadRequest("known_at needs a UTC offset, e.g. 2021-04-05T09:00:00+07:00")
+    return utc_iso(moment)
+
+
+def reporting_cycle(today: date) -> Cycle:
+    """The cycle being reported on: the latest quarter whose cut-off has come."""
+    cycle = parse_cycle(f"{today.year + 1}-Q1")
+    while cycle.cut_off > today:
+        cycle = parse_cycle(_previous_quarter(cycle.code))
+    return cycle
+
+
+def _previous_quarter(code: str) -> str:
+    year, quarter = int(code[:4]), int(code[-1])
+    return f"{year - 1}-Q4" if quarter == 1 else f"{year}-Q{quarter - 1}"
+
+
+class ReportsService:
+    def __init__(self, store: ReportsStore, clock: Clock, *, due_working_days: int | None = None):
+        self.store = store
+        self.clock = clock
+        self.due_working_days = due_working_days
+
+    def _due(self, cycle: Cycle, settings: dict) -> date:
+        days = self.due_working_days
+        if days is None:
+            days = (settings.get("reporting") or {}).get("due_working_days", 2)
+        return due_date(cycle, days)
+
+    async def live_status(self) -> dict:
+        """Everything applied so far, as of today; unit reports of the cycle being reported on."""
+        cycle = reporting_cycle(self.clock.today())
+        snapshot = await self.store.live(cycle=cycle.code, window_start=end_of_day(cycle.start - timedelta(days=1),
+                                                                                   self.clock))
+        return rollup.build(snapshot, self._moment(snapshot, cycle, self.clock.today(), utc_iso(_wall_now())))
+
+    def _moment(self, snapshot: Snapshot, cycle: Cycle, as_of: date, known_at: str) -> rollup.Moment:
+        due = self._due(cycle, snapshot.settings)
+        following = next_quarter(cycle)
+        return rollup.Moment(cycle=cycle, as_of=as_of, due_date=due, due_instant=end_of_day(due, self.clock),
+                             known_at=known_at, next_due_date=self._due(following, snapshot.settings))
+
+    async def report(self, *, cycle_code: str, known_at: str | None = None) -> dict:
+        """The report for a cycle as of its cut-off; exactly the issued one when `known_at`
+        is the instant it was issued at."""
+        try:
+            cycle = parse_cycle(cycle_code)
+        except UnknownCycle as err:
+            raise BadRequest(str(err)) from err
+        today = self.clock.today()
+        as_of = min(cycle.cut_off, today)
+        window_start = end_of_day(cycle.start - timedelta(days=1), self.clock)
+        if known_at is None and cycle.cut_off >= today:
+            snapshot = await self.store.live(cycle=cycle.code, window_start=window_start)
+        else:
+            snapshot = await self.store.as_of(cycle=cycle.code, window_start=window_start,
+                                              cut_off=end_of_day(as_of, self.clock),
+                                              known_at=known_at or utc_iso(_wall_now()))
+        issued = await self.store.issued_report(cycle.code)
+        is_issued = issued is not None and issued.get("known_at") == known_at and issued.get("number")
+        body = rollup.build(snapshot, self._moment(snapshot, cycle, as_of, known_at or utc_iso(_wall_now())))
+        recipients = (snapshot.settings.get("reporting") or {}).get("recipients", ["BTV"])
+        body["document"] = document.frame(
+            settings=snapshot.settings, cycle_label=body["cycle_label"],
+            recipients=[(snapshot.units.get(r) or {}).get("name", r) for r in recipients],
+            issued_on=date.fromisoformat(issued["issued_on"]) if is_issued else today,
+            number=issued["number"] if is_issued else None)
+        return body
+
+    # --- the scheduler ---
+    async def cycles_of_term(self) -> tuple[dict, list[Cycle]]:
+        settings = await self.store.db.settings.find_one({"_id": "settings"}) or {}
+        term = settings.get("term")
+        if not term:
+            return settings, []
+        start, end = date.fromisoformat(term["start"]), date.fromisoformat(term["end"])
+        cycles = [c for c in term_cycles(start.year, end.year) if start <= c.start and c.cut_off <= end]
+        return settings, cycles
+
+    async def due_events(self) -> list[dict]:
+        """`report.due` for each cycle whose cut-off has come and that no one opened yet."""
+        settings, cycles = await self.cycles_of_term()
+        today, events = self.clock.today(), []
+        units = {u["_id"]: u async for u in self.store.db.units.find({})}
+        expected = (settings.get("reporting") or {}).get("expected_units", "default")
+        for cycle in cycles:
+            if cycle.cut_off > today:
+                break
+            state = await self.store.cycle(cycle.code)
+            if state is not None and (state.get("opened") or not _stale(state["claimed_at"])):
+                continue
+            event = {"id": f"report-due-{cycle.code}", "cycle": cycle.code, "kind": cycle.kind,
+                     "window": {"start": cycle.start.isoformat(), "cut_off": cycle.cut_off.isoformat()},
+                     "due_date": self._due(cycle, settings).isoformat(),
+                     "expected_units": sorted(c for c, u in units.items() if expected_to_report(u, expected))}
+            if state is None and not await self.store.claim_cycle(cycle.code, {"event": event}):
+                continue
+            events.append(event)
+        return events
+
+    async def reports_to_issue(self) -> list[str]:
+        """Cycles whose due date has passed and whose report is not issued yet."""
+        _, cycles = await self.cycles_of_term()
+        today, codes = self.clock.today(), []
+        settings = await self.store.db.settings.find_one({"_id": "settings"}) or {}
+        for cycle in cycles:
+            if self._due(cycle, settings) >= today:
+                continue
+            state = await self.store.cycle(cycle.code)
+            issued = await self.store.issued_report(cycle.code)
+            if not (state and state.get("opened")) or (issued and issued.get("status") == "issued"):
+                continue
+            if issued is None and await self.store.archive({"_id": cycle.code, "status": "issuing",
+                                                            "claimed_at": utc_iso(_wall_now())}):
+                codes.append(cycle.code)
+            elif issued is not None and _stale(issued["claimed_at"]):
+                codes.append(cycle.code)
+        return codes
+
+    async def issue(self, cycle_code: str, term: str) -> dict:
+        """Number and date the cycle's report, freeze what it knew, and return it (JSON)."""
+        issued = await self.store.issued_report(cycle_code)
+        if not issued.get("number"):
+            await self.store.update_archive(cycle_code, number=await self.store.next_number(term),
+                                            known_at=utc_iso(_wall_now()), issued_on=self.clock.today().isoformat())
+            issued = await self.store.issued_report(cycle_code)
+        return await self.report(cycle_code=cycle_code, known_at=issued["known_at"])
+
+
+def _wall_now() -> datetime:
+    """Arrival times are stamped by the wall clock, whatever the replay clock says."""
+    return datetime.now(timezone.utc)
+
+
+def _stale(claimed_at: str) -> bool:
+    return datetime.fromisoformat(claimed_at.replace("Z", "+00:00")) < _wall_now() - STALE_CLAIM

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 
 from shared.settings import CommonSettings
 
@@ -9,5 +8,12 @@ from shared.settings import CommonSettings
 class ReportsSettings(CommonSettings):
     reports_port: int = 8082
     reports_group: str = "nqt-reports"
-    # Pin "now" (e.g. 2021-04-05T09:00:00+07:00) to replay a past term; unset = the real time.
+    # Pin "now" (e.g. 2021-03-15T09:00:00+07:00) to replay a past term; unset = the real time.
     clock_fixed: AwareDatetime | None = None
+    # Open cycles (report.due) and issue their reports once due; every replica may run it.
+    reports_scheduler: bool = True
+    reports_schedule_seconds: float = Field(30.0, gt=0)
+    # Working days after the cut-off when units' reports are due; unset = the registry's (default 2).
+    reports_due_working_days: int | None = Field(None, ge=0, le=30)
+    # Where this service is reached, for links in notifications.
+    reports_public_url: str = "http://127.0.0.1:8082"

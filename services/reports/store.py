@@ -1,39 +1,77 @@
-"""The reports service's own read models, kept from `programs.changes`.
+"""The reports service's own data, kept from `programs.changes`:
+
+- a live read model (current state) that the status and the current cycle's
+  report read;
+- the history of facts with both clocks (event time, arrival time), from which a
+  report as of a past cut-off, as known at a past instant, is rebuilt;
+- the reporting cycles it opened and the archive of reports it issued.
 
 Every write is idempotent and order-tolerant: task states carry the programs
-service's sequence number and an older one never overwrites a newer one."""
+service's sequence number and versioned documents their event version, so an
+older one never overwrites a newer one."""
 
 from __future__ import annotations
 
-from pymongo import ASCENDING, IndexModel
+from datetime import datetime, timezone
+
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import mongo
 
+from services.reports.snapshot import Snapshot, latest_by_subject, tasks_from_history
+
 INDEXES: mongo.IndexSpec = {
     "tasks": [IndexModel([("programme", ASCENDING)])],
     "plans": [IndexModel([("programme", ASCENDING)])],
-    "programmes": [], "units": [], "indicators": [], "issued": [],
+    "history": [IndexModel([("kind", ASCENDING), ("event_time", ASCENDING)])],
+    "unit_reports": [IndexModel([("cycle", ASCENDING)])],
+    "supervisions": [IndexModel([("time", ASCENDING)])],
+    "programmes": [], "units": [], "indicators": [], "settings": [], "issued": [], "indicator_values": [],
+    "cycles": [], "archive": [], "counters": [],
 }
-REGISTRY_KINDS = {"unit": "units", "programme": "programmes", "indicator": "indicators"}
-TASK_FIELDS = ("programme", "plan", "lead_unit", "lead_person", "title", "due_date", "status", "progress",
-               "as_of", "dropped")
+REGISTRY_KINDS = {"unit": "units", "programme": "programmes", "indicator": "indicators", "settings": "settings"}
+TASK_FIELDS = ("task_id", "programme", "plan", "lead_unit", "lead_person", "title", "due_date", "status",
+               "progress", "as_of", "dropped")
+FACT_KINDS = ("plan", "programme_issued", "indicator_value", "unit_report", "supervision")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
 
 
 class ReportsStore:
     def __init__(self, db: AsyncDatabase):
         self.db = db
 
+    # --- keeping the read model and the history ---
     async def apply_change(self, change: dict) -> None:
         kind, key, state = change["kind"], change["id"], change["state"]
         if kind in REGISTRY_KINDS:
             await self.db[REGISTRY_KINDS[kind]].update_one({"_id": key}, {"$set": state}, upsert=True)
-        elif kind == "programme_issued":
-            await self.db.issued.update_one({"_id": key}, {"$set": state}, upsert=True)
+            return
+        if kind in FACT_KINDS or change.get("fact") is not None:
+            await self._keep_fact(change)
+        if kind == "task":
+            await self._apply_task(key, change["seq"], state)
         elif kind == "plan":
             await self._apply_plan(key, change["programme"], state)
-        elif kind == "task":
-            await self._apply_task(key, change["seq"], state)
+        elif kind == "programme_issued":
+            await self._versioned("issued", key, state, change)
+        elif kind == "indicator_value":
+            await self._versioned("indicator_values", key, state, change)
+        elif kind == "unit_report":
+            await self._versioned("unit_reports", key, state, change)
+        elif kind == "supervision":
+            await mongo.insert_once(self.db.supervisions, {"_id": key, **state})
+
+    async def _keep_fact(self, change: dict) -> None:
+        kind = "task_report" if change["kind"] == "task" else change["kind"]
+        data = change.get("fact") or change["state"]
+        await mongo.insert_once(self.db.history, {
+            "_id": change["event_key"], "kind": kind, "subject": change["id"], "programme": change["programme"],
+            "version": change["version"], "event_time": change["event_time"],
+            "accepted_at": change["accepted_at"], "data": data})
 
     async def _apply_plan(self, key: str, programme: str, state: dict) -> None:
         if state["status"] == "submitted":
@@ -43,28 +81,88 @@ class ReportsStore:
         await self.db.plans.update_one({"_id": key}, update, upsert=True)
 
     async def _apply_task(self, key: str, seq: int, state: dict) -> None:
-        doc = {f: state.get(f) for f in TASK_FIELDS} | {"seq": seq}
+        doc = {f: state.get(f) for f in TASK_FIELDS} | {"task_id": key, "seq": seq}
+        await self._guarded("tasks", key, "seq", seq, doc)
+
+    async def _versioned(self, collection: str, key: str, state: dict, change: dict) -> None:
+        await self._guarded(collection, key, "version", change["version"], {**state, "version": change["version"]})
+
+    async def _guarded(self, collection: str, key: str, field: str, value, doc: dict) -> None:
         try:
-            await self.db.tasks.update_one({"_id": key, "seq": {"$lt": seq}}, {"$set": doc}, upsert=True)
+            await self.db[collection].update_one({"_id": key, field: {"$lt": value}}, {"$set": doc}, upsert=True)
         except Exception as err:
             if not mongo.is_duplicate(err):  # duplicate: a newer state is already there
                 raise
 
-    async def programmes(self) -> list[dict]:
-        return [d async for d in self.db.programmes.find({}, sort=[("_id", ASCENDING)])]
+    # --- snapshots ---
+    async def _registry(self) -> dict:
+        return {
+            "programmes": [d async for d in self.db.programmes.find({}, sort=[("_id", ASCENDING)])],
+            "units": {d["_id"]: d async for d in self.db.units.find({})},
+            "indicators": [d async for d in self.db.indicators.find({}, sort=[("_id", ASCENDING)])],
+            "settings": await self.db.settings.find_one({"_id": "settings"}) or {},
+        }
 
-    async def issued(self) -> dict[str, dict]:
-        return {d["_id"]: d async for d in self.db.issued.find({})}
+    async def live(self, *, cycle: str, window_start: str) -> Snapshot:
+        """The current state: what the status and the open cycle's report read."""
+        values: dict[str, list[dict]] = {}
+        async for doc in self.db.indicator_values.find({}, {"indicator": 1, "period": 1, "value": 1}):
+            values.setdefault(doc["indicator"], []).append(doc)
+        projection = {f: 1 for f in TASK_FIELDS}
+        return Snapshot(
+            **await self._registry(),
+            issued={d["_id"]: d async for d in self.db.issued.find({})},
+            plans=[d async for d in self.db.plans.find({}, {"programme": 1, "submitted": 1})],
+            tasks=[d async for d in self.db.tasks.find({}, projection)],
+            indicator_values=values,
+            unit_reports={d["unit"]: d async for d in self.db.unit_reports.find({"cycle": cycle})},
+            supervisions=[d async for d in self.db.supervisions.find({"time": {"$gte": window_start}})],
+        )
 
-    async def tasks(self) -> list[dict]:
-        projection = {"programme": 1, "status": 1, "progress": 1, "due_date": 1, "lead_unit": 1}
-        return [d async for d in self.db.tasks.find({}, projection)]
+    async def as_of(self, *, cycle: str, window_start: str, cut_off: str, known_at: str) -> Snapshot:
+        """The state as of `cut_off` (event time), over what had arrived by `known_at`."""
+        known = {"accepted_at": {"$lte": known_at}}
+        facts: dict[str, list[dict]] = {k: [] for k in ("plan", "task_report", "programme_issued",
+                                                        "indicator_value", "supervision")}
+        async for doc in self.db.history.find({"event_time": {"$lte": cut_off}, **known}):
+            if doc["kind"] in facts:
+                facts[doc["kind"]].append(doc)
+        plans, tasks = tasks_from_history(facts["plan"], facts["task_report"])
+        values: dict[str, list[dict]] = {}
+        for fact in latest_by_subject(facts["indicator_value"]).values():
+            values.setdefault(fact["data"]["indicator"], []).append(fact["data"])
+        # Unit reports fall due after the cut-off: they count as known at `known_at`, whenever made.
+        reports = [d async for d in self.db.history.find({"kind": "unit_report", "data.cycle": cycle, **known})]
+        return Snapshot(
+            **await self._registry(),
+            issued={f["subject"]: f["data"] for f in latest_by_subject(facts["programme_issued"]).values()},
+            plans=plans, tasks=tasks, indicator_values=values,
+            unit_reports={f["data"]["unit"]: f["data"] for f in latest_by_subject(reports).values()},
+            supervisions=[f["data"] for f in facts["supervision"] if f["data"]["time"] >= window_start],
+        )
 
-    async def plans(self) -> list[dict]:
-        return [d async for d in self.db.plans.find({}, {"programme": 1, "submitted": 1})]
+    # --- cycles and the archive ---
+    async def claim_cycle(self, code: str, doc: dict) -> bool:
+        """True for the one caller that opens the cycle (across restarts and replicas)."""
+        return await mongo.insert_once(self.db.cycles, {"_id": code, **doc, "claimed_at": _now()})
 
-    async def indicators(self) -> list[dict]:
-        return [d async for d in self.db.indicators.find({}, sort=[("_id", ASCENDING)])]
+    async def cycle(self, code: str) -> dict | None:
+        return await self.db.cycles.find_one({"_id": code})
 
-    async def units(self) -> list[dict]:
-        return [d async for d in self.db.units.find({}, sort=[("_id", ASCENDING)])]
+    async def mark_cycle(self, code: str, **fields) -> None:
+        await self.db.cycles.update_one({"_id": code}, {"$set": fields})
+
+    async def issued_report(self, cycle: str) -> dict | None:
+        return await self.db.archive.find_one({"_id": cycle})
+
+    async def next_number(self, term: str) -> int:
+        """Report numbers run per document type per term."""
+        counter = await self.db.counters.find_one_and_update(
+            {"_id": f"BC|{term}"}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
+        return counter["value"]
+
+    async def archive(self, doc: dict) -> bool:
+        return await mongo.insert_once(self.db.archive, doc)
+
+    async def update_archive(self, cycle: str, **fields) -> None:
+        await self.db.archive.update_one({"_id": cycle}, {"$set": fields})

@@ -13,16 +13,17 @@ from services.reports.settings import ReportsSettings
 def change(kind: str, id: str, state: dict, programme: str | None = None, seq: int = 0) -> bytes:
     return kafka.dumps({"kind": kind, "id": id, "programme": programme, "seq": seq, "state": state,
                         "event_key": f"X:{id}:{seq}", "event_time": "2021-03-01T00:00:00.000000Z",
-                        "accepted_at": "2021-03-01T00:00:00.000000Z"})
+                        "accepted_at": "2021-03-01T00:00:00.000000Z",
+                        "version": f"2021-03-01T00:00:00.000000Z|X:{id}:{seq}"})
 
 
 def task_state(status: str, progress: float, due: str = "2021-06-30") -> dict:
     return {"programme": "02", "plan": "SO-KHDT|KH", "lead_unit": "SO-KHDT", "due_date": due, "status": status,
-            "progress": progress}
+            "progress": progress, "title": "Nhiệm vụ", "lead_person": {"name": "Nguyễn Văn An", "position": "Phó Giám đốc"}}
 
 
 async def test_status_follows_changes_and_an_older_state_never_wins(isolated):
-    settings = isolated.settings(ReportsSettings, clock_fixed="2021-04-05T09:00:00+07:00")
+    settings = isolated.settings(ReportsSettings, clock_fixed="2021-04-05T09:00:00+07:00", reports_scheduler=False)
     records = [
         change("programme", "02", {"code": "02", "title": "Chương trình 02", "lead_unit": "UBND"}),
         change("unit", "SO-KHDT", {"code": "SO-KHDT", "name": "Sở Kế hoạch và Đầu tư", "kind": "department"}),
@@ -50,6 +51,6 @@ async def test_status_follows_changes_and_an_older_state_never_wins(isolated):
     assert p["tasks"] == {"total": 3, "not_started": 1, "in_progress": 1, "completed": 1, "blocked": 0,
                           "cancelled": 0, "overdue": 1}
     assert p["progress_pct"] == round((100 + 0 + 25) / 3, 1)
-    assert body["units"] == [{"code": "SO-KHDT", "name": "Sở Kế hoạch và Đầu tư",
-                              "reports": {"expected": 0, "on_time": 0, "late": 0, "missing": 0},
-                              "tasks_overdue": 1}]
+    assert body["cycle"] == "2021-Q1"  # on 5 April the first quarter is being reported on
+    assert [(u["code"], u["reports"], u["tasks_overdue"]) for u in body["units"]] == [
+        ("SO-KHDT", {"expected": 1, "on_time": 0, "late": 0, "missing": 1}, 1)]

@@ -1,0 +1,41 @@
+"""The Party-document frame of the report (Hướng dẫn 36-HD/VPTW): issuing body,
+number, place and date, title and summary line. Issuer and numbering come from
+the registry header, so another committee or office can issue it."""
+
+from __future__ import annotations
+
+from datetime import date
+
+DEFAULT_ISSUER = {"party_committee": "ĐẢNG BỘ THÀNH PHỐ HÀ NỘI", "office": "VĂN PHÒNG THÀNH ỦY",
+                  "office_symbol": "VPTU", "place": "Hà Nội"}
+
+
+def number_text(number: int | None, symbol: str) -> str:
+    """'Số 12-BC/VPTU'; a draft (not yet issued) leaves the number blank to be filled by hand."""
+    return f"Số {number}-BC/{symbol}" if number else f"Số     -BC/{symbol}"
+
+
+def date_text(place: str, day: date) -> str:
+    """'Hà Nội, ngày 05 tháng 04 năm 2021' (leading zeros below 10)."""
+    return f"{place}, ngày {day.day:02d} tháng {day.month:02d} năm {day.year}"
+
+
+def frame(*, settings: dict, recipients: list[str], cycle_label: str, issued_on: date,
+          number: int | None) -> dict:
+    issuer = {**DEFAULT_ISSUER, **(settings.get("issuer") or {})}
+    title = settings.get("title") or "Chương trình hành động"
+    return {
+        "party_committee": issuer["party_committee"],
+        "issuer": issuer["office"],
+        "number": number,
+        "number_text": number_text(number, issuer["office_symbol"]),
+        "date_text": date_text(issuer["place"], issued_on),
+        "title": "BÁO CÁO",
+        "summary": f"Tình hình thực hiện {_lower_first(title)}, {cycle_label}",
+        "recipients": recipients,
+        "draft": number is None,
+    }
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]

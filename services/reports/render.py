@@ -1,0 +1,369 @@
+"""Render the report to the Standing Committee (contract section 4) as HTML, PDF or DOCX.
+
+`_view` turns the report dict into one list of blocks (headings, sentences in
+Vietnamese, tables, charts) plus the header, signature and annex tables; the
+Jinja2 template and the python-docx builder only lay those blocks out, so the
+three formats carry the same content in the same order. Layout follows the
+Party document format (Hướng dẫn 36-HD/VPTW). Pure functions of the report:
+nothing is read but the template, nothing is written.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+from docx import Document
+from docx.enum.section import WD_ORIENT, WD_SECTION
+from docx.enum.text import WD_ALIGN_PARAGRAPH
+from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
+from docx.shared import Mm, Pt, RGBColor
+
+from services.reports.charts import INDICATOR_STATUS, achievement_pct, indicator_chart, progress_chart
+
+TASK_STATUS = {"not_started": "Chưa triển khai", "in_progress": "Đang thực hiện",
+               "completed": "Hoàn thành", "blocked": "Vướng mắc", "cancelled": "Hủy"}
+REPORT_STATUS = {"on_time": "Đúng hạn", "late": "Muộn", "missing": "Chưa báo cáo"}
+SUPERVISION_KIND = {"giam_sat": "Giám sát", "phan_bien": "Phản biện xã hội"}
+CHARTS = {"progress": ("programmes", progress_chart, "Biểu đồ 1. Tiến độ thực hiện các chương trình (%)"),
+          "indicators": ("indicators", indicator_chart,
+                         "Biểu đồ 2. Mức đạt các chỉ tiêu so với mục tiêu năm 2025 (%)")}
+FONT = "Times New Roman"
+_HANOI = timezone(timedelta(hours=7))  # Viet Nam keeps no daylight saving time
+_TEMPLATES = Path(__file__).parent / "templates"
+
+
+def fmt_date(value: str | None) -> str:
+    """dd/mm/yyyy of an ISO date or timestamp (a timestamp is read in Hanoi time)."""
+    if not value:
+        return ""
+    if "T" not in value:
+        return date.fromisoformat(value).strftime("%d/%m/%Y")
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return (moment.astimezone(_HANOI) if moment.tzinfo else moment).strftime("%d/%m/%Y")
+
+
+def fmt_num(value: float | None, digits: int = 2, fixed: bool = False) -> str:
+    """A Vietnamese number (1.234,5): decimal comma, dot for thousands; "–" if missing."""
+    if value is None:
+        return "–"
+    text = f"{value:,.{digits}f}"
+    if not fixed and "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text.translate(str.maketrans(",.", ".,"))
+
+
+def _pct(value: float | None) -> str:
+    return fmt_num(value, 1, fixed=True)
+
+
+def _table(headers, rows, widths, empty, num=()) -> tuple:
+    """A table block, or the sentence standing in for it when there are no rows."""
+    return ("table", {"headers": headers, "rows": rows, "widths": widths, "num": set(num)}) if rows else ("p", empty)
+
+
+def _issuance(r: dict) -> list[tuple]:
+    """I.1: programmes issued, steering committees, and the Q1/2021 deadline met or missed."""
+    progs, dl = r["programmes"], r.get("deadline_q1_2021")
+    issued, steered = sum(1 for p in progs if p["issued"]), sum(1 for p in progs if p["steering_committee"])
+    blocks = [("p", f"Đã ban hành {issued}/{len(progs)} chương trình; "
+                    f"thành lập {steered}/{len(progs)} Ban Chỉ đạo thực hiện chương trình.")]
+    if not dl:
+        return blocks
+
+    def when(day: str | None, done: str) -> str:
+        return f"{done}{' muộn,' if day > dl['deadline'] else ''} ngày {fmt_date(day)}" if day else f"chưa {done}"
+    missed = "; ".join(f"Chương trình {m['code']} ({when(m.get('issued_on'), 'ban hành')}; "
+                       f"{when(m.get('steering_established_on'), 'thành lập Ban Chỉ đạo')})" for m in dl["missed"])
+    return blocks + [("p", f"Theo yêu cầu ban hành chương trình và thành lập Ban Chỉ đạo trong quý I/2021 "
+                           f"(chậm nhất ngày {fmt_date(dl['deadline'])}): {dl['issued_on_time']}/{dl['total']} "
+                           f"chương trình được ban hành đúng hạn, {dl['steering_on_time']}/{dl['total']} chương "
+                           f"trình thành lập Ban Chỉ đạo đúng hạn; chưa đạt: {missed or 'không có'}.")]
+
+
+def _progress(r: dict) -> list[tuple]:
+    """I.2 plans and I.3 tasks."""
+    plans, tasks, pct = r["totals"]["plans"], r["totals"]["tasks"], r["totals"]["progress_pct"]
+    of = f" (trên tổng số {plans['expected']} kế hoạch phải xây dựng)" if plans.get("expected") else ""
+    counts = ", ".join(f"{word.lower()} {tasks[key]}" for key, word in TASK_STATUS.items())
+    overall = f"đạt {_pct(pct)}%" if pct is not None else "chưa có số liệu"
+    blocks = [("h2", "2. Xây dựng kế hoạch thực hiện"),
+              ("p", f"Các cơ quan, đơn vị đã gửi {plans['submitted']} kế hoạch thực hiện chương trình{of}; "
+                    f"{plans['rejected']} kế hoạch bị trả lại, yêu cầu hoàn thiện."),
+              ("h2", "3. Tiến độ thực hiện nhiệm vụ"),
+              ("p", f"Tổng số {tasks['total']} nhiệm vụ: {counts}; có {tasks['overdue']} nhiệm vụ "
+                    f"quá hạn. Tiến độ chung {overall}.")]
+    return blocks + ([("chart", "progress")] if r["programmes"] else [])
+
+
+def _indicators(r: dict) -> list[tuple]:
+    """I.4: indicators against their 2025 targets."""
+    ind = r["indicators"]
+    rows = [[i["code"], i["name"], i["measure"],
+             f"{fmt_num(i['baseline']['value'])} ({i['baseline']['year']})" if i.get("baseline") else "–",
+             f"{fmt_num(i['latest']['value'])} ({i['latest']['period']})" if i.get("latest") else "–",
+             fmt_num(i["target_2025"]), _pct(achievement_pct(i)),
+             INDICATOR_STATUS.get(i["status"], (i["status"],))[0]] for i in ind]
+    blocks = [("h2", "4. Thực hiện các chỉ tiêu so với mục tiêu năm 2025")]
+    if any(i.get("sample") for i in ind):
+        blocks.append(("note", "Ghi chú: Số liệu chỉ tiêu là dữ liệu mẫu, chưa phải số liệu chính thức."))
+    blocks.append(_table(["Mã", "Chỉ tiêu", "Đơn vị tính", "Năm gốc", "Kết quả mới nhất",
+                          "Mục tiêu 2025", "Mức đạt (%)", "Đánh giá"], rows,
+                         [8, 26, 9, 13, 13, 9, 9, 13], "Chưa có chỉ tiêu được theo dõi.", (3, 4, 5, 6)))
+    return blocks + ([("chart", "indicators")] if ind else [])
+
+
+def _person(person: dict | None) -> str:
+    return ", ".join(filter(None, map((person or {}).get, ("name", "position"))))
+
+
+def _shortcomings(r: dict) -> list[tuple]:
+    """II: overdue tasks, units late or missing, supervision findings."""
+    rows = [[t["programme"], t["title"], t["lead_unit_name"], _person(t.get("lead_person")),
+             fmt_date(t["due_date"]), TASK_STATUS.get(t["status"], t["status"]), _pct(t.get("progress"))]
+            for t in r["overdue_tasks"]]
+    s = r["reports_summary"]
+    laggards = sorted((u for u in r["units"] if (u.get("report") or {}).get("status") in ("late", "missing")),
+                      key=lambda u: u["report"]["status"] != "missing")
+    units = [[u["name"], REPORT_STATUS[u["report"]["status"]], fmt_date(u["report"].get("time")) or "–",
+              u["report"].get("document_no") or "–", str(u["tasks_overdue"])] for u in laggards]
+    return [("h1", "II. HẠN CHẾ, TỒN TẠI"), ("h2", "1. Nhiệm vụ quá hạn"),
+            _table(["CT", "Nhiệm vụ", "Tập thể chịu trách nhiệm", "Cá nhân chịu trách nhiệm", "Hạn",
+                    "Tình trạng", "Tiến độ (%)"], rows, [5, 25, 16, 19, 13, 12, 10],
+                   "Không có nhiệm vụ quá hạn.", (6,)),
+            ("h2", "2. Cơ quan, đơn vị báo cáo muộn, chưa báo cáo"),
+            ("p", f"Tổng số {s['expected']} báo cáo phải gửi: {s['on_time']} đúng hạn, {s['late']} muộn, "
+                  f"{s['missing']} chưa báo cáo."),
+            _table(["Cơ quan, đơn vị", "Tình trạng", "Ngày gửi", "Số văn bản", "Nhiệm vụ quá hạn"], units,
+                   [38, 16, 14, 18, 14], "Các cơ quan, đơn vị đều báo cáo đúng hạn.", (4,)),
+            ("h2", "3. Kết quả giám sát, phản biện xã hội của Mặt trận Tổ quốc và các tổ chức "
+                   "chính trị - xã hội"),
+            *(_supervisions(r) or [("p", "Trong kỳ chưa nhận được kết quả giám sát, phản biện xã hội.")])]
+
+
+def _supervisions(r: dict) -> list[tuple]:
+    names = {u["code"]: u["name"] for u in r["units"]}
+    items = []
+    for s in r["supervisions"]:
+        about = "; ".join(x for x in (f"Chương trình {s['programme']}" if s.get("programme") else "",
+                                      names.get(s.get("unit"), s.get("unit") or "")) if x)
+        lead = f"{s['source_name']} ({SUPERVISION_KIND.get(s['kind'], s['kind'])}, {fmt_date(s['time'])}" \
+               f"{'; ' + about if about else ''}):"
+        advice = f" Kiến nghị: {s['recommendation']}" if s.get("recommendation") else ""
+        items.append(("item", (lead, f"{s['finding']}{advice}")))
+    return items
+
+
+def _next(r: dict) -> list[tuple]:
+    """III: the next reporting period and the tasks falling due in it."""
+    n = r.get("next_period")
+    if not n:
+        return [("h1", "III. NHIỆM VỤ KỲ TỚI"), ("p", "Không có kỳ báo cáo tiếp theo.")]
+    rows = [[t["programme"], t["title"], t["lead_unit_name"], fmt_date(t["due_date"]),
+             TASK_STATUS.get(t["status"], t["status"]), _pct(t.get("progress"))] for t in n["tasks_due"]]
+    return [("h1", "III. NHIỆM VỤ KỲ TỚI"),
+            ("p", f"Báo cáo {n['cycle_label']}: số liệu tính đến ngày {fmt_date(n['cut_off'])}; các cơ quan, "
+                  f"đơn vị gửi báo cáo chậm nhất ngày {fmt_date(n['due_date'])}."),
+            ("p", "Các nhiệm vụ đến hạn hoàn thành trong kỳ tới:" if rows else
+                  "Không có nhiệm vụ đến hạn hoàn thành trong kỳ tới."),
+            *([_table(["CT", "Nhiệm vụ", "Cơ quan chủ trì", "Hạn", "Tình trạng", "Tiến độ (%)"], rows,
+                      [5, 37, 22, 13, 13, 10], "", (5,))] if rows else [])]
+
+
+def _annexes(r: dict) -> list[dict]:
+    """Phụ lục 1 (programmes) and Phụ lục 2 (units), as table specs."""
+    def done(flag, no, day):
+        return f"{no or 'Có'}, {fmt_date(day)}".strip(", ") if flag else "Chưa"
+    progs = [[p["code"], p["title"], p["lead_unit_name"], done(p["issued"], p["document_no"], p["issued_on"]),
+              done(p["steering_committee"], *((p["steering_committee"] or {}).get(k) for k in
+                                              ("decision_no", "established_on"))),
+              *(str(p["plans"][k]) for k in ("submitted", "rejected")),
+              *(str(p["tasks"][k]) for k in ("total", "not_started", "in_progress", "completed", "blocked",
+                                             "cancelled", "overdue")), _pct(p["progress_pct"])]
+             for p in r["programmes"]]
+    units = [[u["code"], u["name"], REPORT_STATUS.get((u.get("report") or {}).get("status"), "–"),
+              fmt_date((u.get("report") or {}).get("time")) or "–",
+              *(str(u["reports"][k]) for k in ("expected", "on_time", "late", "missing")), str(u["tasks_overdue"])]
+             for u in r["units"]]
+    return [{"title": "PHỤ LỤC 1", "subtitle": "TÌNH HÌNH THỰC HIỆN CÁC CHƯƠNG TRÌNH", "table": _table(
+                ["Mã", "Tên chương trình", "Cơ quan chủ trì", "Ban hành", "Ban Chỉ đạo", "KH đã gửi",
+                 "KH trả lại", "Tổng số NV", "Chưa triển khai", "Đang thực hiện", "Hoàn thành", "Vướng mắc",
+                 "Hủy", "Quá hạn", "Tiến độ (%)"], progs, [3.5, 25, 10, 9, 8.5, *[4.4] * 10],
+                "Chưa có chương trình.", range(5, 15))},
+            {"title": "PHỤ LỤC 2", "subtitle": "TÌNH HÌNH BÁO CÁO CỦA CÁC CƠ QUAN, ĐƠN VỊ", "table": _table(
+                ["Mã", "Cơ quan, đơn vị", "Báo cáo kỳ này", "Ngày gửi", "Phải gửi", "Đúng hạn", "Muộn",
+                 "Chưa báo cáo", "Nhiệm vụ quá hạn"], units, [12, 34, 12, 10, 6, 6, 6, 7, 7],
+                "Chưa có cơ quan, đơn vị phải báo cáo.", range(4, 9))}]
+
+
+def _view(r: dict) -> dict:
+    """Everything the three formats print, in order."""
+    d = r["document"]
+    intro = (f"Số liệu tính từ ngày {fmt_date(r['window']['start'])} đến ngày {fmt_date(r['window']['cut_off'])} "
+             f"(kỳ báo cáo {r['cycle_label']}), theo thông tin nhận được đến ngày {fmt_date(r['known_at'])}.")
+    body = [("p", intro), ("h1", "I. KẾT QUẢ THỰC HIỆN"),
+            ("h2", "1. Ban hành chương trình, thành lập Ban Chỉ đạo"), *_issuance(r), *_progress(r),
+            *_indicators(r), *_shortcomings(r), *_next(r)]
+    attached = d["number_text"].replace("Số", "số", 1)
+    return {"document": d, "body": body, "annexes": _annexes(r), "attached": f"(Kèm theo Báo cáo {attached})",
+            "recipients": [f"- {name}," for name in d["recipients"]] + ["- Lưu VP."],
+            "signer": "CHÁNH VĂN PHÒNG" if "VĂN PHÒNG" in d["issuer"].upper() else "T/M BAN THƯỜNG VỤ"}
+
+
+@lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    return env.get_template("standing_committee.html.j2")
+
+
+def _chart(r: dict, name: str, fmt: str) -> str | bytes:
+    key, draw, _ = CHARTS[name]
+    return draw(r[key], fmt)
+
+
+def render_html(report: dict) -> str:
+    """The report as one self-contained HTML page (charts inlined as SVG data URIs)."""
+    view = _view(report)
+    charts = {name: "data:image/svg+xml;base64," + base64.b64encode(
+        _chart(report, name, "svg").encode()).decode() for kind, name in view["body"] if kind == "chart"}
+    captions = {name: caption for name, (_, _, caption) in CHARTS.items()}
+    return _template().render(view=view, charts=charts, captions=captions, report=report)
+
+
+def render_pdf(report: dict) -> bytes:
+    """The report as A4 PDF, printed by WeasyPrint from the same HTML."""
+    import weasyprint  # heavy import, only needed here
+
+    return weasyprint.HTML(string=render_html(report)).write_pdf()
+
+
+# ---- DOCX: the same view, laid out with python-docx ---------------------------------------------------
+_CENTER, _RIGHT, _JUSTIFY = WD_ALIGN_PARAGRAPH.CENTER, WD_ALIGN_PARAGRAPH.RIGHT, WD_ALIGN_PARAGRAPH.JUSTIFY
+
+
+def render_docx(report: dict) -> bytes:
+    """The report as a Word document: same blocks, real tables, charts as PNG pictures."""
+    view, doc = _view(report), Document()
+    _docx_setup(doc)
+    _docx_header(doc, view["document"])
+    for kind, value in view["body"]:
+        if kind == "chart":
+            doc.add_picture(io.BytesIO(_chart(report, value, "png")), width=Mm(150))
+            doc.paragraphs[-1].alignment = _CENTER
+            _para(doc, CHARTS[value][2], italic=True, size=12, align=_CENTER)
+        elif kind == "table":
+            _docx_table(doc, value, 165, size=11)  # A4 portrait text width: 210 - 30 - 15 mm
+        elif kind in ("h1", "h2"):
+            doc.add_heading(value, level=1 if kind == "h1" else 2)
+        else:
+            lead, text = value if kind == "item" else ("", value)
+            paragraph = _para(doc, lead, bold=True, align=_JUSTIFY)
+            paragraph.add_run(f"{' ' if lead else ''}{text}").italic = kind == "note"
+            paragraph.paragraph_format.first_line_indent, paragraph.paragraph_format.space_after = Mm(10), Pt(6)
+    _docx_signature(doc, view)
+    _docx_annexes(doc, view)
+    buffer = io.BytesIO()
+    doc.save(buffer)
+    return buffer.getvalue()
+
+
+def _docx_page(section, landscape: bool) -> None:
+    section.orientation = WD_ORIENT.LANDSCAPE if landscape else WD_ORIENT.PORTRAIT
+    section.page_width, section.page_height = (Mm(297), Mm(210)) if landscape else (Mm(210), Mm(297))
+    section.top_margin = section.bottom_margin = Mm(20)
+    section.left_margin, section.right_margin = Mm(30), Mm(15)
+
+
+def _docx_setup(doc) -> None:
+    """A4 portrait; Normal and heading styles in black Times New Roman for every script."""
+    _docx_page(doc.sections[0], landscape=False)
+    for name, bold in (("Normal", None), ("Heading 1", True), ("Heading 2", True)):
+        style = doc.styles[name]
+        style.font.name, style.font.size, style.font.color.rgb = FONT, Pt(14), RGBColor(0, 0, 0)
+        if bold:
+            style.font.bold, style.font.italic = True, False
+        style.paragraph_format.space_before = Pt(10 if bold else 0)
+        style.paragraph_format.space_after = Pt(4 if bold else 0)
+        fonts = style.element.rPr.rFonts  # theme fonts would win over the named one: drop them
+        for theme in ("asciiTheme", "hAnsiTheme", "eastAsiaTheme", "cstheme"):
+            fonts.attrib.pop(qn(f"w:{theme}"), None)
+        fonts.set(qn("w:eastAsia"), FONT)
+        fonts.set(qn("w:cs"), FONT)
+
+
+def _para(where, text: str = "", *, bold=False, italic=False, underline=False, size=None, align=None):
+    """A paragraph with one run, added to a document or a table cell."""
+    paragraph = where.add_paragraph()
+    run = paragraph.add_run(text)
+    run.bold, run.italic, run.underline = bold, italic, underline
+    run.font.size = Pt(size) if size else None
+    paragraph.alignment = align
+    return paragraph
+
+
+def _cells(cell, lines: list[tuple], width_mm: float | None = None) -> None:
+    """Lines (text, size, run options; centred unless told) replacing a cell's content."""
+    cell.paragraphs[0]._element.getparent().remove(cell.paragraphs[0]._element)
+    for text, size, options in lines:
+        _para(cell, text, size=size, **{"align": _CENTER, **options})
+    if width_mm:
+        cell.width = Mm(width_mm)
+
+
+def _docx_header(doc, d: dict) -> None:
+    """Issuer and number on the left, the Party's name and the date on the right; title below."""
+    if d.get("draft"):
+        _para(doc, "DỰ THẢO", bold=True, align=_RIGHT)
+    left, right = doc.add_table(rows=1, cols=2).rows[0].cells  # default table style: no borders
+    _cells(left, [(d["party_committee"].upper(), 14, {}), (d["issuer"].upper(), 14, {"bold": True}),
+                  ("*", 14, {}), (d["number_text"], 14, {})], 72)
+    _cells(right, [("ĐẢNG CỘNG SẢN VIỆT NAM", 15, {"bold": True, "underline": True}), ("", 8, {}),
+                   (d["date_text"], 14, {"italic": True})], 93)
+    _para(doc)
+    _para(doc, d["title"], bold=True, size=16, align=_CENTER)
+    _para(doc, d["summary"], bold=True, align=_CENTER).paragraph_format.space_after = Pt(12)
+
+
+def _docx_table(doc, spec: dict, text_mm: float, size: float) -> None:
+    """A real Word table: grid style, bold header row repeated on each page."""
+    table = doc.add_table(rows=1, cols=len(spec["headers"]))
+    table.style = "Table Grid"
+    repeat = OxmlElement("w:tblHeader")
+    repeat.set(qn("w:val"), "true")
+    table.rows[0]._tr.get_or_add_trPr().append(repeat)
+    widths = [text_mm * w / sum(spec["widths"]) for w in spec["widths"]]
+    for i, (cell, text) in enumerate(zip(table.rows[0].cells, spec["headers"])):
+        _cells(cell, [(text, size, {"bold": True})], widths[i])
+    for row in spec["rows"]:
+        for i, (cell, text) in enumerate(zip(table.add_row().cells, row)):
+            _cells(cell, [(text, size, {"align": _RIGHT if i in spec["num"] else None})], widths[i])
+
+
+def _docx_signature(doc, view: dict) -> None:
+    _para(doc)
+    left, right = doc.add_table(rows=1, cols=2).rows[0].cells
+    _cells(left, [("Nơi nhận:", 12, {"bold": True, "italic": True, "align": None}),
+                  *((line, 11, {"align": None}) for line in view["recipients"])], 85)
+    _cells(right, [(view["signer"], 14, {"bold": True})], 80)
+
+
+def _docx_annexes(doc, view: dict) -> None:
+    """The annexes on landscape pages, one page each."""
+    _docx_page(doc.add_section(WD_SECTION.NEW_PAGE), landscape=True)
+    for index, annex in enumerate(view["annexes"]):
+        if index:
+            doc.add_page_break()
+        for text, options in ((annex["title"], {"bold": True}), (annex["subtitle"], {"bold": True}),
+                              (view["attached"], {"italic": True}), ("", {})):
+            _para(doc, text, align=_CENTER, **options)
+        kind, value = annex["table"]
+        if kind == "table":
+            _docx_table(doc, value, 297 - 45, size=10)
+        else:
+            _para(doc, value)
