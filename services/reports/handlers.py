@@ -11,7 +11,7 @@ from faststream.kafka.annotations import KafkaMessage
 from shared import kafka, metrics
 from shared.runtime import Runtime
 
-from services.reports import render
+from services.reports import render, word
 from services.reports.service import ReportsService
 
 log = logging.getLogger("nqt.reports")
@@ -39,7 +39,7 @@ def rendered(report: dict, fmt: str) -> bytes:
         return render.render_html(report).encode()
     if fmt == "pdf":
         return render.render_pdf(report)
-    return render.render_docx(report)
+    return word.render_docx(report)
 
 
 async def schedule_once(runtime: Runtime, service: ReportsService) -> None:

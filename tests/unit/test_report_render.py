@@ -11,7 +11,8 @@ import pytest
 from docx import Document
 
 from services.reports import charts
-from services.reports.render import render_docx, render_html, render_pdf
+from services.reports.render import render_html, render_pdf
+from services.reports.word import render_docx
 
 SECTIONS = ("I. KẾT QUẢ THỰC HIỆN", "II. HẠN CHẾ, TỒN TẠI", "III. NHIỆM VỤ KỲ TỚI")
 
