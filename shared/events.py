@@ -163,13 +163,18 @@ class RegistryProgramme(Inbound):
     issue_by: date | None = None
 
 
+class Baseline(Inbound):
+    year: int = Field(ge=1900, le=2100)
+    value: Finite | None = None
+
+
 class RegistryIndicator(Inbound):
     code: IndicatorCode
     group: int = Field(ge=1, le=4)
     name: Text
     measure: Text
     direction: Literal["increase", "decrease"]
-    baseline: dict[str, Finite | None]
+    baseline: Baseline
     targets: dict[Literal["2025", "2030", "2045"], Finite | None]
     responsible_unit: UnitCode
     sample: bool = False

@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
+import yaml
 
 from deploy.local.stack import LOCAL, REGISTRY, ROOT
 
@@ -82,6 +83,8 @@ UNIT_REPORTS = [("SO-KHDT", "2021-03-15"), ("SO-TC", "2021-03-15"), ("SO-XD", "2
                 ("SO-LDTBXH", "2021-03-16"), ("Q-BADINH", "2021-03-15"), ("H-SOCSON", "2021-03-18"),
                 ("HDND", "2021-03-16"), ("UBND", "2021-03-16"), ("MTTQ", "2021-03-15")]
 
+INDICATORS_REPORTED = 8  # sample 2020 figures for the first indicators
+
 ISSUED = {f"{n:02d}": date(2021, 3, 5) for n in range(1, 9)}  # 09 and 10 are not issued by the cut-off
 
 
@@ -129,6 +132,12 @@ def scenario() -> list[tuple[str, list[dict]]]:
             "cycle": "2021-Q1", "document_no": f"{30 + n}/BC-{unit}",
             "summary": "Đơn vị đã ban hành kế hoạch, phân công nhiệm vụ và triển khai theo lộ trình.",
             "shortcomings": "Một số nhiệm vụ chậm so với kế hoạch."}, day)]))
+    for n, indicator in enumerate(registry_indicators()[:INDICATORS_REPORTED]):
+        value = indicator["baseline"]["value"] * (1.03 if n % 3 else 0.97)  # sample figures for 2020
+        unit = indicator["responsible_unit"]
+        batches.append((unit, [envelope(unit, f"{unit}-2021-CT-{indicator['code']}", "indicator.reported", {
+            "indicator": indicator["code"], "period": "2020", "value": round(value, 2),
+            "note": "Số liệu mẫu"}, "2021-03-01")]))
     # A plan whose tasks name no roadmap: rejected whole, and the district is told by e-mail.
     batches.append(("H-DONGANH", [envelope("H-DONGANH", "H-DONGANH-2021-KH-03", "plan.submitted", {
         "plan_id": "KH-03-H-DONGANH", "programme": "03", "title": "Kế hoạch phát triển đô thị Đông Anh",
@@ -137,6 +146,10 @@ def scenario() -> list[tuple[str, list[dict]]]:
              "lead_person": {"name": "Cao Văn Tuấn", "position": "Chủ tịch UBND huyện"},
              "due_date": "2021-12-31", "milestones": []}]}, "2021-02-25")]))
     return batches
+
+
+def registry_indicators() -> list[dict]:
+    return yaml.safe_load(REGISTRY.read_text(encoding="utf-8"))["indicators"]
 
 
 def load_env() -> dict[str, str]:
@@ -164,10 +177,10 @@ def main() -> int:
                 return 1
             progress(f"demo: published {n}/{len(batches)} requests", done=n == len(batches))
     status = wait_for_status(env["NQT_REPORTS_URL"], expected_tasks, len(UPDATES))
+    OUT.mkdir(parents=True, exist_ok=True)
     written = write_report(env["NQT_REPORTS_URL"], "2021-Q1")
     table = render(status)
     print(table)
-    OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "status.txt").write_text(table + "\n", encoding="utf-8")
     (OUT / "status.json").write_text(json.dumps(status, ensure_ascii=False, indent=1), encoding="utf-8")
     mails = sorted((LOCAL / "mail").glob("*.eml"))
@@ -188,8 +201,9 @@ def wait_for_status(url: str, tasks: int, updates: int, timeout: float = 90.0) -
             rejected = sum(p["plans"]["rejected"] for p in progs)
             issued = sum(p["issued"] for p in progs)
             reported = status["reports_summary"]["on_time"] + status["reports_summary"]["late"]
+            measured = sum(i["latest"] is not None for i in status["indicators"])
             done = (total >= tasks and touched >= updates and rejected >= 1 and issued == len(ISSUED)
-                    and reported >= len(UNIT_REPORTS))
+                    and reported >= len(UNIT_REPORTS) and measured >= INDICATORS_REPORTED)
             progress(f"demo: status shows {total}/{tasks} tasks, {touched}/{updates} updated, "
                      f"{issued}/{len(ISSUED)} programmes issued, {rejected}/1 rejected plan, "
                      f"{reported}/{len(UNIT_REPORTS)} unit reports", done=done)

@@ -113,13 +113,22 @@ def start_kafka(workdir: Path, port: int, controller_port: int, *, heap: str = "
             "-cp", f"{libs}/*"]
     log = workdir / "kafka.log"
     if not (data / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = _cluster_id()
         fmt = subprocess.run(java + ["kafka.tools.StorageTool", "format", "--standalone",
                                      "-t", cluster_id, "-c", str(props)],
                              capture_output=True, text=True)
         if fmt.returncode != 0:
             raise RuntimeError(f"formatting Kafka storage failed: {fmt.stdout}{fmt.stderr}")
     return _listening(Server("Kafka", port, _spawn(java + ["kafka.Kafka", str(props)], log, detach), log), 90)
+
+
+def _cluster_id() -> str:
+    """A Kafka cluster id (URL-safe base64 of a UUID). Like Kafka's own, never one starting
+    with '-', which the storage tool's argument parser would take for an option."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def start_ferretdb(workdir: Path, port: int, *, detach: bool = False) -> Server:
