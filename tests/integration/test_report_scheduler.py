@@ -1,0 +1,46 @@
+"""Cycles open and reports are issued exactly once, with two replicas of the reports
+service running and across a restart. Real Kafka and FerretDB; a replayed clock."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests import kafkatools
+from tests.integration.conftest import running
+from tests.integration.test_standing_committee_report import registry
+
+from services.programs.app import build as build_programs
+from services.programs.settings import ProgramsSettings
+from services.reports.app import build as build_reports
+from services.reports.settings import ReportsSettings
+
+
+async def test_two_replicas_open_each_cycle_and_issue_its_report_once(isolated):
+    def reports():
+        return build_reports(isolated.settings(ReportsSettings, clock_fixed="2021-04-05T09:00:00+07:00",
+                                               reports_schedule_seconds=0.3))
+
+    settings = isolated.settings(ReportsSettings)
+    topics = settings.topics
+    async with running(build_programs(isolated.settings(ProgramsSettings))):
+        await isolated.load_registry(topics, registry())
+        async with running(reports()), running(reports()) as client:
+            generated = await kafkatools.read_topic(isolated.kafka, topics.generated, until=lambda rs: len(rs) >= 1)
+            await asyncio.sleep(2)  # many more scheduler runs in both replicas
+            pdf = await client.get("/v1/reports/archive/2021-Q1/pdf")
+            issued_json = (await client.get("/v1/reports/archive/2021-Q1/json")).json()
+            again = (await client.get("/v1/reports/standing-committee",
+                                      params={"cycle": "2021-Q1", "known_at": issued_json["known_at"]})).json()
+        async with running(reports()):  # a restart
+            await asyncio.sleep(2)
+        due = await kafkatools.read_topic(isolated.kafka, topics.due, until=lambda rs: len(rs) >= 1)
+        generated = await kafkatools.read_topic(isolated.kafka, topics.generated, until=lambda rs: len(rs) >= 1)
+    assert [d["cycle"] for d in due] == ["2021-Q1"]  # the only cut-off before 5 April 2021
+    assert due[0]["due_date"] == "2021-03-16" and due[0]["id"] == "report-due-2021-Q1"
+    assert due[0]["expected_units"] == ["HDND", "MTTQ", "Q-BADINH", "SO-KHDT", "SO-TC", "UBND"]
+    assert [(g["cycle"], g["number"]) for g in generated] == [("2021-Q1", "Số 1-BC/VPTU")]
+    assert generated[0]["formats"]["pdf"].endswith("/v1/reports/archive/2021-Q1/pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert issued_json["document"]["number_text"] == "Số 1-BC/VPTU"
+    assert issued_json["document"]["date_text"] == "Hà Nội, ngày 05 tháng 04 năm 2021"
+    assert again == issued_json  # regenerated with its known_at: the very document that was issued
