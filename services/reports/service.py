@@ -111,7 +111,8 @@ class ReportsService:
 
     # --- the scheduler ---
     async def cycles_of_term(self) -> tuple[dict, list[Cycle]]:
-        settings = await self.store.db.settings.find_one({"_id": "settings"}) or {}
+        """The registry header and the cycles that start and end within its term."""
+        settings = await self.store.settings()
         term = settings.get("term")
         if not term:
             return settings, []
@@ -123,7 +124,7 @@ class ReportsService:
         """`report.due` for each cycle whose cut-off has come and that no one opened yet."""
         settings, cycles = await self.cycles_of_term()
         today, events = self.clock.today(), []
-        units = {u["_id"]: u async for u in self.store.db.units.find({})}
+        units = await self.store.units()
         expected = (settings.get("reporting") or {}).get("expected_units", "default")
         for cycle in cycles:
             if cycle.cut_off > today:
@@ -142,9 +143,8 @@ class ReportsService:
 
     async def reports_to_issue(self) -> list[str]:
         """Cycles whose due date has passed and whose report is not issued yet."""
-        _, cycles = await self.cycles_of_term()
+        settings, cycles = await self.cycles_of_term()
         today, codes = self.clock.today(), []
-        settings = await self.store.db.settings.find_one({"_id": "settings"}) or {}
         for cycle in cycles:
             if self._due(cycle, settings) >= today:
                 continue

@@ -95,12 +95,19 @@ class ReportsStore:
                 raise
 
     # --- snapshots ---
+    async def settings(self) -> dict:
+        """The registry header: term, issuer, reporting (empty until the registry is loaded)."""
+        return await self.db.settings.find_one({"_id": "settings"}) or {}
+
+    async def units(self) -> dict[str, dict]:
+        return {d["_id"]: d async for d in self.db.units.find({})}
+
     async def _registry(self) -> dict:
         return {
             "programmes": [d async for d in self.db.programmes.find({}, sort=[("_id", ASCENDING)])],
-            "units": {d["_id"]: d async for d in self.db.units.find({})},
+            "units": await self.units(),
             "indicators": [d async for d in self.db.indicators.find({}, sort=[("_id", ASCENDING)])],
-            "settings": await self.db.settings.find_one({"_id": "settings"}) or {},
+            "settings": await self.settings(),
         }
 
     async def live(self, *, cycle: str, window_start: str) -> Snapshot:
