@@ -41,6 +41,20 @@ class Poison(Exception):
     """A record that can never be processed (bad bytes, wrong schema): dead-letter it at once."""
 
 
+def record(body: bytes, *, required: tuple[str, ...] = ()) -> dict:
+    """A record value that must be a JSON object with the `required` keys; Poison otherwise."""
+    try:
+        value = loads(body)
+    except ValueError as err:
+        raise Poison(f"not JSON: {err}") from err
+    if not isinstance(value, dict):
+        raise Poison("not a JSON object")
+    missing = [k for k in required if value.get(k) in (None, "")]
+    if missing:
+        raise Poison(f"missing {', '.join(missing)}")
+    return value
+
+
 def make_broker(settings: CommonSettings, *, service: str, max_attempts: int = 5) -> KafkaBroker:
     """The broker of one service: idempotent producer with acks=all, Prometheus and dead letters."""
     dead_letter = dead_letter_middleware(service=service, max_attempts=max_attempts)

@@ -14,15 +14,7 @@ REQUIRED = ("event_key", "source", "id", "outcome", "accept_id")
 
 
 def _outcome(msg: KafkaMessage) -> dict:
-    try:
-        outcome = kafka.loads(msg.body)
-    except ValueError as err:
-        raise kafka.Poison(f"not JSON: {err}") from err
-    if not isinstance(outcome, dict):
-        raise kafka.Poison("not a JSON object")
-    missing = [k for k in REQUIRED if not isinstance(outcome.get(k), str) or not outcome[k]]
-    if missing:
-        raise kafka.Poison(f"not an outcome record: missing {', '.join(missing)}")
+    outcome = kafka.record(msg.body, required=REQUIRED)
     if outcome["outcome"] not in domain.FINAL:
         raise kafka.Poison(f"unknown outcome {outcome['outcome']!r}")
     return outcome

@@ -23,11 +23,7 @@ def register(runtime: Runtime, group_id: str, service_for) -> None:
     @runtime.broker.subscriber(runtime.settings.topics.changes, group_id=group_id,
                                ack_policy=kafka.COMMIT_AFTER_WRITE, auto_offset_reset="earliest")
     async def on_change(msg: KafkaMessage) -> None:
-        try:
-            change = kafka.loads(msg.body)
-            change["kind"], change["id"], change["state"]
-        except (ValueError, KeyError, TypeError) as err:
-            raise kafka.Poison(f"not a change record: {err!r}") from err
+        change = kafka.record(msg.body, required=("kind", "id", "state"))
         with metrics.HANDLER_SECONDS.labels(service="reports", handler="changes").time():
             await service_for(runtime).store.apply_change(change)
 
