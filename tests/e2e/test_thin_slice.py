@@ -65,6 +65,10 @@ async def test_plan_duplicate_update_and_invalid_plan_through_the_four_services(
         log = (await notify.get("/v1/notifications", params={"unit": "SO-TC"})).json()
     assert [(d["kind"], d["status"]) for d in log] == [("rejected", "sent")]
 
+    async with httpx.AsyncClient(base_url=deployment.url("reports"), timeout=60) as reports:
+        pdf = await reports.get("/v1/reports/standing-committee", params={"cycle": "2021-Q1", "format": "pdf"})
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+
     for service in ("ingest", "programs", "reports", "notify"):
         async with httpx.AsyncClient(base_url=deployment.url(service), timeout=10) as client:
             metrics = await client.get("/metrics")
