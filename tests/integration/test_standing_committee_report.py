@@ -184,3 +184,30 @@ async def test_the_next_quarter_sees_what_happened_after_the_cut_off(deployment)
 async def test_a_bad_cycle_is_a_clear_400(deployment):
     response = await deployment.get("/v1/reports/standing-committee", params={"cycle": "2021-Q5"})
     assert response.status_code == 400 and "2021-Q5" in response.text
+
+
+async def test_the_pdf_and_the_word_document_say_the_same(deployment, tmp_path):
+    import io
+    import subprocess
+    import unicodedata
+
+    from docx import Document
+
+    numbers = await get(deployment, cycle="2021-Q1", known_at="2021-04-05")
+    pdf = await deployment.get("/v1/reports/standing-committee",
+                               params={"cycle": "2021-Q1", "known_at": "2021-04-05", "format": "pdf"})
+    (tmp_path / "r.pdf").write_bytes(pdf.content)
+    text = unicodedata.normalize("NFC", subprocess.run(["pdftotext", "-layout", str(tmp_path / "r.pdf"), "-"],
+                                                       capture_output=True, text=True, check=True).stdout)
+    for expected in ("ĐẢNG BỘ THÀNH PHỐ HÀ NỘI", "VĂN PHÒNG THÀNH ỦY", "ĐẢNG CỘNG SẢN VIỆT NAM", "BÁO CÁO",
+                     "quý I/2021", "I. KẾT QUẢ THỰC HIỆN", "II. HẠN CHẾ, TỒN TẠI", "III. NHIỆM VỤ KỲ TỚI",
+                     "Nguyễn Văn An", "Tiến độ nhiệm vụ B1 chậm."):
+        assert expected in text, expected
+    docx = await deployment.get("/v1/reports/standing-committee",
+                                params={"cycle": "2021-Q1", "known_at": "2021-04-05", "format": "docx"})
+    document = Document(io.BytesIO(docx.content))
+    annex = next(t for t in document.tables if t.rows[0].cells[0].text == "Mã" and len(t.rows) == 3
+                 and t.rows[1].cells[0].text == "01")
+    p01 = numbers["programmes"][0]
+    cells = [c.text for c in annex.rows[1].cells]
+    assert str(p01["tasks"]["total"]) in cells and str(p01["tasks"]["cancelled"]) in cells and "70,0" in cells
