@@ -152,6 +152,7 @@ class RegistryUnit(Inbound):
     parent: UnitCode | None = None
     email: Text | None = None
     webhook: Text | None = None
+    channels: list[Literal["email", "webhook"]] | None = None  # unset: every channel it has an address for
     person_in_charge: dict[str, Any] | None = None
 
 

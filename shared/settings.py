@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.clock import Clock
 from shared.topics import Topics
 
 
@@ -25,6 +26,12 @@ class CommonSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     timezone: str = "Asia/Ho_Chi_Minh"
+    # Pin "now" (e.g. 2021-03-15T09:00:00+07:00) to replay a past term; unset = the real time.
+    # Reports (cycles, as-of) and notify (deadline scans) read it; arrival times stay on the wall clock.
+    clock_fixed: AwareDatetime | None = None
+
+    def clock(self) -> Clock:
+        return Clock(self.timezone, self.clock_fixed)
 
     @property
     def topics(self) -> Topics:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from fastapi import FastAPI
 
 from shared.kafka import make_broker
 from shared.runtime import Runtime, create_app
 
 from services.notify import handlers
-from services.notify.channels import EmailChannel
+from services.notify.channels import EmailChannel, WebhookChannel
+from services.notify.service import Notifier
 from services.notify.settings import NotifySettings
 from services.notify.store import INDEXES, NotifyStore
 
@@ -16,8 +20,30 @@ from services.notify.store import INDEXES, NotifyStore
 def build(settings: NotifySettings | None = None) -> FastAPI:
     settings = settings or NotifySettings()
     runtime = Runtime("notify", settings, make_broker(settings, service="notify"), INDEXES)
-    handlers.register(runtime, settings.notify_group, EmailChannel(settings), settings.send_attempts)
-    app = create_app(runtime, title="nq-tracker notify")
+    clock = settings.clock()
+    channels = {"email": EmailChannel(settings), "webhook": WebhookChannel(settings)}
+
+    def notifier_for(rt: Runtime) -> Notifier:
+        return Notifier(NotifyStore(rt.db), channels, settings)
+
+    handlers.register(runtime, settings.notify_group, notifier_for, clock)
+    jobs: list[asyncio.Task] = []
+
+    async def start(rt: Runtime) -> None:
+        retry_every = min(settings.notify_retry_seconds / 2, 5.0)
+        jobs.append(asyncio.create_task(handlers.every(
+            settings.notify_scan_seconds, lambda: notifier_for(rt).scan(clock.today()), "the deadline scan")))
+        jobs.append(asyncio.create_task(handlers.every(
+            retry_every, lambda: notifier_for(rt).retry_due(), "retrying deliveries")))
+
+    async def stop(rt: Runtime) -> None:
+        for job in jobs:
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
+
+    app = create_app(runtime, title="nq-tracker notify", on_start=start, on_stop=stop)
+    app.state.clock = clock
 
     @app.get("/v1/notifications", summary="The delivery log, optionally for one unit")
     async def notifications(unit: str | None = None) -> list[dict]:

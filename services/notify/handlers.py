@@ -1,31 +1,59 @@
-"""Subscribers of notify."""
+"""Subscribers and scheduled jobs of notify."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
+import httpx
 from faststream.kafka.annotations import KafkaMessage
 
 from shared import kafka
+from shared.clock import Clock
 from shared.runtime import Runtime
 
-from services.notify import service
-from services.notify.channels import Channel
-from services.notify.store import NotifyStore
+
+log = logging.getLogger("nqt.notify")
 
 
-def register(runtime: Runtime, group_id: str, channel: Channel, attempts: int) -> None:
+def register(runtime: Runtime, group_id: str, notifier_for, clock: Clock) -> None:
     topics = runtime.settings.topics
+    subscriber = dict(group_id=group_id, ack_policy=kafka.COMMIT_AFTER_WRITE, auto_offset_reset="earliest")
 
-    @runtime.broker.subscriber(topics.changes, group_id=group_id, ack_policy=kafka.COMMIT_AFTER_WRITE,
-                               auto_offset_reset="earliest")
+    @runtime.broker.subscriber(topics.changes, **subscriber)
     async def on_change(msg: KafkaMessage) -> None:
-        change = kafka.record(msg.body)
-        if change.get("kind") == "unit":
-            await NotifyStore(runtime.db).put_unit(change["state"])
+        change = kafka.record(msg.body, required=("kind", "id", "state"))
+        store = notifier_for(runtime).store
+        if change["kind"] in ("unit", "settings"):
+            await store.put_registry(change["kind"], change["state"])
+        elif change["kind"] == "task":
+            await store.put_task(change["id"], change["seq"], change["state"])
+        elif change["kind"] == "unit_report":
+            await store.put_unit_report(change["state"]["unit"], change["state"]["cycle"])
 
-    @runtime.broker.subscriber(topics.outcomes, group_id=group_id, ack_policy=kafka.COMMIT_AFTER_WRITE,
-                               auto_offset_reset="earliest")
+    @runtime.broker.subscriber(topics.outcomes, **subscriber)
     async def on_outcome(msg: KafkaMessage) -> None:
-        outcome = kafka.record(msg.body)
-        if outcome.get("outcome") == "rejected":
-            await service.notify_rejection(outcome=outcome, store=NotifyStore(runtime.db), channel=channel,
-                                           attempts=attempts)
+        outcome = kafka.record(msg.body, required=("outcome", "source", "event_key"))
+        if outcome["outcome"] == "rejected":
+            await notifier_for(runtime).rejection(outcome)
+
+    @runtime.broker.subscriber(topics.due, **subscriber)
+    async def on_due(msg: KafkaMessage) -> None:
+        event = kafka.record(msg.body, required=("cycle", "due_date", "expected_units", "window"))
+        await notifier_for(runtime).cycle_opened(event, clock.today())
+
+    @runtime.broker.subscriber(topics.generated, **subscriber)
+    async def on_generated(msg: KafkaMessage) -> None:
+        event = kafka.record(msg.body, required=("cycle", "number", "formats"))
+        async with httpx.AsyncClient(timeout=60) as fetch:
+            await notifier_for(runtime).report_generated(event, clock.today(), fetch)
+
+
+async def every(seconds: float, job, what: str) -> None:
+    """Run `job` forever, `seconds` apart; a failure is logged and the next run tries again."""
+    while True:
+        try:
+            await job()
+        except Exception:
+            log.exception("%s failed", what)
+        await asyncio.sleep(seconds)

@@ -1,57 +1,192 @@
-"""Use cases of notify: deliver each notification once, retrying with backoff."""
+"""Use cases of notify: deliver each notification once per channel, retry failures
+with backoff in the background (never holding up other deliveries), and the
+deadline scan that turns the day's reminders into one digest per recipient."""
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import logging
+from dataclasses import asdict
+from datetime import date
+
+import httpx
 
 from shared import metrics
 
 from services.notify import domain
-from services.notify.channels import Channel, Message
-from services.notify.store import NotifyStore
+from services.notify.channels import Attachment, Channel, Message, routes
+from services.notify.settings import NotifySettings
+from services.notify.store import NotifyStore, binary
 
 log = logging.getLogger("nqt.notify")
+LEASE_S = 60.0  # one attempt may take this long before another replica may retry it
 
 
 class UnknownRecipient(LookupError):
     """The unit is not (yet) in notify's registry copy; retried, then dead-lettered."""
 
 
-async def notify_rejection(*, outcome: dict, store: NotifyStore, channel: Channel, attempts: int) -> str:
-    """Tell the publishing unit that its event was rejected, and why."""
-    unit = await store.unit(outcome["source"])
-    if unit is None or not unit.get("email"):
-        raise UnknownRecipient(f"no e-mail address known for unit {outcome['source']}")
-    day = outcome["decided_at"][:10]
-    ident = domain.identity("rejected", outcome["event_key"], unit["code"], day)
-    subject, body = domain.rejection_text(outcome, unit["name"])
-    message = Message(identity=ident, message_id=domain.message_id(ident), recipient=unit["code"],
-                      address=unit["email"], subject=subject, body=body)
-    return await deliver_once(message=message, kind="rejected", store=store, channel=channel, attempts=attempts)
+class Notifier:
+    def __init__(self, store: NotifyStore, channels: dict[str, Channel], settings: NotifySettings):
+        self.store = store
+        self.channels = channels
+        self.settings = settings
 
+    # --- delivery ---
+    async def send(self, *, kind: str, recipient: dict, subject: str, body: str, day: str, about: str,
+                   data: dict | None = None, attachments: tuple[Attachment, ...] = ()) -> list[str]:
+        """Send to every channel of `recipient` once; return each channel's status."""
+        ident = domain.identity(kind, about, recipient["code"], day)
+        message = Message(identity=ident, message_id=domain.message_id(ident), recipient=recipient["code"],
+                          address="", subject=subject, body=body, kind=kind, data=data or {},
+                          attachments=attachments)
+        results = []
+        for channel, address in routes(recipient):
+            results.append(await self.deliver(Message(**{**asdict(message), "address": address,
+                                                          "attachments": attachments}), channel))
+        return results
 
-async def deliver_once(*, message: Message, kind: str, store: NotifyStore, channel: Channel,
-                       attempts: int, backoff_s: float = 0.5) -> str:
-    """Send unless already sent; a failure is retried, then recorded as failed (never raised)."""
-    record = await store.claim(identity=message.identity, kind=kind, recipient=message.recipient,
-                               channel=channel.name, message_id=message.message_id)
-    if record["status"] == "sent":
-        return "already_sent"
-    for attempt in range(1, attempts + 1):
+    async def deliver(self, message: Message, channel: str) -> str:
+        key = f"{message.identity}|{channel}"
+        doc = {"identity": message.identity, "kind": message.kind, "recipient": message.recipient,
+               "address": message.address, "message_id": message.message_id, "subject": message.subject,
+               "body": message.body, "data": message.data,
+               "attachments": [{"filename": a.filename, "content_type": a.content_type, "content": binary(a.content)}
+                               for a in message.attachments]}
+        record = await self.store.claim(key=key, message=doc, channel=channel, lease_s=LEASE_S)
+        if not record["leased"]:
+            return record["status"]  # sent, failed, or another attempt in hand
+        return await self._attempt(key, record)
+
+    async def retry_due(self) -> int:
+        """Attempt the deliveries whose retry time has come; safe in every replica."""
+        done = 0
+        for key in await self.store.due_retries():
+            record = await self.store.lease(key, LEASE_S)
+            if record["leased"]:
+                await self._attempt(key, record)
+                done += 1
+        return done
+
+    async def _attempt(self, key: str, record: dict) -> str:
+        message = Message(identity=record["identity"], message_id=record["message_id"],
+                          recipient=record["recipient"], address=record["address"], subject=record["subject"],
+                          body=record["body"], kind=record["kind"], data=record.get("data") or {},
+                          attachments=tuple(Attachment(a["filename"], a["content_type"], bytes(a["content"]))
+                                            for a in record.get("attachments") or ()))
+        channel = self.channels[record["channel"]]
+        attempt = len(record["attempts"]) + 1
         try:
             await channel.send(message)
-        except Exception as err:  # any channel failure: log it, retry, never block others
-            final = attempt == attempts
-            await store.record_attempt(message.identity, ok=False, error=f"{type(err).__name__}: {err}",
-                                       final=final)
+        except Exception as err:  # any channel failure: logged, retried later, never blocks others
+            final = attempt >= self.settings.notify_attempts
+            retry_in = None if final else self.settings.notify_retry_seconds * 2 ** (attempt - 1)
+            await self.store.record_attempt(key, ok=False, error=f"{type(err).__name__}: {err}", retry_in=retry_in)
             metrics.NOTIFICATIONS.labels(channel=channel.name, result="failed" if final else "retried").inc()
-            log.warning("delivery %s attempt %d failed: %s", message.identity, attempt, err)
-            if final:
-                return "failed"
-            await asyncio.sleep(backoff_s * 2 ** (attempt - 1))
-            continue
-        await store.record_attempt(message.identity, ok=True, error=None, final=True)
+            log.warning("delivery %s attempt %d failed: %s", key, attempt, err)
+            return "failed" if final else "pending"
+        await self.store.record_attempt(key, ok=True, error=None, retry_in=None)
         metrics.NOTIFICATIONS.labels(channel=channel.name, result="sent").inc()
         return "sent"
-    return "failed"
+
+    async def _recipient(self, code: str) -> dict:
+        unit = await self.store.unit(code)
+        if unit is None:
+            raise UnknownRecipient(f"unit {code} is not in the registry notify knows")
+        return unit
+
+    # --- what triggers a notification ---
+    async def rejection(self, outcome: dict) -> list[str]:
+        """Tell the publishing unit that its event was rejected, and why."""
+        unit = await self._recipient(outcome["source"])
+        subject, body = domain.rejection_text(outcome, unit["name"])
+        return await self.send(kind="rejected", recipient=unit, subject=subject, body=body,
+                               day=outcome["decided_at"][:10], about=outcome["event_key"],
+                               data={k: outcome.get(k) for k in ("id", "type", "code", "message_vi", "message_en",
+                                                                 "findings")})
+
+    async def cycle_opened(self, event: dict, today: date) -> None:
+        """Every unit a cycle expects hears that it opened and when its report is due."""
+        await self.store.put_cycle(event)
+        for code in event["expected_units"]:
+            unit = await self.store.unit(code)
+            if unit is None:
+                log.warning("cycle %s expects %s, which notify does not know", event["cycle"], code)
+                continue
+            subject, body = domain.cycle_opened_text(unit["name"], event)
+            await self.send(kind="cycle_opened", recipient=unit, subject=subject, body=body,
+                            day=today.isoformat(), about=event["cycle"], data=event)
+
+    async def report_generated(self, event: dict, today: date, fetch: httpx.AsyncClient) -> None:
+        """The report's recipients get it, the PDF attached and links to the other formats."""
+        response = await fetch.get(event["formats"]["pdf"])
+        response.raise_for_status()
+        pdf = Attachment(f"bao-cao-{event['cycle']}.pdf", "application/pdf", response.content)
+        settings = await self.store.settings()
+        for code in (settings.get("reporting") or {}).get("recipients", ["BTV"]):
+            unit = await self._recipient(code)
+            subject, body = domain.report_generated_text(unit["name"], event)
+            await self.send(kind="report_generated", recipient=unit, subject=subject, body=body,
+                            day=today.isoformat(), about=event["cycle"], data=event, attachments=(pdf,))
+
+    async def scan(self, today: date) -> int:
+        """The day's reminders, overdue notices and escalations, one digest per recipient."""
+        s = self.settings
+        items = domain.scan(today=today, tasks=await self.store.open_tasks(), cycles=await self.store.cycles(),
+                            reported=await self.store.reported(), reminder_days=s.notify_task_reminder_days,
+                            escalate_after=s.notify_escalate_after_days,
+                            report_reminder_days=s.notify_report_reminder_days)
+        items += await self._persons_in_charge([i for i in items if i.kind == "escalation"])
+        sent = 0
+        for digest in await self.store.undelivered_digests():  # claimed by a scan that did not finish
+            sent += await self._send_digest(digest)
+        known = await self.store.known_items([i.identity for i in items])
+        for code, group in domain.digests([i for i in items if i.identity not in known]).items():
+            digest_id = "digest-" + hashlib.sha256("|".join(i.identity for i in group).encode()).hexdigest()[:16]
+            await self.store.claim_digest(digest_id, recipient=code, day=today.isoformat(),
+                                          items=[asdict(i) for i in group])
+            await self.store.record_items(digest_id, [i.identity for i in group])
+            sent += await self._send_digest(await self.store.digest(digest_id))
+        return sent
+
+    async def _persons_in_charge(self, escalations: list[domain.Item]) -> list[domain.Item]:
+        """An escalation also goes to the person in charge the registry names (the lead unit's, else the Office's)."""
+        extra = []
+        for item in escalations:
+            for code in (item.data["lead_unit"], domain.OFFICE):
+                unit = await self.store.unit(code)
+                if unit and (unit.get("person_in_charge") or {}).get("email"):
+                    who = f"{code}:person"
+                    extra.append(domain.Item(domain.identity("escalation", item.data["task_id"], who,
+                                                             item.data["due_date"]),
+                                             item.kind, who, item.text, item.data))
+                    break
+        return extra
+
+    async def _send_digest(self, digest: dict) -> int:
+        """Send a claimed digest with the items it owns (an item goes in one digest only)."""
+        recipient = await self._digest_recipient(digest["recipient"])
+        if recipient is None:
+            return 0
+        owned = await self.store.owned_items(digest["_id"], [i["identity"] for i in digest["items"]])
+        items = [i for i in digest["items"] if i["identity"] in owned]
+        if items:
+            day = date.fromisoformat(digest["day"])
+            subject, body = domain.digest_text(recipient["name"], day, items)
+            await self.send(kind="digest", recipient=recipient, subject=subject, body=body, day=digest["day"],
+                            about=digest["_id"],
+                            data={"items": [{k: i[k] for k in ("kind", "text", "data")} for i in items]})
+        await self.store.mark_digest_delivered(digest["_id"])
+        return int(bool(items))
+
+    async def _digest_recipient(self, code: str) -> dict | None:
+        unit_code, _, person = code.partition(":")
+        unit = await self.store.unit(unit_code)
+        if unit is None:
+            log.warning("no registry entry for %s; its reminders wait until the registry knows it", unit_code)
+            return None
+        if person:
+            who = unit["person_in_charge"]
+            return {"code": code, "name": f"{who.get('name', '')} ({who.get('position', '')})",
+                    "email": who["email"]}
+        return unit

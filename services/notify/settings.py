@@ -15,4 +15,14 @@ class NotifySettings(CommonSettings):
     smtp_password: SecretStr | None = None
     smtp_timeout_s: float = 10.0
     mail_from: str = "nq-tracker <no-reply@hanoi.example>"
-    send_attempts: int = Field(3, ge=1)
+    # Standard Webhooks secrets per unit, JSON {"SO-KHDT": "whsec_..."}; never in the registry file.
+    notify_webhook_secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    # Attempts per delivery and the first retry delay (doubling each time); then it is recorded failed.
+    notify_attempts: int = Field(4, ge=1)
+    notify_retry_seconds: float = Field(30.0, gt=0)
+    # Deadline scan: task reminders this many days before due; the Office is told after this many
+    # days overdue; units that have not reported are reminded this many days before the due date.
+    notify_task_reminder_days: list[int] = Field(default_factory=lambda: [7, 1])
+    notify_escalate_after_days: int = Field(7, ge=1)
+    notify_report_reminder_days: int = Field(1, ge=0)
+    notify_scan_seconds: float = Field(60.0, gt=0)

@@ -1,54 +1,148 @@
-"""The notify service's own collections: units it can reach, and deliveries keyed
-by what they are about (the once-only guard) with every attempt logged."""
+"""The notify service's own collections:
+
+- what it needs to know, kept from events: units (registry), tasks, unit reports,
+  open cycles, the registry header;
+- `deliveries`: one document per message and channel, keyed by what the message
+  is about (the once-only guard), with every attempt logged and the next one due;
+- `digests` and `items`: a day's digest is claimed before it is sent, and each
+  item records the digest that carries it, so nothing is said twice or missed."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
-from pymongo import ASCENDING, IndexModel
-from pymongo.asynchronous.database import AsyncDatabase
+from bson import Binary
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 
 from shared import mongo
+from shared.events import utc_iso
 
 INDEXES: mongo.IndexSpec = {
-    "units": [],
-    "deliveries": [IndexModel([("recipient", ASCENDING), ("created_at", ASCENDING)])],
+    "units": [], "settings": [], "cycles": [], "unit_reports": [],
+    "tasks": [IndexModel([("status", ASCENDING)])],
+    "deliveries": [IndexModel([("recipient", ASCENDING), ("created_at", ASCENDING)]),
+                   IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)])],
+    "digests": [IndexModel([("delivered", ASCENDING)])], "items": [],
 }
+TASK_FIELDS = ("task_id", "programme", "title", "lead_unit", "lead_person", "due_date", "status", "dropped")
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return utc_iso(datetime.now(timezone.utc))
 
 
 class NotifyStore:
-    def __init__(self, db: AsyncDatabase):
+    def __init__(self, db):
         self.db = db
 
-    async def put_unit(self, unit: dict) -> None:
-        await self.db.units.update_one({"_id": unit["code"]}, {"$set": unit}, upsert=True)
+    # --- what notify knows ---
+    async def put_registry(self, kind: str, state: dict) -> None:
+        collection = "units" if kind == "unit" else "settings"
+        await self.db[collection].update_one({"_id": state["code"]}, {"$set": state}, upsert=True)
 
     async def unit(self, code: str) -> dict | None:
         return await self.db.units.find_one({"_id": code})
 
-    async def claim(self, *, identity: str, kind: str, recipient: str, channel: str, message_id: str) -> dict:
-        """The delivery record for `identity`, created pending if new."""
-        await self.db.deliveries.update_one(
-            {"_id": identity},
-            {"$setOnInsert": {"kind": kind, "recipient": recipient, "channel": channel, "message_id": message_id,
-                              "status": "pending", "created_at": _now(), "attempts": []}},
-            upsert=True,
-        )
-        return await self.db.deliveries.find_one({"_id": identity})
+    async def settings(self) -> dict:
+        return await self.db.settings.find_one({"_id": "settings"}) or {}
 
-    async def record_attempt(self, identity: str, *, ok: bool, error: str | None, final: bool) -> None:
-        status = "sent" if ok else ("failed" if final else "pending")
+    async def put_task(self, task_id: str, seq: int, state: dict) -> None:
+        doc = {f: state.get(f) for f in TASK_FIELDS} | {"task_id": task_id, "seq": seq}
+        try:
+            await self.db.tasks.update_one({"_id": task_id, "seq": {"$lt": seq}}, {"$set": doc}, upsert=True)
+        except Exception as err:
+            if not mongo.is_duplicate(err):  # a newer state is already there
+                raise
+
+    async def open_tasks(self) -> list[dict]:
+        query = {"status": {"$in": ["not_started", "in_progress", "blocked"]}}
+        return [d async for d in self.db.tasks.find(query)]
+
+    async def put_unit_report(self, unit: str, cycle: str) -> None:
+        await self.db.unit_reports.update_one({"_id": f"{unit}|{cycle}"}, {"$set": {"unit": unit, "cycle": cycle}},
+                                              upsert=True)
+
+    async def reported(self) -> set[tuple[str, str]]:
+        return {(d["unit"], d["cycle"]) async for d in self.db.unit_reports.find({})}
+
+    async def put_cycle(self, event: dict) -> None:
+        await self.db.cycles.update_one({"_id": event["cycle"]}, {"$set": event}, upsert=True)
+
+    async def cycles(self) -> list[dict]:
+        return [d async for d in self.db.cycles.find({})]
+
+    # --- deliveries: the once-only guard and the log ---
+    async def claim(self, *, key: str, message: dict, channel: str, lease_s: float) -> dict:
+        """The delivery record for `key`, created if new, and leased to this caller for one
+        attempt when an attempt is due (status stays pending). `leased` says which."""
+        now = _now()
         await self.db.deliveries.update_one(
-            {"_id": identity},
-            {"$set": {"status": status, "updated_at": _now()},
-             "$push": {"attempts": {"at": _now(), "ok": ok, "error": error}}},
-        )
+            {"_id": key},
+            {"$setOnInsert": {**message, "channel": channel, "status": "pending", "created_at": now,
+                              "attempts": [], "next_attempt_at": now}},
+            upsert=True)
+        return await self.lease(key, lease_s)
+
+    async def lease(self, key: str, lease_s: float) -> dict:
+        leased = await self.db.deliveries.find_one_and_update(
+            {"_id": key, "status": "pending", "next_attempt_at": {"$lte": _now()}},
+            {"$set": {"next_attempt_at": _later(lease_s)}}, return_document=ReturnDocument.AFTER)
+        if leased is not None:
+            return {**leased, "leased": True}
+        return {**await self.db.deliveries.find_one({"_id": key}), "leased": False}
+
+    async def record_attempt(self, key: str, *, ok: bool, error: str | None, retry_in: float | None) -> None:
+        """Log the attempt; sent, failed for good (no retry), or pending until `retry_in` from now."""
+        status = "sent" if ok else ("pending" if retry_in is not None else "failed")
+        fields = {"status": status, "updated_at": _now()}
+        if retry_in is not None:
+            fields["next_attempt_at"] = _later(retry_in)
+        await self.db.deliveries.update_one(
+            {"_id": key}, {"$set": fields, "$push": {"attempts": {"at": _now(), "ok": ok, "error": error}}})
+
+    async def due_retries(self, limit: int = 100) -> list[str]:
+        cursor = self.db.deliveries.find({"status": "pending", "next_attempt_at": {"$lte": _now()}}, {"_id": 1},
+                                         limit=limit)
+        return [d["_id"] async for d in cursor]
+
+    async def delivery(self, key: str) -> dict | None:
+        return await self.db.deliveries.find_one({"_id": key})
 
     async def deliveries(self, unit: str | None, limit: int = 200) -> list[dict]:
         query = {"recipient": unit} if unit else {}
-        cursor = self.db.deliveries.find(query, sort=[("created_at", ASCENDING)], limit=limit)
+        cursor = self.db.deliveries.find(query, {"attachments": 0}, sort=[("created_at", ASCENDING)], limit=limit)
         return [d async for d in cursor]
+
+    # --- digests ---
+    async def known_items(self, identities: list[str]) -> set[str]:
+        return {d["_id"] async for d in self.db.items.find({"_id": {"$in": identities}}, {"_id": 1})}
+
+    async def claim_digest(self, digest_id: str, *, recipient: str, day: str, items: list[dict]) -> bool:
+        return await mongo.insert_once(self.db.digests, {"_id": digest_id, "recipient": recipient, "day": day,
+                                                         "items": items, "delivered": False, "created_at": _now()})
+
+    async def mark_digest_delivered(self, digest_id: str) -> None:
+        """Its delivery records exist: from here on the retry loop owns them."""
+        await self.db.digests.update_one({"_id": digest_id}, {"$set": {"delivered": True}})
+
+    async def undelivered_digests(self) -> list[dict]:
+        return [d async for d in self.db.digests.find({"delivered": False})]
+
+    async def owned_items(self, digest_id: str, identities: list[str]) -> set[str]:
+        cursor = self.db.items.find({"_id": {"$in": identities}, "digest": digest_id}, {"_id": 1})
+        return {d["_id"] async for d in cursor}
+
+    async def digest(self, digest_id: str) -> dict | None:
+        return await self.db.digests.find_one({"_id": digest_id})
+
+    async def record_items(self, digest_id: str, identities: list[str]) -> None:
+        for ident in identities:
+            await mongo.insert_once(self.db.items, {"_id": ident, "digest": digest_id})
+
+
+def _later(seconds: float) -> str:
+    return utc_iso(datetime.now(timezone.utc) + timedelta(seconds=seconds))
+
+
+def binary(content: bytes) -> Binary:
+    return Binary(content)

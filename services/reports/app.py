@@ -8,7 +8,6 @@ from typing import Literal
 
 from fastapi import FastAPI, HTTPException, Response
 
-from shared.clock import Clock
 from shared.kafka import make_broker
 from shared.runtime import Runtime, create_app
 
@@ -21,7 +20,7 @@ from services.reports.store import INDEXES, ReportsStore
 def build(settings: ReportsSettings | None = None) -> FastAPI:
     settings = settings or ReportsSettings()
     runtime = Runtime("reports", settings, make_broker(settings, service="reports"), INDEXES)
-    clock = Clock(settings.timezone, settings.clock_fixed)
+    clock = settings.clock()
 
     def service_for(rt: Runtime) -> ReportsService:
         return ReportsService(ReportsStore(rt.db), clock, due_working_days=settings.reports_due_working_days)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from shared.settings import CommonSettings
 
@@ -8,8 +8,6 @@ from shared.settings import CommonSettings
 class ReportsSettings(CommonSettings):
     reports_port: int = 8082
     reports_group: str = "nqt-reports"
-    # Pin "now" (e.g. 2021-03-15T09:00:00+07:00) to replay a past term; unset = the real time.
-    clock_fixed: AwareDatetime | None = None
     # Open cycles (report.due) and issue their reports once due; every replica may run it.
     reports_scheduler: bool = True
     reports_schedule_seconds: float = Field(30.0, gt=0)
