@@ -18,9 +18,13 @@ log = logging.getLogger("nqt.notify")
 
 def register(runtime: Runtime, group_id: str, notifier_for, clock: Clock) -> None:
     topics = runtime.settings.topics
-    subscriber = dict(group_id=group_id, ack_policy=kafka.COMMIT_AFTER_WRITE, auto_offset_reset="earliest")
 
-    @runtime.broker.subscriber(topics.changes, **subscriber)
+    def subscriber(topic: str, role: str):
+        # A group per topic: consumers of one group on several topics rebalance each other on every join.
+        return runtime.broker.subscriber(topic, group_id=f"{group_id}.{role}", ack_policy=kafka.COMMIT_AFTER_WRITE,
+                                         auto_offset_reset="earliest")
+
+    @subscriber(topics.changes, "changes")
     async def on_change(msg: KafkaMessage) -> None:
         change = kafka.record(msg.body, required=("kind", "id", "state"))
         store = notifier_for(runtime).store
@@ -31,18 +35,18 @@ def register(runtime: Runtime, group_id: str, notifier_for, clock: Clock) -> Non
         elif change["kind"] == "unit_report":
             await store.put_unit_report(change["state"]["unit"], change["state"]["cycle"])
 
-    @runtime.broker.subscriber(topics.outcomes, **subscriber)
+    @subscriber(topics.outcomes, "outcomes")
     async def on_outcome(msg: KafkaMessage) -> None:
         outcome = kafka.record(msg.body, required=("outcome", "source", "event_key"))
         if outcome["outcome"] == "rejected":
             await notifier_for(runtime).rejection(outcome)
 
-    @runtime.broker.subscriber(topics.due, **subscriber)
+    @subscriber(topics.due, "due")
     async def on_due(msg: KafkaMessage) -> None:
         event = kafka.record(msg.body, required=("cycle", "due_date", "expected_units", "window"))
         await notifier_for(runtime).cycle_opened(event, clock.today())
 
-    @runtime.broker.subscriber(topics.generated, **subscriber)
+    @subscriber(topics.generated, "generated")
     async def on_generated(msg: KafkaMessage) -> None:
         event = kafka.record(msg.body, required=("cycle", "number", "formats"))
         async with httpx.AsyncClient(timeout=60) as fetch:

@@ -75,7 +75,7 @@ class Notifier:
                           attachments=tuple(Attachment(a["filename"], a["content_type"], bytes(a["content"]))
                                             for a in record.get("attachments") or ()))
         channel = self.channels[record["channel"]]
-        attempt = len(record["attempts"]) + 1
+        attempt = len(record.get("attempts") or []) + 1  # FerretDB 1.24 drops an empty array set on insert
         try:
             await channel.send(message)
         except Exception as err:  # any channel failure: logged, retried later, never blocks others

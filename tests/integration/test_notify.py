@@ -1,0 +1,196 @@
+"""Notify against a real SMTP server, a real HTTP receiver, Kafka and FerretDB."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import secrets
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+import httpx
+
+from deploy.local import infra, mailsink
+from shared import kafka
+from tests import kafkatools
+from tests.integration.conftest import running
+from tests.receivers import Receiver
+
+from services.notify.app import build
+from services.notify.settings import NotifySettings
+
+SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def unit(code: str, *, email: str | None = None, webhook: str | None = None, channels=None, person=None) -> dict:
+    return {"code": code, "name": f"Đơn vị {code}", "kind": "department", "email": email, "webhook": webhook,
+            "channels": channels, "person_in_charge": person}
+
+
+def change(kind: str, id: str, state: dict, seq: int = 0) -> bytes:
+    return kafka.dumps({"kind": kind, "id": id, "programme": state.get("programme"), "seq": seq, "state": state,
+                        "event_key": f"t:{id}:{seq}", "event_time": "2021-03-01T00:00:00.000000Z",
+                        "accepted_at": "2021-03-01T00:00:00.000000Z", "version": f"v{seq}"})
+
+
+@asynccontextmanager
+async def notify(isolated, receiver: Receiver, clock: str = "2021-03-10T09:00:00+07:00"):
+    controller, mailbox = mailsink.serve(infra.free_port(), None)
+    settings = isolated.settings(NotifySettings, smtp_port=controller.port, notify_webhook_secrets={"SO-TC": SECRET},
+                                 notify_attempts=3, notify_retry_seconds=0.3, notify_scan_seconds=0.2,
+                                 notify_escalate_after_days=3, clock_fixed=clock)
+    app = build(settings)
+    registry = [
+        change("unit", "VPTU", unit("VPTU", email="vptu@hanoi.example",
+                                    person={"name": "Trần Văn Bình", "position": "Chánh Văn phòng",
+                                            "email": "chanh-vp@hanoi.example"})),
+        change("unit", "BTV", unit("BTV", email="btv@hanoi.example")),
+        change("unit", "SO-KHDT", unit("SO-KHDT", email="so-khdt@hanoi.example")),
+        change("unit", "SO-TC", unit("SO-TC", email="so-tc@hanoi.example", webhook=f"{receiver.url}/hooks/so-tc",
+                                     channels=["webhook"])),
+        change("unit", "Q-BADINH", unit("Q-BADINH", email="q-badinh@hanoi.example",
+                                        webhook=f"{receiver.url}/hooks/broken")),
+        change("settings", "settings", {"code": "settings", "reporting": {"recipients": ["BTV"]}}),
+    ]
+    try:
+        async with running(app) as client:
+            await kafkatools.produce(isolated.kafka, settings.topics.changes, registry, key=b"registry")
+            await asyncio.sleep(0.5)
+            yield app, client, mailbox, settings
+    finally:
+        controller.stop()
+
+
+def move(app, when: str) -> None:
+    app.state.clock.fixed = datetime.fromisoformat(when)
+
+
+async def quiet(seconds: float = 1.2) -> None:
+    """Let several scans and retry rounds run (each 0.2-0.3 s apart)."""
+    await asyncio.sleep(seconds)
+
+
+def mail_to(mailbox, address: str) -> list:
+    return [m for m in mailbox.snapshot() if m["To"] == address]
+
+
+async def test_moving_the_clock_across_a_due_date_reminds_notifies_and_escalates_once(isolated):
+    with Receiver() as receiver:
+        async with notify(isolated, receiver) as (app, client, mailbox, settings):
+            task = {"task_id": "K-T1", "programme": "02", "title": "Đề án thu hút đầu tư", "lead_unit": "SO-KHDT",
+                    "lead_person": {"name": "Nguyễn Văn An", "position": "Phó Giám đốc"},
+                    "due_date": "2021-03-20", "status": "in_progress", "dropped": False}
+            await kafkatools.produce(isolated.kafka, settings.topics.changes, [change("task", "K-T1", task, seq=1)],
+                                     key=b"02")
+            await quiet()
+            assert mail_to(mailbox, "so-khdt@hanoi.example") == []          # 10 March: nothing due yet
+            for day in ("2021-03-13", "2021-03-15", "2021-03-19", "2021-03-20", "2021-03-21", "2021-03-22",
+                        "2021-03-23", "2021-03-24", "2021-03-26"):
+                move(app, f"{day}T08:00:00+07:00")
+                await quiet(0.8)
+    bodies = [m.get_content() for m in mail_to(mailbox, "so-khdt@hanoi.example")]
+    assert len(bodies) == 3, bodies                                      # 7 days, 1 day, overdue: once each
+    assert "còn 7 ngày" in bodies[0] and "còn 1 ngày" in bodies[1] and "đã quá hạn 1 ngày" in bodies[2]
+    assert all("K-T1" in b and "Đề án thu hút đầu tư" in b for b in bodies)
+    office = [m.get_content() for m in mail_to(mailbox, "vptu@hanoi.example")]
+    person = [m.get_content() for m in mail_to(mailbox, "chanh-vp@hanoi.example")]
+    assert len(office) == 1 and "quá hạn 3 ngày" in office[0] and "Nguyễn Văn An" in office[0]  # after N = 3 days
+    assert len(person) == 1 and "Kính gửi: Trần Văn Bình" in person[0]
+
+
+async def test_webhooks_are_signed_retried_and_a_dead_receiver_holds_up_no_one(isolated):
+    with Receiver() as receiver:
+        receiver.failures = {"/hooks/so-tc": 2, "/hooks/broken": -1}
+        async with notify(isolated, receiver) as (app, client, mailbox, settings):
+            event = {"id": "report-due-2021-Q1", "cycle": "2021-Q1", "kind": "quarterly", "due_date": "2021-03-16",
+                     "window": {"start": "2020-12-15", "cut_off": "2021-03-14"},
+                     "expected_units": ["Q-BADINH", "SO-TC", "SO-KHDT"]}
+            await kafkatools.produce(isolated.kafka, settings.topics.due, [kafka.dumps(event)], key=b"2021-Q1")
+
+            async def log():
+                return (await client.get("/v1/notifications")).json()
+            done = await kafkatools.eventually(
+                log, lambda ds: len(ds) >= 4 and all(d["status"] != "pending" for d in ds), timeout=30)
+        posts = receiver.posts("/hooks/so-tc")
+    by = {(d["recipient"], d["channel"]): d for d in done}
+    assert by[("SO-TC", "webhook")]["status"] == "sent" and len(by[("SO-TC", "webhook")]["attempts"]) == 3
+    assert [p["refused"] for p in posts] == [True, True, False]
+    assert len({p["headers"]["webhook-id"] for p in posts}) == 1                 # the same identity each time
+    for post in posts:  # verified independently of the sending library: HMAC-SHA256 over id.timestamp.body
+        h = post["headers"]
+        key = base64.b64decode(SECRET.removeprefix("whsec_"))
+        signed = f"{h['webhook-id']}.{h['webhook-timestamp']}.".encode() + post["body"]
+        expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+        assert h["webhook-signature"] == f"v1,{expected}"
+    broken = by[("Q-BADINH", "webhook")]
+    assert broken["status"] == "failed" and len(broken["attempts"]) == 3
+    assert by[("Q-BADINH", "email")]["status"] == "sent" and by[("SO-KHDT", "email")]["status"] == "sent"
+    assert by[("SO-KHDT", "email")]["attempts"][0]["at"] < broken["attempts"][-1]["at"]  # not held up
+    mail = mail_to(mailbox, "so-khdt@hanoi.example")
+    assert len(mail) == 1 and "2021-Q1" in mail[0]["Subject"] and "16/03/2021" in mail[0].get_content()
+
+
+async def test_units_that_have_not_reported_are_reminded_before_the_due_date(isolated):
+    with Receiver() as receiver:
+        async with notify(isolated, receiver, clock="2021-03-14T09:00:00+07:00") as (app, client, mailbox, settings):
+            event = {"id": "report-due-2021-Q1", "cycle": "2021-Q1", "kind": "quarterly", "due_date": "2021-03-16",
+                     "window": {"start": "2020-12-15", "cut_off": "2021-03-14"},
+                     "expected_units": ["Q-BADINH", "SO-KHDT"]}
+            await kafkatools.produce(isolated.kafka, settings.topics.due, [kafka.dumps(event)], key=b"2021-Q1")
+            reported = {"unit": "Q-BADINH", "cycle": "2021-Q1", "document_no": "1/BC", "summary": "x"}
+            await kafkatools.produce(isolated.kafka, settings.topics.changes,
+                                     [change("unit_report", "Q-BADINH|2021-Q1", reported)], key=b"Q-BADINH")
+            await quiet()
+            move(app, "2021-03-15T08:00:00+07:00")  # one day before the due date
+            await quiet()
+            move(app, "2021-03-16T08:00:00+07:00")
+            await quiet()
+    reminders = [m for m in mailbox.snapshot() if "Nhắc việc" in m["Subject"]]
+    assert [m["To"] for m in reminders] == ["so-khdt@hanoi.example"]
+    assert "Báo cáo kỳ 2021-Q1 đến hạn ngày 16/03/2021" in reminders[0].get_content()
+
+
+async def test_an_issued_report_reaches_its_recipients_with_the_pdf_attached(isolated):
+    with Receiver() as receiver:
+        pdf = b"%PDF-1.7 a report"
+        receiver.files["/v1/reports/archive/2021-Q1/pdf"] = ("application/pdf", pdf)
+        async with notify(isolated, receiver) as (app, client, mailbox, settings):
+            formats = {f: f"{receiver.url}/v1/reports/archive/2021-Q1/{f}" for f in ("json", "html", "pdf", "docx")}
+            event = {"id": "report-generated-2021-Q1", "cycle": "2021-Q1", "number": "Số 1-BC/VPTU",
+                     "summary": "Tình hình thực hiện chương trình hành động, quý I/2021", "formats": formats}
+            for _ in range(2):  # delivered twice by Kafka: still one e-mail
+                await kafkatools.produce(isolated.kafka, settings.topics.generated, [kafka.dumps(event)],
+                                         key=b"2021-Q1")
+            await kafkatools.eventually(lambda: _async(mail_to(mailbox, "btv@hanoi.example")))
+            await quiet()
+    mail = mail_to(mailbox, "btv@hanoi.example")
+    assert len(mail) == 1 and "Số 1-BC/VPTU" in mail[0]["Subject"]
+    attachments = list(mail[0].iter_attachments())
+    assert [(a.get_filename(), a.get_content()) for a in attachments] == [("bao-cao-2021-Q1.pdf", pdf)]
+    assert formats["docx"] in mail[0].get_body(("plain",)).get_content()
+
+
+async def _async(value):
+    return value
+
+
+async def test_the_delivery_log_answers_per_unit(isolated):
+    with Receiver() as receiver:
+        async with notify(isolated, receiver) as (app, client, mailbox, settings):
+            outcome = {"outcome": "rejected", "source": "SO-KHDT", "event_key": "SO-KHDT:X-1", "id": "X-1",
+                       "type": "plan.submitted", "code": "invalid_plan", "message_vi": "Kế hoạch không hợp lệ",
+                       "message_en": "Invalid plan", "findings": [], "event_time": "2021-03-01T00:00:00Z",
+                       "decided_at": "2021-03-01T00:00:01Z"}
+            await kafkatools.produce(isolated.kafka, settings.topics.outcomes, [kafka.dumps(outcome)], key=b"SO-KHDT")
+            async with httpx.AsyncClient(transport=client._transport, base_url="http://service") as c:
+                log = await kafkatools.eventually(
+                    lambda: _json(c.get("/v1/notifications", params={"unit": "SO-KHDT"})), lambda ds: len(ds) == 1)
+                other = (await c.get("/v1/notifications", params={"unit": "SO-TC"})).json()
+    assert (log[0]["kind"], log[0]["status"], log[0]["channel"]) == ("rejected", "sent", "email")
+    assert log[0]["attempts"][0]["ok"] is True and other == []
+
+
+async def _json(request):
+    return (await request).json()
