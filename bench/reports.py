@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import heapq
+import re
 import multiprocessing
 import os
 import random
@@ -51,6 +52,7 @@ import statistics
 import sys
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -70,7 +72,7 @@ from shared.registry import expected_to_report, load_events  # noqa: E402
 from services.reports import handlers  # noqa: E402
 from services.reports.service import ReportsService, end_of_day, parse_known_at  # noqa: E402
 from services.reports.snapshot import tasks_from_history  # noqa: E402
-from services.reports.store import INDEXES, TASK_FIELDS, ReportsStore  # noqa: E402
+from services.reports.store import FACT_KINDS, INDEXES, REGISTRY_KINDS, TASK_FIELDS, ReportsStore  # noqa: E402
 
 REGISTRY = ROOT / "deploy" / "registry" / "hanoi-xvii.yaml"
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -173,6 +175,37 @@ def history_doc(ch: dict) -> dict:
 def task_doc(ch: dict) -> dict:
     state = ch["state"]
     return {"_id": ch["id"], **({f: state.get(f) for f in TASK_FIELDS} | {"task_id": ch["id"], "seq": ch["seq"]})}
+
+
+VERSIONED = {"programme_issued": "issued", "indicator_value": "indicator_values", "unit_report": "unit_reports"}
+
+
+def mirror(changes: list[dict]) -> tuple[list[dict], dict[str, dict[str, dict]]]:
+    """What ReportsStore.apply_change leaves after `changes` (not task changes), in arrival order:
+    the history facts, and the read-model documents by collection and _id."""
+    facts: dict[str, dict] = {}
+    docs: dict[str, dict[str, dict]] = {}
+    for ch in changes:
+        kind, key, state = ch["kind"], ch["id"], ch["state"]
+        if kind in REGISTRY_KINDS:               # update_one $set, upsert
+            coll = docs.setdefault(REGISTRY_KINDS[kind], {})
+            coll[key] = {**coll.get(key, {"_id": key}), **state}
+            continue
+        if kind in FACT_KINDS or ch.get("fact") is not None:
+            facts.setdefault(ch["event_key"], history_doc(ch))   # insert_once
+        if kind == "plan":
+            plans = docs.setdefault("plans", {})
+            if state["status"] == "submitted":
+                plans[key] = {**plans.get(key, {"_id": key}), "programme": ch["programme"], "submitted": True}
+            else:
+                plans.setdefault(key, {"_id": key, "programme": ch["programme"], "submitted": False})
+        elif kind in VERSIONED:                  # guarded by version
+            coll = docs.setdefault(VERSIONED[kind], {})
+            if key not in coll or coll[key]["version"] < ch["version"]:
+                coll[key] = {**coll.get(key, {"_id": key}), **state, "version": ch["version"]}
+        elif kind == "supervision":
+            docs.setdefault("supervisions", {}).setdefault(key, {"_id": key, **state})
+    return list(facts.values()), docs
 
 
 # --- the term ---
@@ -615,13 +648,13 @@ async def load(url: str, db_name: str, scale: float, seed: int) -> None:
     try:
         db = client[db_name]
         await mongo.ensure_indexes(db, INDEXES)   # as the service does at start-up
-        store = ReportsStore(db)
         small = term.small_changes()
-        progress = Progress("registry, issuances, plans, indicator values, unit reports, supervisions "
-                            "(ReportsStore.apply_change)", len(small))
-        for ch in small:
-            await store.apply_change(ch)
-            progress.add(1)
+        facts, docs = mirror(small)
+        await _bulk(db.history, iter(facts), Progress(
+            f"history: {len(facts):,} facts from {len(small):,} registry, programme, plan, indicator, unit report "
+            "and supervision changes (insert_many)", len(facts)))
+        for coll, by_id in docs.items():
+            await _bulk(db[coll], iter(by_id.values()), Progress(f"{coll} read model (insert_many)", len(by_id)))
         stream = heapq.merge(*(t.arrivals() for t in term.tasks))   # in arrival order, as consumed
         await _bulk(db.history, (history_doc(term.tasks[i].report_change(k)) for _, i, k in stream),
                     Progress("history: task status reports (insert_many)", n_reports))
@@ -629,39 +662,55 @@ async def load(url: str, db_name: str, scale: float, seed: int) -> None:
                     Progress("tasks read model: latest state of each task (insert_many)", len(term.tasks)))
         print(f"loaded in {time.perf_counter() - t0:.0f} s; {await db.history.estimated_document_count():,} "
               f"history docs, {await db.tasks.estimated_document_count():,} tasks", flush=True)
-        await shape_check(client, db, term, db_name)
+        await shape_check(client, db, term, small, db_name)
         await consistency_check(db)
     finally:
         await client.close()
 
 
-async def shape_check(client, db, term: Term, db_name: str) -> None:
-    """Replay a sample of tasks through ReportsStore.apply_change into a scratch database and
-    compare with what the bulk load wrote."""
+async def shape_check(client, db, term: Term, small: list[dict], db_name: str) -> None:
+    """Replay samples through ReportsStore.apply_change into a scratch database and compare with
+    what the bulk load wrote, document by document: every registry entry and issuance, all the
+    changes of some plans, indicators, units' reports and supervisions, and the whole timeline
+    (plan, status reports, revision) of some tasks."""
     rng = random.Random(1)
     sample = [t for t in term.tasks if t.dropped][:3] + [t for t in term.tasks if t.plan.revision and not t.dropped][:2]
     sample += [t for t in term.tasks if any(d > 86400 for d in t.delays)][:5]
     sample += rng.sample(term.tasks, min(15, len(term.tasks)))
-    ids = sorted({t.task_id for t in sample})
+    tasks = {t.task_id: t for t in sample}
+    keys = {kind: sorted({c["id"] for c in small if c["kind"] == kind}) for kind in
+            ("plan", "indicator_value", "unit_report", "supervision")}
+    keys = {kind: set(rng.sample(ids, min(40, len(ids)))) for kind, ids in keys.items()}
+    keys["plan"] |= {c["id"] for c in small if c["kind"] == "plan" and c["state"]["status"] == "rejected"}
+    keys["plan"] |= {t.plan.key for t in tasks.values()}
+    replay = [c for c in small if c["kind"] not in keys or c["id"] in keys[c["kind"]]]
     scratch = client[f"{db_name}_check"]
     try:
         store = ReportsStore(scratch)
-        for task in {t.task_id: t for t in sample}.values():
+        for ch in replay:
+            await store.apply_change(ch)
+        for task in tasks.values():
             for ch in task.timeline():
                 await store.apply_change(ch)
-        problems = []
-        for coll, query in (("history", {"kind": "task_report", "subject": {"$in": ids}}),
-                            ("tasks", {"_id": {"$in": ids}})):
+        subjects = sorted(set(tasks) | {c["id"] for c in replay})
+        checks = [("history", {"subject": {"$in": subjects}})]
+        checks += [(coll, {}) for coll in ("units", "programmes", "indicators", "settings", "issued")]
+        checks += [(coll, {"_id": {"$in": sorted(keys[kind])}}) for coll, kind in
+                   (("plans", "plan"), ("indicator_values", "indicator_value"), ("unit_reports", "unit_report"),
+                    ("supervisions", "supervision"))]
+        checks.append(("tasks", {"_id": {"$in": sorted(tasks)}}))
+        equal, problems = 0, []
+        for coll, query in checks:
             want = {d["_id"]: d async for d in scratch[coll].find(query)}
             have = {d["_id"]: d async for d in db[coll].find(query)}
-            if want != have:
-                wrong = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
-                problems.append(f"{coll}: {len(wrong)} docs differ, e.g. {wrong[0]}: "
+            wrong = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
+            equal += len(want) - len(wrong)
+            if wrong:
+                problems.append(f"{coll}: {len(wrong)} differ, e.g. {wrong[0]!r}: "
                                 f"apply_change={want.get(wrong[0])} bulk={have.get(wrong[0])}")
-            else:
-                problems.append(f"{coll}: {len(want)} docs equal")
-        print(f"shape check ({len(ids)} tasks replayed through ReportsStore.apply_change): "
-              + "; ".join(problems), flush=True)
+        print(f"shape check: {len(replay) + sum(len(t.timeline()) for t in tasks.values()):,} changes replayed "
+              f"through ReportsStore.apply_change; {equal:,} documents equal to the bulk load's"
+              + ("" if not problems else "; MISMATCH " + "; ".join(problems)), flush=True)
     finally:
         await client.drop_database(scratch.name)
 
@@ -704,44 +753,55 @@ class TimedStore(ReportsStore):
         return snapshot
 
 
-async def raw_registry(db) -> None:
+async def _read(label: str, cursor, timings: dict[str, float]) -> list[dict]:
+    t0 = time.perf_counter()
+    docs = [d async for d in cursor]
+    timings[label] = time.perf_counter() - t0
+    return docs
+
+
+async def raw_registry(db, timings: dict[str, float]) -> None:
     for name in ("programmes", "units", "indicators"):
-        [d async for d in db[name].find({})]
-    await db.settings.find_one({"_id": "settings"})
+        await _read(f"{name} find", db[name].find({}), timings)
+    await _read("settings find_one", db.settings.find({"_id": "settings"}, limit=1), timings)
 
 
-async def raw_live(db, cycle: str, window_start: str) -> tuple[float, float]:
-    """The documents ReportsStore.live reads, with the driver alone: (all reads, tasks alone)."""
-    t0 = time.perf_counter()
-    await raw_registry(db)
-    [d async for d in db.indicator_values.find({}, {"indicator": 1, "period": 1, "value": 1})]
-    [d async for d in db.issued.find({})]
-    [d async for d in db.plans.find({}, {"programme": 1, "submitted": 1})]
-    t1 = time.perf_counter()
-    tasks = [d async for d in db.tasks.find({}, {f: 1 for f in TASK_FIELDS})]
-    t2 = time.perf_counter()
-    [d async for d in db.unit_reports.find({"cycle": cycle})]
-    [d async for d in db.supervisions.find({"time": {"$gte": window_start}})]
-    t3 = time.perf_counter()
-    assert tasks is not None
-    return t3 - t0, t2 - t1
+async def raw_live(db, cycle: str, window_start: str) -> dict[str, float]:
+    """The documents ReportsStore.live reads, with the driver alone: the time of each find."""
+    timings: dict[str, float] = {}
+    await _read("indicator_values find", db.indicator_values.find({}, {"indicator": 1, "period": 1, "value": 1}),
+                timings)
+    await raw_registry(db, timings)
+    await _read("issued find", db.issued.find({}), timings)
+    await _read("plans find", db.plans.find({}, {"programme": 1, "submitted": 1}), timings)
+    await _read("tasks find (TASK_FIELDS)", db.tasks.find({}, {f: 1 for f in TASK_FIELDS}), timings)
+    await _read("unit_reports find {cycle}", db.unit_reports.find({"cycle": cycle}), timings)
+    await _read("supervisions find {time >=}", db.supervisions.find({"time": {"$gte": window_start}}), timings)
+    return timings
 
 
-async def raw_as_of(db, cycle: str, cut_off: str, known_at: str) -> tuple[float, float, list[dict]]:
-    """The documents ReportsStore.as_of reads, with the driver alone: (all reads, the history find, its docs)."""
+async def raw_as_of(db, cycle: str, cut_off: str, known_at: str) -> tuple[dict[str, float], list[dict]]:
+    """The documents ReportsStore.as_of reads, with the driver alone: the time of each find, and the
+    history documents of the main one."""
     known = {"accepted_at": {"$lte": known_at}}
-    t0 = time.perf_counter()
-    await raw_registry(db)
-    t1 = time.perf_counter()
-    docs = [d async for d in db.history.find({"event_time": {"$lte": cut_off}, **known})]
-    t2 = time.perf_counter()
-    [d async for d in db.history.find({"kind": "unit_report", "data.cycle": cycle, **known})]
-    t3 = time.perf_counter()
-    return t3 - t0, t2 - t1, docs
+    timings: dict[str, float] = {}
+    docs = await _read("history find {event_time <=, accepted_at <=}",
+                       db.history.find({"event_time": {"$lte": cut_off}, **known}), timings)
+    await _read("history find {kind: unit_report, data.cycle}",
+                db.history.find({"kind": "unit_report", "data.cycle": cycle, **known}), timings)
+    await raw_registry(db, timings)
+    return timings, docs
 
 
 def _pages(pdf: bytes) -> int:
-    return pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages")
+    """Pages of a PDF whose objects may sit in compressed object streams."""
+    view, parts = memoryview(pdf), [pdf]
+    for m in re.finditer(rb"stream\r?\n", pdf):
+        try:
+            parts.append(zlib.decompressobj().decompress(view[m.end():]))
+        except zlib.error:
+            pass
+    return len(re.findall(rb"/Type\s*/Page(?![s\w])", b"".join(parts)))
 
 
 async def measure(url: str, db_name: str, repeat: int) -> dict:
@@ -772,12 +832,14 @@ async def measure(url: str, db_name: str, repeat: int) -> dict:
             times.setdefault(key, []).append(value)
 
         for run in range(1, repeat + 1):
-            all_reads, tasks_read = await raw_live(db, CURRENT_CYCLE, windows["current"][1])
-            note("raw live: all reads", all_reads)
-            note("raw live: tasks find", tasks_read)
-            all_reads, hist_read, docs = await raw_as_of(db, PAST_CYCLE, past_cut_off, past_known)
-            note("raw as-of: all reads", all_reads)
-            note("raw as-of: history find", hist_read)
+            reads = await raw_live(db, CURRENT_CYCLE, windows["current"][1])
+            note("raw live: all reads", sum(reads.values()))
+            for label, seconds in reads.items():
+                note(f"raw live: {label}", seconds)
+            reads, docs = await raw_as_of(db, PAST_CYCLE, past_cut_off, past_known)
+            note("raw as-of: all reads", sum(reads.values()))
+            for label, seconds in reads.items():
+                note(f"raw as-of: {label}", seconds)
             facts = {"plan": [], "task_report": []}
             for d in docs:
                 if d["kind"] in facts:
@@ -853,15 +915,22 @@ def print_results(result: dict, args, loader_rss: float, ferret_rss: str) -> Non
           "baseline; met = the slowest run within the target")
     print()
     print("where the time goes (median):")
-    for key in ("raw live: tasks find", "raw live: all reads", "raw as-of: history find", "raw as-of: all reads",
-                "as-of: tasks_from_history on those docs"):
-        print(f"  {key:<44}{_fmt(med[key]):>10}")
+    for prefix in ("raw live: ", "raw as-of: "):
+        reads = sorted(((v, k) for k, v in med.items() if k.startswith(prefix) and k != prefix + "all reads"),
+                       reverse=True)
+        print(f"  {prefix + 'all reads':<60}{_fmt(med[prefix + 'all reads']):>10}   of which:")
+        for seconds, key in reads[:4]:
+            print(f"    {key.removeprefix(prefix):<58}{_fmt(seconds):>10}")
+    key = "as-of: tasks_from_history on those docs"
+    print(f"  {key:<60}{_fmt(med[key]):>10}")
     for case in ("current", "past"):
         for fmt in ("json", "html", "pdf"):
             print(f"  {case} {fmt:<5} snapshot {_fmt(med[f'{case} {fmt}: snapshot']):>9}   roll-up+frame "
                   f"{_fmt(med[f'{case} {fmt}: roll-up']):>9}   render {_fmt(med[f'{case} {fmt}: render']):>9}   "
                   f"({info[f'{case} {fmt} bytes'] / 1024:,.0f} KiB"
                   + (f", {info[f'{case} pdf pages']} pages" if fmt == "pdf" else "") + ")")
+        html, pdf = med[f"{case} html: render"], med[f"{case} pdf: render"]
+        print(f"  {case}: PDF render = HTML with charts {_fmt(html)} + WeasyPrint {_fmt(pdf - html)}")
         print(f"  {case}: {info[f'{case} overdue rows']:,} overdue tasks and "
               f"{info[f'{case} next-period rows']:,} tasks due next period listed in the report")
     print(f"  live_status snapshot {_fmt(med['live_status: snapshot'])}")

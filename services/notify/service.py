@@ -19,7 +19,6 @@ from services.notify.settings import NotifySettings
 from services.notify.store import NotifyStore, binary
 
 log = logging.getLogger("nqt.notify")
-LEASE_S = 60.0  # one attempt may take this long before another replica may retry it
 
 
 class UnknownRecipient(LookupError):
@@ -53,7 +52,7 @@ class Notifier:
                "body": message.body, "data": message.data,
                "attachments": [{"filename": a.filename, "content_type": a.content_type, "content": binary(a.content)}
                                for a in message.attachments]}
-        record = await self.store.claim(key=key, message=doc, channel=channel, lease_s=LEASE_S)
+        record = await self.store.claim(key=key, message=doc, channel=channel, lease_s=self.settings.notify_lease_seconds)
         if not record["leased"]:
             return record["status"]  # sent, failed, or another attempt in hand
         return await self._attempt(key, record)
@@ -62,7 +61,7 @@ class Notifier:
         """Attempt the deliveries whose retry time has come; safe in every replica."""
         done = 0
         for key in await self.store.due_retries():
-            record = await self.store.lease(key, LEASE_S)
+            record = await self.store.lease(key, self.settings.notify_lease_seconds)
             if record["leased"]:
                 await self._attempt(key, record)
                 done += 1

@@ -20,6 +20,8 @@ class NotifySettings(CommonSettings):
     # Attempts per delivery and the first retry delay (doubling each time); then it is recorded failed.
     notify_attempts: int = Field(4, ge=1)
     notify_retry_seconds: float = Field(30.0, gt=0)
+    # One attempt may take this long; a delivery left in flight by a crash is retried after it.
+    notify_lease_seconds: float = Field(60.0, gt=0)
     # Deadline scan: task reminders this many days before due; the Office is told after this many
     # days overdue; units that have not reported are reminded this many days before the due date.
     notify_task_reminder_days: list[int] = Field(default_factory=lambda: [7, 1])

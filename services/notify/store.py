@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from bson import Binary
-from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, IndexModel
 
 from shared import mongo
 from shared.events import utc_iso
@@ -23,6 +23,7 @@ INDEXES: mongo.IndexSpec = {
     "deliveries": [IndexModel([("recipient", ASCENDING), ("created_at", ASCENDING)]),
                    IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)])],
     "digests": [IndexModel([("delivered", ASCENDING)])], "items": [],
+    "locks": [IndexModel([("delivery", ASCENDING), ("attempt", ASCENDING)])],
 }
 TASK_FIELDS = ("task_id", "programme", "title", "lead_unit", "lead_person", "due_date", "status", "dropped")
 
@@ -84,12 +85,26 @@ class NotifyStore:
         return await self.lease(key, lease_s)
 
     async def lease(self, key: str, lease_s: float) -> dict:
-        leased = await self.db.deliveries.find_one_and_update(
-            {"_id": key, "status": "pending", "next_attempt_at": {"$lte": _now()}},
-            {"$set": {"next_attempt_at": _later(lease_s)}}, return_document=ReturnDocument.AFTER)
-        if leased is not None:
-            return {**leased, "leased": True}
-        return {**await self.db.deliveries.find_one({"_id": key}), "leased": False}
+        """The delivery, `leased` True for the one caller allowed the next attempt.
+
+        The lock is a unique insert, one per attempt (FerretDB 1.24 does not serialise
+        concurrent findAndModify on one document). A lock left by a crash is taken over,
+        under a new generation, once it is older than the lease."""
+        doc = await self.db.deliveries.find_one({"_id": key})
+        now = _now()
+        if doc is None or doc["status"] != "pending" or doc["next_attempt_at"] > now:
+            return {**(doc or {}), "leased": False}
+        attempt = len(doc.get("attempts") or []) + 1
+        locks = [d async for d in self.db.locks.find({"delivery": key, "attempt": attempt})]
+        if locks and max(lock["expires_at"] for lock in locks) > now:
+            return {**doc, "leased": False}
+        generation = max((lock["generation"] for lock in locks), default=-1) + 1
+        leased = await mongo.insert_once(self.db.locks, {
+            "_id": f"{key}#{attempt}#{generation}", "delivery": key, "attempt": attempt,
+            "generation": generation, "expires_at": _later(lease_s)})
+        if leased:  # keep the retry loop from picking it up again while the attempt is in hand
+            await self.db.deliveries.update_one({"_id": key}, {"$set": {"next_attempt_at": _later(lease_s)}})
+        return {**doc, "leased": leased}
 
     async def record_attempt(self, key: str, *, ok: bool, error: str | None, retry_in: float | None) -> None:
         """Log the attempt; sent, failed for good (no retry), or pending until `retry_in` from now."""
