@@ -120,7 +120,7 @@ def up() -> None:
     external_kafka, external_mongo = os.environ.get("NQT_KAFKA_BOOTSTRAP"), os.environ.get("NQT_MONGO_URL")
     ports = {name: _port(name, default) for name, default in SERVICES.items()}
     kafka_port, mongo_port = _port("kafka", 9092), _port("mongo", 27017)
-    smtp_port = _port("smtp", 8025)
+    smtp_port = _port("smtp", 1025)
     wanted = [("SMTP sink", smtp_port), *ports.items()]
     wanted += [] if external_kafka else [("Kafka", kafka_port)]
     wanted += [] if external_mongo else [("MongoDB", mongo_port)]
