@@ -51,7 +51,10 @@ def test_on_ferretdb_the_service_ends_where_the_model_does(infra_stack, deliveri
 
 
 async def through_kafka(isolated, deliveries) -> tuple[tuple, list]:
-    settings = isolated.settings(ProgramsSettings, topic_partitions=2)
+    # One partition: Kafka keeps order per programme only, and the generated streams share task
+    # ids across programmes (a plan in 01 and one in 02 racing for the same task id), whose
+    # outcome rightly depends on which is read first. The model reads in production order.
+    settings = isolated.settings(ProgramsSettings, topic_partitions=1)
     topics = settings.topics
     model = expected(deliveries)
     async with running(build(settings)):
