@@ -71,7 +71,11 @@ async def through_kafka(isolated, deliveries) -> tuple[tuple, list]:
         outcomes = await kafkatools.read_topic(settings.kafka_bootstrap, topics.outcomes,
                                                until=lambda rs: len(rs) >= wanted, timeout=60)
         client = mongo.connect(settings.mongo_url)
-        try:
+        try:  # updates that are held announce nothing: wait for the state itself to settle
+            expected_state = (model.state(), model.outcomes, set(model.held))
+            state = await kafkatools.eventually(lambda: stored_state(client[settings.database("programs")]),
+                                                lambda s: s == expected_state, timeout=10)
+        except AssertionError:
             state = await stored_state(client[settings.database("programs")])
         finally:
             await client.close()
