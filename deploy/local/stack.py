@@ -141,7 +141,11 @@ def up() -> None:
         pids["mailsink"] = sink.pid
         kafka_url = external_kafka or f"127.0.0.1:{kafka_port}"
         mongo_url = external_mongo or f"mongodb://127.0.0.1:{mongo_port}"
-        env = service_env(kafka=kafka_url, mongo=mongo_url, smtp_port=smtp_port, ports=ports, dev_keys=dev_keys())
+        # Development pace: cycles, reports and reminders show up within seconds, not minutes.
+        pace = {k: os.environ.get(k, v) for k, v in (("NQT_REPORTS_SCHEDULE_SECONDS", "5"),
+                                                      ("NQT_NOTIFY_SCAN_SECONDS", "5"))}
+        env = service_env(kafka=kafka_url, mongo=mongo_url, smtp_port=smtp_port, ports=ports, dev_keys=dev_keys(),
+                          extra=pace)
         procs = {}
         for name in SERVICES:
             procs[name] = start_service(name, env, LOCAL / "logs" / f"{name}.log", detach=True)

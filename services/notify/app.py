@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Query
 
 from shared.kafka import make_broker
 from shared.runtime import Runtime, create_app
@@ -46,7 +46,7 @@ def build(settings: NotifySettings | None = None) -> FastAPI:
     app.state.clock = clock
 
     @app.get("/v1/notifications", summary="The delivery log, optionally for one unit")
-    async def notifications(unit: str | None = None) -> list[dict]:
-        return await NotifyStore(runtime.db).deliveries(unit)
+    async def notifications(unit: str | None = None, limit: int = Query(200, ge=1, le=5000)) -> list[dict]:
+        return await NotifyStore(runtime.db).deliveries(unit, limit)
 
     return app
