@@ -5,6 +5,7 @@ Every message carries its identity to the receiver (the e-mail `Message-ID`, the
 
 from __future__ import annotations
 
+import email.policy
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.message import EmailMessage
@@ -49,6 +50,11 @@ class DeliveryError(RuntimeError):
     """The receiver did not take the message; worth another attempt later."""
 
 
+# Headers are not folded: Python's folding of encoded words loses the space at a fold
+# ("1 nội dung" arrived as "1nội dung"). RFC 5322 allows lines of up to 998 characters.
+MAIL_POLICY = email.policy.SMTP.clone(max_line_length=998)
+
+
 class EmailChannel:
     name = "email"
 
@@ -57,7 +63,7 @@ class EmailChannel:
 
     async def send(self, message: Message) -> None:
         s = self.settings
-        mail = EmailMessage()
+        mail = EmailMessage(policy=MAIL_POLICY)
         mail["From"] = s.mail_from
         mail["To"] = message.address
         mail["Subject"] = message.subject

@@ -71,3 +71,18 @@ def test_rejection_without_findings():
     assert "forbidden" in subject
     assert outcome["message_vi"] in body
     assert "/data/" not in body
+
+
+def test_a_vietnamese_subject_survives_the_trip_through_smtp_headers():
+    import email
+    import email.policy
+    from email.message import EmailMessage
+
+    from services.notify.channels import MAIL_POLICY
+
+    subject = "[nq-tracker] Nhắc việc ngày 15/03/2021: 1 nội dung cần xử lý — Sở Nông nghiệp và Phát triển nông thôn"
+    mail = EmailMessage(policy=MAIL_POLICY)
+    mail["Subject"] = subject
+    mail.set_content("x")
+    received = email.message_from_bytes(mail.as_bytes(), policy=email.policy.default)
+    assert received["Subject"] == subject
