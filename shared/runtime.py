@@ -3,6 +3,7 @@ MongoDB database, and /healthz, /readyz and /metrics on an HTTP port."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -17,6 +18,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import kafka, metrics, mongo
 from shared.settings import CommonSettings
+
+
+log = logging.getLogger("nqt.runtime")
 
 
 @dataclass
@@ -35,11 +39,27 @@ def configure_logging(level: str) -> None:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
-def create_app(runtime: Runtime, *, title: str,
-               on_start: Callable[[Runtime], Awaitable[None]] | None = None,
-               on_stop: Callable[[Runtime], Awaitable[None]] | None = None) -> FastAPI:
+@dataclass(frozen=True)
+class Job:
+    """A periodic task of a service (a scan, a scheduler): safe to run in every replica."""
+
+    what: str
+    seconds: float
+    run: Callable[[Runtime], Awaitable[object]]
+
+
+async def _every(runtime: Runtime, job: Job) -> None:
+    while True:
+        try:
+            await job.run(runtime)
+        except Exception:  # the next run tries again; what a job claims is retaken once stale
+            log.exception("%s failed", job.what)
+        await asyncio.sleep(job.seconds)
+
+
+def create_app(runtime: Runtime, *, title: str, jobs: tuple[Job, ...] = ()) -> FastAPI:
     """The service's HTTP app; its lifespan connects MongoDB, creates indexes and
-    topics, then starts the broker's subscribers."""
+    topics, starts the broker's subscribers and the periodic jobs."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -49,15 +69,15 @@ def create_app(runtime: Runtime, *, title: str,
         await mongo.ensure_indexes(runtime.db, runtime.indexes)
         await kafka.ensure_topics(settings)
         await runtime.broker.start()
-        if on_start:
-            await on_start(runtime)
+        tasks = [asyncio.create_task(_every(runtime, job)) for job in jobs]
         runtime.ready = True
         try:
             yield
         finally:
             runtime.ready = False
-            if on_stop:
-                await on_stop(runtime)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await runtime.broker.stop()
             await runtime.client.close()
 

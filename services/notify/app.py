@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from fastapi import FastAPI, Query
 
 from shared.kafka import make_broker
-from shared.runtime import Runtime, create_app
+from shared.runtime import Job, Runtime, create_app
 
 from services.notify import handlers
 from services.notify.channels import EmailChannel, WebhookChannel
@@ -27,22 +24,10 @@ def build(settings: NotifySettings | None = None) -> FastAPI:
         return Notifier(NotifyStore(rt.db), channels, settings)
 
     handlers.register(runtime, settings.notify_group, notifier_for, clock)
-    jobs: list[asyncio.Task] = []
-
-    async def start(rt: Runtime) -> None:
-        retry_every = min(settings.notify_retry_seconds / 2, 5.0)
-        jobs.append(asyncio.create_task(handlers.every(
-            settings.notify_scan_seconds, lambda: notifier_for(rt).scan(clock.today()), "the deadline scan")))
-        jobs.append(asyncio.create_task(handlers.every(
-            retry_every, lambda: notifier_for(rt).retry_due(), "retrying deliveries")))
-
-    async def stop(rt: Runtime) -> None:
-        for job in jobs:
-            job.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await job
-
-    app = create_app(runtime, title="nq-tracker notify", on_start=start, on_stop=stop)
+    jobs = (Job("the deadline scan", settings.notify_scan_seconds, lambda rt: notifier_for(rt).scan(clock.today())),
+            Job("retrying deliveries", min(settings.notify_retry_seconds / 2, 5.0),
+                lambda rt: notifier_for(rt).retry_due()))
+    app = create_app(runtime, title="nq-tracker notify", jobs=jobs)
     app.state.clock = clock
 
     @app.get("/v1/notifications", summary="The delivery log, optionally for one unit")

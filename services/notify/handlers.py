@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import httpx
@@ -52,12 +51,3 @@ def register(runtime: Runtime, group_id: str, notifier_for, clock: Clock) -> Non
         async with httpx.AsyncClient(timeout=60) as fetch:
             await notifier_for(runtime).report_generated(event, clock.today(), fetch)
 
-
-async def every(seconds: float, job, what: str) -> None:
-    """Run `job` forever, `seconds` apart; a failure is logged and the next run tries again."""
-    while True:
-        try:
-            await job()
-        except Exception:
-            log.exception("%s failed", what)
-        await asyncio.sleep(seconds)

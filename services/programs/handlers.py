@@ -59,15 +59,11 @@ def register(runtime: Runtime, group_id: str) -> None:
             await service.forget_held(outcomes)
 
 
-async def sweep_held_forever(runtime: Runtime) -> None:
-    """Periodically apply held updates whose task appeared and reject those that waited too long."""
-    while True:
-        await asyncio.sleep(runtime.settings.programs_sweep_seconds)
-        try:
-            service = service_for(runtime)
-            decided = await service.sweep(now=datetime.now(timezone.utc))
-            if decided:
-                await publish_outcomes(runtime, decided)
-                await service.forget_held(decided)
-        except Exception:  # the next sweep tries again; nothing is lost while held
-            log.exception("sweeping held updates failed")
+async def sweep_held(runtime: Runtime) -> None:
+    """Apply held updates whose task appeared; reject those that waited too long. Nothing is
+    lost while held: a failed sweep is simply tried again."""
+    service = service_for(runtime)
+    decided = await service.sweep(now=datetime.now(timezone.utc))
+    if decided:
+        await publish_outcomes(runtime, decided)
+        await service.forget_held(decided)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Literal
 
 from fastapi import FastAPI, HTTPException, Response
 
 from shared.kafka import make_broker
-from shared.runtime import Runtime, create_app
+from shared.runtime import Job, Runtime, create_app
 
 from services.reports import handlers
 from services.reports.service import BadRequest, ReportsService, parse_known_at
@@ -26,19 +25,9 @@ def build(settings: ReportsSettings | None = None) -> FastAPI:
         return ReportsService(ReportsStore(rt.db), clock, due_working_days=settings.reports_due_working_days)
 
     handlers.register(runtime, settings.reports_group, service_for)
-    jobs: list[asyncio.Task] = []
-
-    async def start(rt: Runtime) -> None:
-        if settings.reports_scheduler:
-            jobs.append(asyncio.create_task(handlers.schedule_forever(rt, service_for)))
-
-    async def stop(rt: Runtime) -> None:
-        for job in jobs:
-            job.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await job
-
-    app = create_app(runtime, title="nq-tracker reports", on_start=start, on_stop=stop)
+    schedule = Job("the reporting scheduler", settings.reports_schedule_seconds,
+                   lambda rt: handlers.schedule_once(rt, service_for(rt)))
+    app = create_app(runtime, title="nq-tracker reports", jobs=(schedule,) if settings.reports_scheduler else ())
 
     @app.get("/v1/status", summary="The live roll-up of every programme, indicator and unit")
     async def status() -> dict:

@@ -60,12 +60,3 @@ async def schedule_once(runtime: Runtime, service: ReportsService) -> None:
         await broker.publish(kafka.dumps(event), topics.generated, key=cycle.encode())
         await service.store.update_archive(cycle, status="issued")
         log.info("issued the report for %s: %s", cycle, event["number"])
-
-
-async def schedule_forever(runtime: Runtime, service_for) -> None:
-    while True:
-        try:
-            await schedule_once(runtime, service_for(runtime))
-        except Exception:  # the next run tries again: claims left by a failure go stale and are retaken
-            log.exception("the reporting scheduler failed")
-        await asyncio.sleep(runtime.settings.reports_schedule_seconds)
