@@ -117,11 +117,16 @@ async def deployment(isolated):
         await kafkatools.read_topic(isolated.kafka, topics.outcomes,
                                     until=lambda rs: len(rs) >= len(registry()) + len(SCENARIO))
 
-        async def q2():  # the last change applied: A2 at 70 % shows in Q2
-            return (await client.get("/v1/reports/standing-committee",
-                                     params={"cycle": "2021-Q2", "known_at": "2021-07-01"})).json()
+        async def everything_known():  # reports applies the changes on its own: wait for every fact
+            q1 = (await client.get("/v1/reports/standing-committee",
+                                   params={"cycle": "2021-Q1", "known_at": "2021-07-01"})).json()
+            q2 = (await client.get("/v1/reports/standing-committee",
+                                   params={"cycle": "2021-Q2", "known_at": "2021-07-01"})).json()
+            return (q1["reports_summary"]["on_time"] + q1["reports_summary"]["late"],
+                    q1["programmes"][1]["tasks"]["completed"], q2["programmes"][0]["progress_pct"],
+                    len(q1["supervisions"]), q1["indicators"][0]["latest"] is not None)
 
-        await kafkatools.eventually(q2, lambda r: r["programmes"][0]["progress_pct"] == 85.0)
+        await kafkatools.eventually(everything_known, lambda known: known == (5, 1, 85.0, 1, True))
         yield client
 
 
