@@ -24,7 +24,8 @@ from services.reports.snapshot import Snapshot, latest_by_subject, tasks_from_hi
 INDEXES: mongo.IndexSpec = {
     "tasks": [IndexModel([("programme", ASCENDING)])],
     "plans": [IndexModel([("programme", ASCENDING)])],
-    "history": [IndexModel([("kind", ASCENDING), ("event_time", ASCENDING)])],
+    "history": [IndexModel([("kind", ASCENDING), ("event_time", ASCENDING)]),
+                IndexModel([("kind", ASCENDING), ("data.cycle", ASCENDING)])],
     "unit_reports": [IndexModel([("cycle", ASCENDING)])],
     "supervisions": [IndexModel([("time", ASCENDING)])],
     "programmes": [], "units": [], "indicators": [], "settings": [], "issued": [], "indicator_values": [],
@@ -131,9 +132,9 @@ class ReportsStore:
         known = {"accepted_at": {"$lte": known_at}}
         facts: dict[str, list[dict]] = {k: [] for k in ("plan", "task_report", "programme_issued",
                                                         "indicator_value", "supervision")}
-        async for doc in self.db.history.find({"event_time": {"$lte": cut_off}, **known}):
-            if doc["kind"] in facts:
-                facts[doc["kind"]].append(doc)
+        query = {"kind": {"$in": list(facts)}, "event_time": {"$lte": cut_off}, **known}  # served by an index
+        async for doc in self.db.history.find(query):
+            facts[doc["kind"]].append(doc)
         plans, tasks = tasks_from_history(facts["plan"], facts["task_report"])
         values: dict[str, list[dict]] = {}
         for fact in latest_by_subject(facts["indicator_value"]).values():
