@@ -12,6 +12,8 @@ from aiokafka import AIOKafkaConsumer
 from faststream.kafka import KafkaBroker
 
 from shared import accepted, kafka
+from shared.cli_dlq import dlq_app
+from shared.cli_keys import keys_app
 from shared.events import InvalidEvent
 from shared.registry import load_events
 from shared.settings import CommonSettings
@@ -19,6 +21,8 @@ from shared.settings import CommonSettings
 app = typer.Typer(help="nq-tracker operator commands. Settings come from NQT_* variables.", no_args_is_help=True)
 registry_app = typer.Typer(help="Reference data: units, programmes, indicators.", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
+app.add_typer(keys_app, name="keys")
+app.add_typer(dlq_app, name="dlq")
 
 
 @registry_app.command("load")

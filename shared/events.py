@@ -112,7 +112,8 @@ class TaskUpdated(Inbound):
     task_id: Ident
     programme: ProgrammeCode
     status: TaskStatus
-    progress: Annotated[Finite, Field(ge=0, le=100)]
+    # Bounds before the finiteness check, so the JSON schema (OpenAPI) says minimum/maximum.
+    progress: Annotated[float, Field(ge=0, le=100), AfterValidator(_finite)]
     as_of: date
     note: LongText | None = None
     reported_by: Person

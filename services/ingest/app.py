@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Header, Request
+from datetime import datetime, timezone
+
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from shared.kafka import make_broker
 from shared.runtime import Runtime, create_app
 
-from services.ingest import handlers, service
+from services.ingest import handlers, openapi, service
 from services.ingest.problems import ProblemError, problem_response
 from services.ingest.settings import IngestSettings
 from services.ingest.store import INDEXES, IngestStore
@@ -16,31 +19,63 @@ from services.ingest.store import INDEXES, IngestStore
 
 def build(settings: IngestSettings | None = None) -> FastAPI:
     settings = settings or IngestSettings()
-    runtime = Runtime("ingest", settings, make_broker(settings, service="ingest"), INDEXES)
+    runtime = Runtime("ingest", settings, make_broker(settings, service="ingest"), INDEXES | handlers.intake.INTAKE_INDEXES)
     handlers.register(runtime, settings.ingest_group)
     app = create_app(runtime, title="nq-tracker ingest")
+
+    guard = service.Guard(settings.ingest_rate_limit)
+    openapi.install(app)
 
     @app.exception_handler(ProblemError)
     async def on_problem(request: Request, err: ProblemError) -> JSONResponse:
         return problem_response(err, request.url.path)
 
-    @app.post("/v1/events", status_code=202, summary="Publish one CloudEvent or a batch of up to 1,000")
-    async def post_events(request: Request, authorization: str | None = Header(default=None)) -> dict:
-        unit = service.unit_for_key(authorization, settings.ingest_dev_keys)
-        length = int(request.headers.get("content-length") or 0)
-        if length > settings.ingest_max_body_bytes:
-            raise ProblemError(413, f"the body is {length} bytes; at most {settings.ingest_max_body_bytes}")
-        body = await request.body()
-        if len(body) > settings.ingest_max_body_bytes:
-            raise ProblemError(413, f"the body is larger than {settings.ingest_max_body_bytes} bytes")
-        events = service.validate(body, unit=unit, max_batch=settings.ingest_max_batch)
-        ids = await service.publish(runtime.broker, settings.topics.accepted, events,
-                                    store=IngestStore(runtime.db))
+    @app.exception_handler(HTTPException)  # unknown paths, wrong methods: problem documents too
+    async def on_http_error(request: Request, err: HTTPException) -> JSONResponse:
+        title = ("Không có địa chỉ này", "No such resource") if err.status_code == 404 else None
+        problem = ProblemError(err.status_code, str(err.detail), headers=dict(err.headers or {}), title=title)
+        return problem_response(problem, request.url.path)
+
+    async def caller(request: Request) -> service.Caller:
+        """Authenticate the request's key, then count it against its unit's rate."""
+        who = await service.authenticate(store=IngestStore(runtime.db), dev_keys=settings.ingest_dev_keys,
+                                         authorization=request.headers.get("authorization"),
+                                         now=datetime.now(timezone.utc))
+        guard.admit(who.unit)
+        return who
+
+    @app.post("/v1/events", status_code=202, response_model=None, responses=openapi.POST_RESPONSES,
+              openapi_extra=openapi.post_events_extra(settings.ingest_max_batch),
+              summary="Publish one CloudEvent or a batch of up to 1,000")
+    async def post_events(request: Request) -> dict:
+        who = await caller(request)
+        body = await read_body(request, settings.ingest_max_body_bytes)
+        ids = await service.submit(broker=runtime.broker, topic=settings.topics.accepted,
+                                   store=IngestStore(runtime.db), guard=guard, caller=who, body=body,
+                                   headers=request.headers, max_batch=settings.ingest_max_batch, timeout_s=settings.ingest_publish_timeout_s)
         return {"accepted": len(ids), "ids": ids}
 
-    @app.get("/v1/events/{id:path}", summary="The status and outcome of one of the caller's own events")
-    async def get_event(id: str, authorization: str | None = Header(default=None)) -> dict:
-        unit = service.unit_for_key(authorization, settings.ingest_dev_keys)
-        return await service.event_status(store=IngestStore(runtime.db), unit=unit, event_id=id)
+    @app.get("/v1/events/{id:path}", response_model=None, responses=openapi.GET_RESPONSES,
+             openapi_extra=openapi.GET_EVENT_EXTRA, summary="The status and outcome of one of the caller's own events")
+    async def get_event(request: Request) -> dict:
+        who = await caller(request)
+        event_id = request.path_params["id"]  # read here, not validated by FastAPI: any string is an id
+        return await service.event_status(store=IngestStore(runtime.db), unit=who.unit, event_id=event_id)
 
     return app
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body (signatures cover it as sent); 413 as soon as it grows past `limit`."""
+    declared = request.headers.get("content-length")
+    if declared is not None and not declared.isdigit():
+        raise ProblemError(400, f"Content-Length {declared!r} is not a number")
+    if declared is not None and int(declared) > limit:
+        raise ProblemError(413, f"the body is {declared} bytes; at most {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ProblemError(413, f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,4 +1,5 @@
-"""Subscribers of ingest: the outcomes of the events it accepted."""
+"""Subscribers of ingest: the outcomes of the events it accepted, events published
+straight to Kafka (`inbound.events`) and the registry's units they are checked against."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from faststream.kafka.annotations import KafkaMessage
 from shared import kafka, metrics
 from shared.runtime import Runtime
 
-from services.ingest import domain, service
+from services.ingest import domain, intake, service
 from services.ingest.store import IngestStore
 
 REQUIRED = ("event_key", "source", "id", "outcome", "accept_id")
@@ -21,9 +22,26 @@ def _outcome(msg: KafkaMessage) -> dict:
 
 
 def register(runtime: Runtime, group_id: str) -> None:
-    @runtime.broker.subscriber(runtime.settings.topics.outcomes, group_id=group_id,
+    topics = runtime.settings.topics
+
+    @runtime.broker.subscriber(topics.outcomes, group_id=group_id,
                                ack_policy=kafka.COMMIT_AFTER_WRITE, auto_offset_reset="earliest")
     async def on_outcome(msg: KafkaMessage) -> None:
         outcome = _outcome(msg)
         with metrics.HANDLER_SECONDS.labels(service="ingest", handler="outcomes").time():
             await service.record_outcome(store=IngestStore(runtime.db), outcome=outcome)
+
+    # One consumer group per topic: members of one group on several topics rebalance each other.
+    @runtime.broker.subscriber(topics.inbound, group_id=f"{group_id}.inbound",
+                               ack_policy=kafka.COMMIT_AFTER_WRITE, auto_offset_reset="earliest")
+    async def on_inbound(msg: KafkaMessage) -> None:
+        with metrics.HANDLER_SECONDS.labels(service="ingest", handler="inbound").time():
+            await intake.take_in(broker=runtime.broker, topic=topics.accepted, db=runtime.db,
+                                 body=msg.body or b"", max_bytes=runtime.settings.ingest_max_body_bytes)
+
+    @runtime.broker.subscriber(topics.changes, group_id=f"{group_id}.registry",
+                               ack_policy=kafka.COMMIT_AFTER_WRITE, auto_offset_reset="earliest")
+    async def on_change(msg: KafkaMessage) -> None:
+        change = kafka.record(msg.body, required=("kind", "id", "state"))
+        if change["kind"] == "unit":
+            await intake.remember_unit(db=runtime.db, state=change["state"])

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from pydantic import Field
+import limits
+from pydantic import Field, field_validator, model_validator
 
 from shared.settings import CommonSettings
 
@@ -9,7 +10,25 @@ class IngestSettings(CommonSettings):
     ingest_port: int = 8081
     ingest_group: str = "nqt-ingest"  # consumer group reading `programs.outcomes`
     # Development key map, API key -> unit code, e.g. '{"dev-key-so-khdt": "SO-KHDT"}'.
-    # Unknown keys are refused (401); per-unit issued keys replace this map.
+    # Only when NQT_ENV is not prod: with NQT_ENV=prod a non-empty map refuses to start, and
+    # units use keys issued with `nqt keys issue UNIT` (only their hash is stored). Unknown keys get 401.
     ingest_dev_keys: dict[str, str] = Field(default_factory=dict)
     ingest_max_batch: int = Field(1000, ge=1)
     ingest_max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    # Requests per unit, as a moving window kept in each process's memory (`limits` notation,
+    # e.g. "600/minute"). With N replicas behind a load balancer a unit gets up to N times this.
+    ingest_rate_limit: str = "600/minute"
+    # How long a publish may wait for Kafka's acknowledgement before the caller gets 503.
+    ingest_publish_timeout_s: float = Field(10.0, gt=0)
+
+    @field_validator("ingest_rate_limit")
+    @classmethod
+    def _parsable_rate(cls, value: str) -> str:
+        limits.parse(value)  # fail at start-up, not on the first request
+        return value
+
+    @model_validator(mode="after")
+    def _no_dev_keys_in_prod(self):
+        if self.env == "prod" and self.ingest_dev_keys:
+            raise ValueError("NQT_INGEST_DEV_KEYS is for development only; in prod issue keys with `nqt keys issue`")
+        return self

@@ -4,11 +4,16 @@ kept from its acceptance and from the `programs.outcomes` records.
 Every write is idempotent by itself (no transactions) and tolerates any order of
 arrival: an outcome is written under a status guard (`domain.replaceable`), so
 the first final one wins, and "accepted" is only ever inserted, never written over
-an outcome."""
+an outcome.
+
+It also keeps the units' API keys (`keys`: only a hash of each key) and the ids of
+the signed requests seen lately (`webhook_ids`, unique per unit, to refuse a replay)."""
 
 from __future__ import annotations
 
-from pymongo import UpdateOne
+from datetime import datetime
+
+from pymongo import IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import mongo
@@ -16,7 +21,11 @@ from shared.events import Envelope
 
 from services.ingest import domain
 
-INDEXES: mongo.IndexSpec = {"events": []}
+INDEXES: mongo.IndexSpec = {
+    "events": [],
+    "keys": [IndexModel([("unit", 1)], name="unit")],
+    "webhook_ids": [IndexModel([("seen_at", 1)], name="seen_at")],  # pruned by time (no TTL on FerretDB)
+}
 
 DECISION = ("accepted_at", "decided_at", "accept_id", "event_time", "programme",
             "code", "message_vi", "message_en", "findings")
@@ -65,6 +74,37 @@ class IngestStore:
     async def event(self, *, source: str, event_id: str) -> dict | None:
         """The status document of `source`'s event `event_id`; never another unit's."""
         return await self.db.events.find_one({"_id": f"{source}:{event_id}", "source": source})
+
+    # --- credentials ---
+
+    async def add_key(self, doc: dict) -> None:
+        """Store a new key (its `_id` is the key id, its `hash` the key's hash; never the key)."""
+        await self.db.keys.insert_one(doc)
+
+    async def key(self, key_id: str) -> dict | None:
+        return await self.db.keys.find_one({"_id": key_id})
+
+    async def keys(self, unit: str | None = None) -> list[dict]:
+        query = {"unit": unit} if unit else {}
+        return await self.db.keys.find(query).sort([("unit", 1), ("created_at", 1)]).to_list(None)
+
+    async def revoke_key(self, key_id: str, *, at: datetime) -> dict | None:
+        """Revoke a key once (a second revocation keeps the first time); the key's document."""
+        await self.db.keys.update_one({"_id": key_id, "revoked_at": None}, {"$set": {"revoked_at": at}})
+        return await self.key(key_id)
+
+    async def remember_webhook_id(self, *, unit: str, webhook_id: str, seen_at: datetime) -> bool:
+        """Record a signed request's id; False when the unit already sent it (a replay). A unique
+        insert, because concurrent findAndModify on one document is not atomic on FerretDB."""
+        return await mongo.insert_once(self.db.webhook_ids, {"_id": f"{unit}:{webhook_id}", "unit": unit,
+                                                             "seen_at": seen_at})
+
+    async def forget_webhook_id(self, *, unit: str, webhook_id: str) -> None:
+        await self.db.webhook_ids.delete_one({"_id": f"{unit}:{webhook_id}"})
+
+    async def forget_webhook_ids(self, *, seen_before: datetime) -> int:
+        result = await self.db.webhook_ids.delete_many({"seen_at": {"$lt": seen_before}})
+        return result.deleted_count
 
 
 async def _tolerating_duplicate(write) -> None:

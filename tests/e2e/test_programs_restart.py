@@ -3,7 +3,6 @@ again, ends in the same state as an uninterrupted run: the reference model's."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 import signal
 

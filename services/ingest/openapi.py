@@ -1,0 +1,125 @@
+"""The OpenAPI description of ingest's HTTP API, as it behaves: a unit's API key as a
+bearer token, the optional Standard Webhooks signature headers, the request body (one
+CloudEvent or a batch, with the `data` of every inbound type, generated from
+shared.events) and the RFC 9457 problem documents of every refusal."""
+
+from __future__ import annotations
+
+from typing import Annotated, Union
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import Field, TypeAdapter
+
+from shared.events import EVENT_MODELS, EXTENSION_NAME, INBOUND_TYPES
+
+from services.ingest.problems import PROBLEM, TITLES
+
+REF = "#/components/schemas/{model}"
+SECURITY = [{"unitKey": []}]
+UNIT_KEY = {"type": "http", "scheme": "bearer",
+            "description": "The unit's API key (`nqt keys issue UNIT`). An event's `source` must be that unit."}
+
+PROBLEM_SCHEMA = {
+    "type": "object", "description": "RFC 9457 problem details, titled in English and Vietnamese.",
+    "required": ["type", "title", "title_vi", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "title_vi": {"type": "string"},
+        "status": {"type": "integer"}, "detail": {"type": "string"}, "instance": {"type": "string"},
+        "errors": {"type": "array", "description": "each bad field, with a JSON pointer into the request body",
+                   "items": {"type": "object", "required": ["pointer", "detail"],
+                             "properties": {"index": {"type": "integer", "minimum": 0},
+                                            "pointer": {"type": "string"}, "code": {"type": "string"},
+                                            "detail": {"type": "string"}}}},
+    },
+}
+ACCEPTED_SCHEMA = {"type": "object", "required": ["accepted", "ids"],
+                   "properties": {"accepted": {"type": "integer", "minimum": 1},
+                                  "ids": {"type": "array", "items": {"type": "string"}}}}
+STATUS_SCHEMA = {
+    "type": "object", "required": ["id", "source", "type", "status", "accepted_at", "duplicates"],
+    "properties": {
+        "id": {"type": "string"}, "source": {"type": "string"}, "type": {"type": ["string", "null"]},
+        "status": {"enum": ["accepted", "applied", "duplicate", "rejected"]},
+        "accepted_at": {"type": ["string", "null"]}, "decided_at": {"type": "string"},
+        "code": {"type": "string"}, "message_vi": {"type": "string"}, "message_en": {"type": "string"},
+        "findings": {"type": "array", "items": {"type": "object"}},
+        "duplicates": {"type": "integer", "minimum": 0},
+    },
+}
+SIGNATURE_PARAMETERS = [
+    {"name": name, "in": "header", "required": False, "schema": {"type": "string"}, "description": text}
+    for name, text in (
+        ("webhook-id", "Signed requests (Standard Webhooks): a unique id; a unit cannot use one twice."),
+        ("webhook-timestamp", "Signed requests: Unix seconds, within 5 minutes of the server's clock."),
+        ("webhook-signature", "Signed requests: `v1,<base64 HMAC-SHA256>` of `id.timestamp.raw body` with the "
+                              "key's `whsec_` secret. Required when the key was issued with --require-signature."),
+    )
+]
+
+
+def _problem(status: int, *, headers: dict[str, dict] | None = None) -> dict:
+    vi, en = TITLES[status]
+    response = {"description": f"{en} ({vi})", "content": {PROBLEM: {"schema": {"$ref": REF.format(model="Problem")}}}}
+    return response | ({"headers": headers} if headers else {})
+
+
+RETRY_AFTER = {"Retry-After": {"required": True, "description": "seconds to wait before retrying",
+                               "schema": {"type": "integer", "minimum": 1}}}
+AUTH_PROBLEMS = {401: _problem(401), 429: _problem(429, headers=RETRY_AFTER)}
+
+POST_RESPONSES = {
+    202: {"description": "Kafka acknowledged every event (acks=all).",
+          "content": {"application/json": {"schema": ACCEPTED_SCHEMA}}},
+    400: _problem(400), **AUTH_PROBLEMS, 403: _problem(403), 413: _problem(413), 422: _problem(422),
+    503: _problem(503, headers=RETRY_AFTER),
+}
+GET_RESPONSES = {
+    200: {"description": "The event's status and outcome.", "content": {"application/json": {"schema": STATUS_SCHEMA}}},
+    **AUTH_PROBLEMS, 404: _problem(404),
+}
+
+
+def post_events_extra(max_batch: int) -> dict:
+    """What FastAPI cannot see of POST /v1/events: it reads the raw body (signatures cover it)."""
+    batch = {"type": "array", "items": {"$ref": REF.format(model="CloudEvent")}, "minItems": 1, "maxItems": max_batch}
+    body = {"oneOf": [{"$ref": REF.format(model="CloudEvent")}, batch]}
+    return {"security": SECURITY, "parameters": SIGNATURE_PARAMETERS,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": body}},
+                            "description": f"One CloudEvent 1.0 (structured JSON), or an array of 1 to {max_batch} "
+                                           "validated all-or-nothing."}}
+
+
+GET_EVENT_EXTRA = {"security": SECURITY, "parameters": [
+    {"name": "id", "in": "path", "required": True, "description": "the event's CloudEvents `id` (it may hold '/')",
+     "schema": {"type": "string", "minLength": 1, "maxLength": 256}}]}
+
+
+def event_schemas() -> dict[str, dict]:
+    """`CloudEvent` (one of the inbound types, by `type`) and what it refers to."""
+    union = Annotated[Union[tuple(EVENT_MODELS[t] for t in INBOUND_TYPES)], Field(discriminator="type")]
+    schema = TypeAdapter(union).json_schema(ref_template=REF)
+    defs = schema.pop("$defs")
+    for event_type in INBOUND_TYPES:
+        envelope = defs[EVENT_MODELS[event_type].__name__]
+        # Attributes beyond the envelope's are CloudEvents extensions, with names of this form.
+        envelope["additionalProperties"] = False
+        envelope["patternProperties"] = {EXTENSION_NAME.pattern: {}}
+        envelope["properties"]["time"]["description"] = "when it happened at the source: RFC 3339 with an offset"
+    return defs | {"CloudEvent": schema, "Problem": PROBLEM_SCHEMA}
+
+
+def install(app: FastAPI) -> None:
+    """Serve the schema FastAPI derives from the routes, completed with the shared components."""
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes,
+                                 description="Departmental systems publish CloudEvents here (contract section 4).")
+            components = schema.setdefault("components", {})
+            components.setdefault("schemas", {}).update(event_schemas())
+            components["securitySchemes"] = {"unitKey": UNIT_KEY}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
