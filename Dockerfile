@@ -15,5 +15,7 @@ COPY deploy/local ./deploy/local
 COPY deploy/registry ./deploy/registry
 RUN uv sync --frozen --no-dev
 ENV PATH="/app/.venv/bin:$PATH" NQT_HTTP_HOST=0.0.0.0
+# The development mail sink's volume (docker-compose.yml): a fresh volume takes this owner.
+RUN mkdir -p /tmp/mail && chown 65534:65534 /tmp/mail
 USER 65534
 CMD ["python", "-m", "services.ingest"]

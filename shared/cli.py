@@ -57,10 +57,11 @@ def registry_load(
 async def _publish(settings: CommonSettings, events, wait: float) -> dict[str, dict]:
     """Publish, then (if `wait`) collect the outcome of each event from `programs.outcomes`."""
     await kafka.ensure_topics(settings)
-    consumer = AIOKafkaConsumer(settings.topics.outcomes, bootstrap_servers=settings.kafka_bootstrap,
+    consumer = AIOKafkaConsumer(settings.topics.outcomes, **kafka.client_options(settings),
                                 group_id=None, enable_auto_commit=False, auto_offset_reset="latest")
     await consumer.start()
-    broker = KafkaBroker(settings.kafka_bootstrap, enable_idempotence=True, acks="all", client_id="nqt-cli")
+    broker = KafkaBroker(settings.kafka_bootstrap, security=kafka.broker_security(settings),
+                         enable_idempotence=True, acks="all", client_id="nqt-cli")
     await broker.connect()
     outcomes: dict[str, dict] = {}
     try:

@@ -17,6 +17,7 @@ import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from shared.kafka import client_options
 from shared.settings import CommonSettings
 
 dlq_app = typer.Typer(help="Dead letters: records a consumer could not process.", no_args_is_help=True)
@@ -66,7 +67,7 @@ def _preview(value: bytes) -> str:
 
 
 async def _partitions(settings: CommonSettings, topic: str) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="nqt-cli-dlq")
+    admin = AIOKafkaAdminClient(**client_options(settings), client_id="nqt-cli-dlq")
     await admin.start()
     try:
         # Asking for the metadata of a missing topic could create it: look first.
@@ -84,7 +85,7 @@ async def _read(settings: CommonSettings, topic: str, *, partition: int | None =
     seen when reading starts; no consumer group, nothing committed."""
     numbers = await _partitions(settings, topic)
     # "earliest": the position an assignment starts from must not race a seek to the end.
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", client_id="nqt-cli-dlq")
     await consumer.start()
     try:
@@ -146,7 +147,7 @@ async def _replay(settings: CommonSettings, letter: DeadLetter, value: bytes) ->
     headers = [(k, v.encode()) for k, v in letter.headers.items()
                if not k.startswith(DLQ_HEADER) and k != REPLAYED_FROM]
     headers.append((REPLAYED_FROM, f"{letter.topic}:{letter.partition}:{letter.offset}".encode()))
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True,
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True,
                                 client_id="nqt-cli-dlq")
     await producer.start()
     try:

@@ -12,10 +12,12 @@ from typing import Any
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 from faststream import AckPolicy
 from faststream._internal.middlewares import BaseMiddleware
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 from prometheus_client import REGISTRY
 
 from shared import metrics
@@ -55,11 +57,40 @@ def record(body: bytes, *, required: tuple[str, ...] = ()) -> dict:
     return value
 
 
+def _ssl_context(settings: CommonSettings):
+    if settings.kafka_security_protocol != "SASL_SSL":
+        return None
+    return create_ssl_context(cafile=settings.kafka_ssl_cafile)
+
+
+def client_options(settings: CommonSettings) -> dict[str, Any]:
+    """Connection and authentication options for any raw aiokafka client (consumer, producer, admin)."""
+    options: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap,
+                               "security_protocol": settings.kafka_security_protocol}
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        options.update(sasl_mechanism=settings.kafka_sasl_mechanism,
+                       sasl_plain_username=settings.kafka_username,
+                       sasl_plain_password=settings.kafka_password.get_secret_value())
+    if settings.kafka_security_protocol == "SASL_SSL":
+        options["ssl_context"] = _ssl_context(settings)
+    return options
+
+
+def broker_security(settings: CommonSettings) -> BaseSecurity | None:
+    """The same authentication as `client_options`, in FastStream's terms (KafkaBroker(security=...))."""
+    if not settings.kafka_security_protocol.startswith("SASL_"):
+        return None
+    scram = SASLScram512 if settings.kafka_sasl_mechanism == "SCRAM-SHA-512" else SASLScram256
+    return scram(settings.kafka_username, settings.kafka_password.get_secret_value(),
+                 ssl_context=_ssl_context(settings), use_ssl=settings.kafka_security_protocol == "SASL_SSL")
+
+
 def make_broker(settings: CommonSettings, *, service: str, max_attempts: int = 5) -> KafkaBroker:
     """The broker of one service: idempotent producer with acks=all, Prometheus and dead letters."""
     dead_letter = dead_letter_middleware(service=service, max_attempts=max_attempts)
     broker = KafkaBroker(
         settings.kafka_bootstrap,
+        security=broker_security(settings),
         client_id=f"nqt-{service}",
         enable_idempotence=True,
         acks="all",
@@ -67,6 +98,8 @@ def make_broker(settings: CommonSettings, *, service: str, max_attempts: int = 5
         request_timeout_ms=30_000,
         graceful_timeout=20.0,
         middlewares=[KafkaPrometheusMiddleware(registry=REGISTRY, app_name=f"nqt-{service}"), dead_letter],
+        # A plain logger (no handler of its own): its lines go through the JSON root handler.
+        logger=logging.getLogger(f"nqt.{service}.broker"),
         log_level=logging.DEBUG,
     )
     dead_letter.broker = broker
@@ -128,9 +161,12 @@ def _now() -> str:
 
 
 async def ensure_topics(settings: CommonSettings, names: list[str] | None = None) -> None:
-    """Create the topics if they do not exist (idempotent; safe with several replicas)."""
+    """Create the topics if they do not exist (idempotent; safe with several replicas).
+    Nothing to do when NQT_KAFKA_CREATE_TOPICS is false: the operator created them."""
+    if not settings.kafka_create_topics:
+        return
     names = names or settings.topics.all()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="nqt-admin")
+    admin = AIOKafkaAdminClient(**client_options(settings), client_id="nqt-admin")
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -5,17 +5,34 @@ Only the portable subset that runs on MongoDB 7+ and on FerretDB 1.24 is used
 
 from __future__ import annotations
 
-from pymongo import AsyncMongoClient, IndexModel
+from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from shared import metrics
 
 DUPLICATE_KEY = 11000
 
 IndexSpec = dict[str, list[IndexModel]]
 
 
+class CommandMetrics(monitoring.CommandListener):
+    """Durations and failures of MongoDB commands, labelled by command name and database only."""
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        pass
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        metrics.MONGO_SECONDS.labels(event.command_name, event.database_name).observe(event.duration_micros / 1e6)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        metrics.MONGO_SECONDS.labels(event.command_name, event.database_name).observe(event.duration_micros / 1e6)
+        metrics.MONGO_ERRORS.labels(event.command_name, event.database_name).inc()
+
+
 def connect(url: str) -> AsyncMongoClient:
-    return AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=10_000, appname="nq-tracker")
+    return AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=10_000, appname="nq-tracker",
+                            event_listeners=[CommandMetrics()])
 
 
 async def ensure_indexes(db: AsyncDatabase, spec: IndexSpec) -> None:

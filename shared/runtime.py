@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
@@ -16,9 +17,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared import kafka, metrics, mongo
+from shared import kafka, lag, logs, metrics, mongo
 from shared.settings import CommonSettings
-
 
 log = logging.getLogger("nqt.runtime")
 
@@ -34,11 +34,6 @@ class Runtime:
     ready: bool = False
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
-
-
 @dataclass(frozen=True)
 class Job:
     """A periodic task of a service (a scan, a scheduler): safe to run in every replica."""
@@ -50,16 +45,22 @@ class Job:
 
 async def _every(runtime: Runtime, job: Job) -> None:
     while True:
+        started, result = time.perf_counter(), "ok"
         try:
             await job.run(runtime)
         except Exception:  # the next run tries again; what a job claims is retaken once stale
+            result = "error"
             log.exception("%s failed", job.what)
+        metrics.JOB_SECONDS.labels(service=runtime.service, what=job.what).observe(time.perf_counter() - started)
+        metrics.JOB_RUNS.labels(service=runtime.service, what=job.what, result=result).inc()
         await asyncio.sleep(job.seconds)
 
 
 def create_app(runtime: Runtime, *, title: str, jobs: tuple[Job, ...] = ()) -> FastAPI:
     """The service's HTTP app; its lifespan connects MongoDB, creates indexes and
-    topics, starts the broker's subscribers and the periodic jobs."""
+    topics, starts the broker's subscribers and the periodic jobs, one of which
+    measures the lag of the service's consumer groups."""
+    jobs = (*jobs, Job("measuring consumer lag", lag.INTERVAL_S, lambda rt: lag.measure(rt.broker, rt.service)))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -86,10 +87,11 @@ def create_app(runtime: Runtime, *, title: str, jobs: tuple[Job, ...] = ()) -> F
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next):
+        started = time.perf_counter()
         response = await call_next(request)
-        route = request.scope.get("route")
-        metrics.HTTP_REQUESTS.labels(service=runtime.service, route=getattr(route, "path", "unmatched"),
-                                     status=str(response.status_code)).inc()
+        route = getattr(request.scope.get("route"), "path", "unmatched")  # the template: no ids in labels
+        metrics.HTTP_REQUESTS.labels(service=runtime.service, route=route, status=str(response.status_code)).inc()
+        metrics.HTTP_SECONDS.labels(service=runtime.service, route=route).observe(time.perf_counter() - started)
         return response
 
     @app.get("/healthz", include_in_schema=False)
@@ -115,6 +117,6 @@ def create_app(runtime: Runtime, *, title: str, jobs: tuple[Job, ...] = ()) -> F
 
 def serve(app: FastAPI, *, host: str, port: int, log_level: str) -> None:
     """Run until SIGTERM/SIGINT; uvicorn then runs the lifespan's shutdown (broker stop, commit)."""
-    configure_logging(log_level)
+    logs.configure(log_level, service=app.state.runtime.service)
     uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=False,
-                timeout_graceful_shutdown=20)
+                timeout_graceful_shutdown=20, log_config=None)

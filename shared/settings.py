@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.clock import Clock
@@ -18,6 +18,14 @@ class CommonSettings(BaseSettings):
 
     env: Literal["dev", "test", "prod"] = "dev"
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # Kafka authentication: SASL/SCRAM (SCRAM-SHA-512 unless told otherwise), over TLS with SASL_SSL.
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None  # CA bundle for SASL_SSL; unset = the system's CAs
+    # Create missing topics at start-up; false where an operator creates them and ACLs deny Create.
+    kafka_create_topics: bool = True
     mongo_url: str = "mongodb://127.0.0.1:27017"
     db_prefix: str = Field("nqt", pattern=r"^[A-Za-z0-9_]+$")
     topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9_.-]*$")
@@ -44,4 +52,12 @@ class CommonSettings(BaseSettings):
     def _no_default_infra_in_prod(self):
         if self.env == "prod" and ("127.0.0.1" in self.kafka_bootstrap or "127.0.0.1" in self.mongo_url):
             raise ValueError("NQT_ENV=prod needs NQT_KAFKA_BOOTSTRAP and NQT_MONGO_URL set explicitly")
+        return self
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self):
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+                self.kafka_username and self.kafka_password and self.kafka_password.get_secret_value()):
+            raise ValueError(f"NQT_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                             "NQT_KAFKA_USERNAME and NQT_KAFKA_PASSWORD")
         return self

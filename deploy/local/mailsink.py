@@ -36,9 +36,9 @@ class Mailbox:
             return list(self.messages)
 
 
-def serve(port: int, directory: Path | None) -> tuple[Controller, Mailbox]:
+def serve(port: int, directory: Path | None, host: str = "127.0.0.1") -> tuple[Controller, Mailbox]:
     mailbox = Mailbox(directory)
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller = Controller(mailbox, hostname=host, port=port)
     controller.start()
     return controller, mailbox
 
@@ -47,12 +47,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8025)
     parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 in a container, for the other containers")
     args = parser.parse_args()
-    controller, _ = serve(args.port, args.dir)
+    controller, _ = serve(args.port, args.dir, args.host)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    print(f"mail sink listening on 127.0.0.1:{args.port}", flush=True)
+    print(f"mail sink listening on {args.host}:{args.port}", flush=True)
     stop.wait()
     controller.stop()
 

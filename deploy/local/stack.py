@@ -1,5 +1,5 @@
 """The whole local stack in the background: Kafka, FerretDB, a development mail
-sink and the four services, on 127.0.0.1.
+sink, the four services and Prometheus scraping them, on 127.0.0.1.
 
     python -m deploy.local.stack up       # start (idempotent), write .local/stack.env
     python -m deploy.local.stack down     # stop exactly what `up` started
@@ -7,7 +7,7 @@ sink and the four services, on 127.0.0.1.
 
 With NQT_KAFKA_BOOTSTRAP / NQT_MONGO_URL set, those are used instead of starting
 Kafka / FerretDB. Ports come from NQT_KAFKA_PORT, NQT_KAFKA_CONTROLLER_PORT, NQT_MONGO_PORT,
-NQT_SMTP_PORT and NQT_<SERVICE>_PORT (defaults below)."""
+NQT_SMTP_PORT, NQT_PROMETHEUS_PORT (9090) and NQT_<SERVICE>_PORT (defaults below)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from deploy.local import infra, provision
+from deploy.local import infra, prometheus, provision
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = Path(os.environ.get("NQT_LOCAL_DIR", ROOT / ".local"))
@@ -120,8 +120,8 @@ def up() -> None:
     external_kafka, external_mongo = os.environ.get("NQT_KAFKA_BOOTSTRAP"), os.environ.get("NQT_MONGO_URL")
     ports = {name: _port(name, default) for name, default in SERVICES.items()}
     kafka_port, mongo_port = _port("kafka", 9092), _port("mongo", 27017)
-    smtp_port = _port("smtp", 1025)
-    wanted = [("SMTP sink", smtp_port), *ports.items()]
+    smtp_port, prometheus_port = _port("smtp", 1025), _port("prometheus", 9090)
+    wanted = [("SMTP sink", smtp_port), ("Prometheus", prometheus_port), *ports.items()]
     wanted += [] if external_kafka else [("Kafka", kafka_port)]
     wanted += [] if external_mongo else [("MongoDB", mongo_port)]
     for what, port in wanted:
@@ -152,6 +152,10 @@ def up() -> None:
             pids[name] = procs[name].pid
         for name, proc in procs.items():
             wait_ready(name, ports[name], proc, LOCAL / "logs" / f"{name}.log")
+        scraper = prometheus.start(config_file=LOCAL / "prometheus.yml", data=LOCAL / "prometheus",
+                                   log=LOCAL / "logs" / "prometheus.log", port=prometheus_port, ports=ports,
+                                   detach=True)
+        pids["prometheus"] = scraper.proc.pid
     finally:
         PIDS.parent.mkdir(parents=True, exist_ok=True)
         PIDS.write_text(json.dumps(pids))
@@ -162,6 +166,7 @@ def up() -> None:
         "NQT_REPORTS_URL": f"http://127.0.0.1:{ports['reports']}",
         "NQT_NOTIFY_URL": f"http://127.0.0.1:{ports['notify']}",
         "NQT_PROGRAMS_URL": f"http://127.0.0.1:{ports['programs']}",
+        "NQT_PROMETHEUS_URL": f"http://127.0.0.1:{prometheus_port}",
         "NQT_SMTP_SINK": f"127.0.0.1:{smtp_port} -> {LOCAL / 'mail'}",
         "NQT_DEV_KEYS_FILE": str(LOCAL / "dev-keys.json"),
     }
@@ -172,7 +177,8 @@ def up() -> None:
 def down() -> None:
     pids = _read_pids()
     # Services first (they finish their batch and commit), infrastructure last.
-    order = [n for n in pids if n in SERVICES] + [n for n in ("mailsink", "ferretdb", "kafka") if n in pids]
+    order = [n for n in pids if n in SERVICES] + [n for n in ("prometheus", "mailsink", "ferretdb", "kafka")
+                                                  if n in pids]
     for name in order:
         _stop(name, pids[name])
     PIDS.unlink(missing_ok=True)
@@ -204,7 +210,7 @@ def _reap(pid: int) -> None:
 
 def status() -> None:
     for name, pid in _read_pids().items():
-        print(f"{name:9} pid {pid:7} {'running' if _alive(pid) else 'stopped'}")
+        print(f"{name:10} pid {pid:7} {'running' if _alive(pid) else 'stopped'}")
 
 
 def main(argv: list[str]) -> int:

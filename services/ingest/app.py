@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
-
-from shared.kafka import make_broker
-from shared.runtime import Runtime, create_app
 
 from services.ingest import handlers, openapi, service
 from services.ingest.problems import ProblemError, problem_response
 from services.ingest.settings import IngestSettings
 from services.ingest.store import INDEXES, IngestStore
+from shared import logs
+from shared.kafka import make_broker
+from shared.runtime import Runtime, create_app
 
 
 def build(settings: IngestSettings | None = None) -> FastAPI:
@@ -49,10 +50,13 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
               summary="Publish one CloudEvent or a batch of up to 1,000")
     async def post_events(request: Request) -> dict:
         who = await caller(request)
-        body = await read_body(request, settings.ingest_max_body_bytes)
-        ids = await service.submit(broker=runtime.broker, topic=settings.topics.accepted,
-                                   store=IngestStore(runtime.db), guard=guard, caller=who, body=body,
-                                   headers=request.headers, max_batch=settings.ingest_max_batch, timeout_s=settings.ingest_publish_timeout_s)
+        with logs.about_event(event_id=None, unit=who.unit):
+            body = await read_body(request, settings.ingest_max_body_bytes)
+            ids = await service.submit(broker=runtime.broker, topic=settings.topics.accepted,
+                                       store=IngestStore(runtime.db), guard=guard, caller=who, body=body,
+                                       headers=request.headers, max_batch=settings.ingest_max_batch,
+                                       timeout_s=settings.ingest_publish_timeout_s)
+            structlog.get_logger("nqt.ingest").info("events accepted", count=len(ids), event_ids=ids[:20])
         return {"accepted": len(ids), "ids": ids}
 
     @app.get("/v1/events/{id:path}", response_model=None, responses=openapi.GET_RESPONSES,

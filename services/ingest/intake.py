@@ -95,10 +95,11 @@ async def take_in(*, broker, topic: str, db: AsyncDatabase, body: bytes, max_byt
         # Also when the unit was registered a moment ago and its "unit" change has not
         # reached ingest's copy yet: the dead letter can be replayed (`nqt dlq replay`).
         raise UnknownUnit(f"unknown unit {event.source!r} at /source: not in the registry")
+    metrics.event("ingest", event.type, "received")
     # A crash after this publish and before the commit re-reads the record: programs then
     # answers `duplicate` for the second copy, as for an HTTP client that sent it twice.
     await accepted.publish(broker, topic, [event])
-    metrics.EVENTS.labels(service="ingest", type=event.type, outcome="accepted").inc()
+    metrics.event("ingest", event.type, "published")
     try:
         await IngestStore(db).record_accepted([event], accepted_at=utc_iso(datetime.now(timezone.utc)))
     except Exception:

@@ -166,6 +166,8 @@ async def submit(*, broker: KafkaBroker, topic: str, store: IngestStore, guard: 
     same signed request can be retried (the 503 says it is safe to)."""
     webhook_id = verify_signature(caller=caller, body=body, headers=headers)
     events = validate(body, unit=caller.unit, max_batch=max_batch)
+    for event in events:
+        metrics.event("ingest", event.type, "received")
     if webhook_id is None:
         return await publish(broker, topic, events, store=store, timeout_s=timeout_s)
     now = datetime.now(timezone.utc)
@@ -189,7 +191,7 @@ async def publish(broker: KafkaBroker, topic: str, events: list[Any], *, store: 
         raise ProblemError(503, f"Kafka did not acknowledge the events ({why}); "
                                 "it is safe to send the same events again", headers={"Retry-After": "1"}) from err
     for event in events:
-        metrics.EVENTS.labels(service="ingest", type=event.type, outcome="accepted").inc()
+        metrics.event("ingest", event.type, "published")
     try:
         await store.record_accepted(events, accepted_at=utc_iso(datetime.now(timezone.utc)))
     except Exception:
@@ -202,7 +204,7 @@ async def publish(broker: KafkaBroker, topic: str, events: list[Any], *, store: 
 async def record_outcome(*, store: IngestStore, outcome: dict) -> None:
     """Keep an outcome of the programs service as the status of the event it is about."""
     await store.record_outcome(outcome)
-    metrics.EVENTS.labels(service="ingest", type=outcome.get("type") or "unknown", outcome=outcome["outcome"]).inc()
+    metrics.event("ingest", outcome.get("type"), outcome["outcome"], outcome.get("code", ""))
 
 
 async def event_status(*, store: IngestStore, unit: str, event_id: str) -> dict:

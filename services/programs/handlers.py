@@ -6,17 +6,18 @@ import asyncio
 import logging
 from datetime import datetime, timezone
 
+import structlog
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from shared import accepted, kafka, metrics
+from services.programs.service import HELD, ProgramsService
+from services.programs.store import ProgramsStore
+from shared import accepted, kafka, logs, metrics
 from shared.events import InvalidEvent
 from shared.runtime import Runtime
 
-from services.programs.service import HELD, ProgramsService
-from services.programs.store import ProgramsStore
-
 log = logging.getLogger("nqt.programs")
+events_log = structlog.get_logger("nqt.programs")
 
 
 def service_for(runtime: Runtime) -> ProgramsService:
@@ -33,13 +34,18 @@ async def publish_outcomes(runtime: Runtime, outcomes: list[dict]) -> None:
             key = (change["programme"] or change["id"]).encode()
             sends.append(await broker.publish(kafka.dumps(change), topics.changes, key=key, no_confirm=True))
     await asyncio.gather(*sends)
+    for outcome in outcomes:
+        for change in outcome["changes"]:
+            metrics.event("programs", f"change.{change['kind']}", "published")
     sends = []
     for outcome in outcomes:
         body = {k: v for k, v in outcome.items() if k not in ("_id", "changes", "held")}
         sends.append(await broker.publish(kafka.dumps(body), topics.outcomes, key=outcome["source"].encode(),
                                           no_confirm=True))
-        metrics.EVENTS.labels(service="programs", type=outcome["type"], outcome=outcome["outcome"]).inc()
     await asyncio.gather(*sends)
+    for outcome in outcomes:
+        metrics.event("programs", outcome["type"], outcome["outcome"], outcome.get("code", ""))
+        metrics.event("programs", outcome["type"], "published")
 
 
 def register(runtime: Runtime, group_id: str) -> None:
@@ -50,11 +56,16 @@ def register(runtime: Runtime, group_id: str) -> None:
             event, accepted_at, accept_id = accepted.read(msg.body)
         except (ValueError, InvalidEvent) as err:
             raise kafka.Poison(str(err)) from err
-        with metrics.HANDLER_SECONDS.labels(service="programs", handler="accepted").time():
+        metrics.event("programs", event.type, "received")
+        with (metrics.HANDLER_SECONDS.labels(service="programs", handler="accepted").time(),
+              logs.about_event(event_id=event.id, unit=event.source, type=event.type)):
             service = service_for(runtime)
             outcomes = await service.process(event=event, accepted_at=accepted_at, accept_id=accept_id)
+            for outcome in outcomes:
+                events_log.info("event decided", outcome=outcome["outcome"], code=outcome.get("code"),
+                                decided_event=outcome["event_key"])
             if not outcomes:
-                metrics.EVENTS.labels(service="programs", type=event.type, outcome=HELD).inc()
+                metrics.event("programs", event.type, HELD)
             await publish_outcomes(runtime, outcomes)
             await service.forget_held(outcomes)
 

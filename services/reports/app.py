@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Literal
 
 from fastapi import FastAPI, HTTPException, Response
@@ -10,7 +11,7 @@ from fastapi import FastAPI, HTTPException, Response
 from shared.kafka import make_broker
 from shared.runtime import Job, Runtime, create_app
 
-from services.reports import handlers
+from services.reports import gauges, handlers
 from services.reports.service import BadRequest, ReportsService, parse_known_at
 from services.reports.settings import ReportsSettings
 from services.reports.store import INDEXES, ReportsStore
@@ -27,22 +28,28 @@ def build(settings: ReportsSettings | None = None) -> FastAPI:
     handlers.register(runtime, settings.reports_group, service_for)
     schedule = Job("the reporting scheduler", settings.reports_schedule_seconds,
                    lambda rt: handlers.schedule_once(rt, service_for(rt)))
-    app = create_app(runtime, title="nq-tracker reports", jobs=(schedule,) if settings.reports_scheduler else ())
+    refresh = Job("the programme and report gauges", settings.reports_gauges_seconds,
+                  lambda rt: gauges.refresh(service_for(rt)))
+    jobs = (schedule, refresh) if settings.reports_scheduler else (refresh,)
+    app = create_app(runtime, title="nq-tracker reports", jobs=jobs)
 
     @app.get("/v1/status", summary="The live roll-up of every programme, indicator and unit")
     async def status() -> dict:
-        return await service_for(runtime).live_status()
+        status = await service_for(runtime).live_status()
+        gauges.record_status(status)
+        return status
 
     @app.get("/v1/reports/standing-committee", summary="The report to the Standing Committee for a cycle",
              responses={200: {"content": {t: {} for t in handlers.FORMATS.values()}}})
     async def standing_committee(cycle: str, format: Literal["json", "html", "pdf", "docx"] = "json",
                                  known_at: str | None = None) -> Response:
-        service = service_for(runtime)
+        service, started = service_for(runtime), time.perf_counter()
         try:
             report = await service.report(cycle_code=cycle, known_at=parse_known_at(known_at, clock))
         except BadRequest as err:
             raise HTTPException(400, str(err)) from err
         body = await asyncio.to_thread(handlers.rendered, report, format)
+        gauges.record_generated("request", format, started)
         return Response(body, media_type=handlers.FORMATS[format], headers=_download(cycle, format))
 
     @app.get("/v1/reports/archive/{cycle}/{format}", summary="A report as it was issued")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from bson import Binary
 from faststream.kafka.annotations import KafkaMessage
@@ -11,7 +12,7 @@ from faststream.kafka.annotations import KafkaMessage
 from shared import kafka, metrics
 from shared.runtime import Runtime
 
-from services.reports import render, word
+from services.reports import gauges, render, word
 from services.reports.service import ReportsService
 
 log = logging.getLogger("nqt.reports")
@@ -24,6 +25,7 @@ def register(runtime: Runtime, group_id: str, service_for) -> None:
                                ack_policy=kafka.COMMIT_AFTER_WRITE, auto_offset_reset="earliest")
     async def on_change(msg: KafkaMessage) -> None:
         change = kafka.record(msg.body, required=("kind", "id", "state"))
+        metrics.event("reports", f"change.{change['kind']}", "received")
         with metrics.HANDLER_SECONDS.labels(service="reports", handler="changes").time():
             await service_for(runtime).store.apply_change(change)
 
@@ -43,12 +45,14 @@ async def schedule_once(runtime: Runtime, service: ReportsService) -> None:
     topics, broker = runtime.settings.topics, runtime.broker
     for event in await service.due_events():
         await broker.publish(kafka.dumps(event), topics.due, key=event["cycle"].encode())
+        metrics.event("reports", "report.due", "published")
         await service.store.mark_cycle(event["cycle"], opened=True)
         log.info("opened cycle %s: %d units expected by %s", event["cycle"], len(event["expected_units"]),
                  event["due_date"])
     settings, _ = await service.cycles_of_term()
     term = "-".join(settings["term"][k][:4] for k in ("start", "end")) if settings.get("term") else "term"
     for cycle in await service.reports_to_issue():
+        started = time.perf_counter()
         report = await service.issue(cycle, term)
         files = {fmt: Binary(await asyncio.to_thread(rendered, report, fmt)) for fmt in ("html", "pdf", "docx")}
         await service.store.update_archive(cycle, report=report, files=files)
@@ -59,4 +63,6 @@ async def schedule_once(runtime: Runtime, service: ReportsService) -> None:
                  "formats": {fmt: f"{base}/v1/reports/archive/{cycle}/{fmt}" for fmt in FORMATS}}
         await broker.publish(kafka.dumps(event), topics.generated, key=cycle.encode())
         await service.store.update_archive(cycle, status="issued")
+        metrics.event("reports", "report.generated", "published")
+        gauges.record_generated("issue", "all", started)
         log.info("issued the report for %s: %s", cycle, event["number"])

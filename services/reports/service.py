@@ -159,6 +159,16 @@ class ReportsService:
                 codes.append(cycle.code)
         return codes
 
+    async def overdue_reports(self) -> tuple[int, float]:
+        """The cycles whose due date has passed (by this service's clock) without an issued
+        report, and how many seconds the oldest of them has been past its due date (0: none)."""
+        settings, cycles = await self.cycles_of_term()
+        now, issued = self.clock.now(), await self.store.issued_cycles()
+        late = [datetime.combine(self._due(c, settings), time.max, tzinfo=self.clock.tz)
+                for c in cycles if c.code not in issued]
+        late = [due for due in late if due < now]
+        return len(late), max(((now - due).total_seconds() for due in late), default=0.0)
+
     async def issue(self, cycle_code: str, term: str) -> dict:
         """Number and date the cycle's report, freeze what it knew, and return it (JSON)."""
         issued = await self.store.issued_report(cycle_code)

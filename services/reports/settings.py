@@ -11,6 +11,8 @@ class ReportsSettings(CommonSettings):
     # Open cycles (report.due) and issue their reports once due; every replica may run it.
     reports_scheduler: bool = True
     reports_schedule_seconds: float = Field(30.0, gt=0)
+    # How often the programme gauges and the overdue-report gauges are brought up to date.
+    reports_gauges_seconds: float = Field(60.0, gt=0)
     # Working days after the cut-off when units' reports are due; unset = the registry's (default 2).
     reports_due_working_days: int | None = Field(None, ge=0, le=30)
     # Where this service is reached, for links in notifications.

@@ -163,6 +163,10 @@ class ReportsStore:
     async def issued_report(self, cycle: str) -> dict | None:
         return await self.db.archive.find_one({"_id": cycle})
 
+    async def issued_cycles(self) -> set[str]:
+        """The cycles whose report has been issued."""
+        return {doc["_id"] async for doc in self.db.archive.find({"status": "issued"}, {"_id": 1})}
+
     async def next_number(self, term: str) -> int:
         """Report numbers run per document type per term."""
         counter = await self.db.counters.find_one_and_update(

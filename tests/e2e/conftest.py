@@ -6,6 +6,7 @@ import os
 import secrets
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,12 +35,18 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 def deployment(infra_stack, tmp_path_factory) -> Deployment:
-    logs = tmp_path_factory.mktemp("e2e-logs")
+    with deployed(infra_stack, tmp_path_factory.mktemp("e2e-logs"), "e2e") as running:
+        yield running
+
+
+@contextmanager
+def deployed(infra_stack, logs: Path, label: str):
+    """The four services as processes on topics and databases of their own (`label`)."""
     smtp_port = infra.free_port()
     controller, mailbox = mailsink.serve(smtp_port, None)
     ports = {name: infra.free_port() for name in stack.SERVICES}
     keys = {unit: f"e2e-{unit.lower()}-{secrets.token_hex(6)}" for unit in ("SO-KHDT", "SO-TC", "VPTU")}
-    prefix = f"{infra_stack.prefix}e2e"
+    prefix = f"{infra_stack.prefix}{label}"
     env = stack.service_env(kafka=infra_stack.kafka, mongo=infra_stack.mongo, smtp_port=smtp_port, ports=ports,
                             dev_keys={key: unit for unit, key in keys.items()},
                             extra={"NQT_TOPIC_PREFIX": f"{prefix}.", "NQT_DB_PREFIX": prefix,

@@ -57,7 +57,10 @@ async def test_stopped_and_restarted_programs_ends_in_the_models_state(infra_sta
     env = stack.service_env(kafka=infra_stack.kafka, mongo=infra_stack.mongo, smtp_port=infra.free_port(),
                             ports=ports, dev_keys={}, extra={"NQT_TOPIC_PREFIX": f"{prefix}.",
                                                              "NQT_DB_PREFIX": prefix, "NQT_TOPIC_PARTITIONS": "4",
-                                                             "NQT_ENV": "test"})
+                                                             "NQT_ENV": "test",
+                                                             # the held-update sweep may announce an outcome the
+                                                             # plan's handler also announced: keep it out of the way
+                                                             "NQT_PROGRAMS_SWEEP_SECONDS": "3600"})
     topic = f"{prefix}.events.accepted"
     outcomes_topic = f"{prefix}.programs.outcomes"
     log = tmp_path / "programs.log"

@@ -25,7 +25,7 @@ def json_logs():
 def test_lines_are_json_with_the_event_and_unit_and_no_secrets(capsys, json_logs):
     logs.configure("INFO", service="programs")
     with logs.about_event(event_id="SO-KHDT-2021-000123", unit="SO-KHDT"):
-        logging.getLogger("faststream").info("library line")
+        logging.getLogger("uvicorn.error").info("library line")
         structlog.get_logger("nqt.programs").info("event decided", outcome="applied", api_key="nqt_abc_secret")
     logging.getLogger("nqt.programs").warning("outside any event")
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
