@@ -69,3 +69,13 @@ def deployed(infra_stack, logs: Path, label: str):
         if os.environ.get("NQT_E2E_SHOW_LOGS"):
             for log in sorted(logs.glob("*.log")):
                 print(f"==== {log.name}\n{log.read_text(errors='replace')[-4000:]}")
+
+
+def starter(name: str, env: dict[str, str], port: int, log: Path):
+    """A function that starts service `name` as a process and returns it once ready: for tests
+    that stop a service and start it again."""
+    def start() -> subprocess.Popen:
+        proc = stack.start_service(name, env, log)
+        stack.wait_ready(name, port, proc, log, timeout=90)
+        return proc
+    return start

@@ -12,6 +12,7 @@ from aiosmtpd.controller import Controller
 from deploy.local import infra, mailsink, stack
 from shared import kafka
 from tests import kafkatools
+from tests.e2e.conftest import starter
 
 UNITS = [f"SO-T{n:03d}" for n in range(150)]
 
@@ -45,10 +46,7 @@ async def test_killed_in_a_burst_notify_delivers_each_notice_once_by_identity(in
                                    "NQT_NOTIFY_REPORT_REMINDER_DAYS": "0"})  # no reminders today: only the burst
     log = tmp_path / "notify.log"
 
-    def start():
-        proc = stack.start_service("notify", env, log)
-        stack.wait_ready("notify", ports["notify"], proc, log, timeout=90)
-        return proc
+    start = starter("notify", env, ports["notify"], log)
 
     proc = start()
     try:

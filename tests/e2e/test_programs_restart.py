@@ -14,6 +14,7 @@ import pytest
 from shared import accepted, mongo
 from shared.events import parse_event
 from tests import kafkatools, samples
+from tests.e2e.conftest import starter
 from tests.programs_model import REGISTRY, Model, service_state
 
 from deploy.local import infra, stack
@@ -65,10 +66,7 @@ async def test_stopped_and_restarted_programs_ends_in_the_models_state(infra_sta
     outcomes_topic = f"{prefix}.programs.outcomes"
     log = tmp_path / "programs.log"
 
-    def start():
-        proc = stack.start_service("programs", env, log)
-        stack.wait_ready("programs", ports["programs"], proc, log, timeout=90)
-        return proc
+    start = starter("programs", env, ports["programs"], log)
 
     proc = start()
     try:
