@@ -187,8 +187,8 @@ def main() -> int:
     mails = sorted((LOCAL / "mail").glob("*.eml"))
     print(f"demo: status written to {OUT / 'status.txt'} and status.json; the report to the Standing Committee "
           f"to {', '.join(p.name for p in written)}")
-    print(f"demo: notify sent {', '.join(f'{n} {kind}' for kind, n in sorted(notices.items()))}; "
-          f"{len(mails)} e-mail(s) are in the local mail catcher ({LOCAL / 'mail'})")
+    print(f"demo: notify has sent {', '.join(f'{n} {kind}' for kind, n in sorted(notices.items()))} so far "
+          f"(more follow); {len(mails)} e-mail(s) are in the local mail catcher ({LOCAL / 'mail'})")
     return 0
 
 
@@ -218,7 +218,7 @@ def wait_for_status(url: str, tasks: int, updates: int, timeout: float = 90.0) -
             time.sleep(0.5)
 
 
-def wait_for_notices(url: str, expected_units: int, timeout: float = 60.0) -> dict[str, int]:
+def wait_for_notices(url: str, expected_units: int, timeout: float = 30.0) -> dict[str, int]:
     """Wait until the cycle has opened (one notice per expected unit) and the day's digests went out."""
     deadline = time.monotonic() + timeout
     with httpx.Client(base_url=url, timeout=10) as notify:
