@@ -316,3 +316,8 @@ def partition_key(event: Envelope) -> str:
 def utc_iso(moment: datetime) -> str:
     """Fixed-width UTC ISO-8601, so that strings sort in time order."""
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def utc_now() -> str:
+    """The wall clock (arrival times, claims, attempts) as `utc_iso` text."""
+    return utc_iso(datetime.now(timezone.utc))

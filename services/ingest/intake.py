@@ -15,13 +15,12 @@ keeps its own copy of the units, from the `programs.changes` records of kind
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
 
 import orjson
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import accepted, kafka, metrics, mongo
-from shared.events import INBOUND_TYPES, Envelope, InvalidEvent, parse_event, utc_iso
+from shared.events import INBOUND_TYPES, Envelope, InvalidEvent, parse_event, utc_now
 
 from services.ingest.store import IngestStore
 
@@ -101,7 +100,7 @@ async def take_in(*, broker, topic: str, db: AsyncDatabase, body: bytes, max_byt
     await accepted.publish(broker, topic, [event])
     metrics.event("ingest", event.type, "published")
     try:
-        await IngestStore(db).record_accepted([event], accepted_at=utc_iso(datetime.now(timezone.utc)))
+        await IngestStore(db).record_accepted([event], accepted_at=utc_now())
     except Exception:
         # Kafka has the event; its outcome creates the status document anyway (as for HTTP).
         log.exception("could not record event %s accepted; its outcome will", event.key)

@@ -23,7 +23,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from shared import accepted, metrics
-from shared.events import INBOUND_TYPES, InvalidEvent, parse_event, utc_iso
+from shared.events import INBOUND_TYPES, InvalidEvent, parse_event, utc_now
 
 from services.ingest import domain
 from services.ingest.problems import ProblemError
@@ -193,7 +193,7 @@ async def publish(broker: KafkaBroker, topic: str, events: list[Any], *, store: 
     for event in events:
         metrics.event("ingest", event.type, "published")
     try:
-        await store.record_accepted(events, accepted_at=utc_iso(datetime.now(timezone.utc)))
+        await store.record_accepted(events, accepted_at=utc_now())
     except Exception:
         # Kafka has the events, so they are accepted (contract: 202 after the ack); their
         # outcome record creates the status document anyway, only "accepted" is missed.

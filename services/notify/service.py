@@ -10,13 +10,13 @@ from dataclasses import asdict
 from datetime import date
 
 import httpx
-
-from shared import metrics
+from bson import Binary
 
 from services.notify import domain
 from services.notify.channels import Attachment, Channel, Message, routes
 from services.notify.settings import NotifySettings
-from services.notify.store import NotifyStore, binary
+from services.notify.store import NotifyStore
+from shared import metrics
 
 log = logging.getLogger("nqt.notify")
 
@@ -50,7 +50,7 @@ class Notifier:
         doc = {"identity": message.identity, "kind": message.kind, "recipient": message.recipient,
                "address": message.address, "message_id": message.message_id, "subject": message.subject,
                "body": message.body, "data": message.data,
-               "attachments": [{"filename": a.filename, "content_type": a.content_type, "content": binary(a.content)}
+               "attachments": [{"filename": a.filename, "content_type": a.content_type, "content": Binary(a.content)}
                                for a in message.attachments]}
         record = await self.store.claim(key=key, message=doc, channel=channel, lease_s=self.settings.notify_lease_seconds)
         if not record["leased"]:

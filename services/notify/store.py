@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from bson import Binary
 from pymongo import ASCENDING, IndexModel
 
 from shared import mongo
-from shared.events import utc_iso
+from shared.events import utc_iso, utc_now
 
 INDEXES: mongo.IndexSpec = {
     "units": [], "settings": [], "cycles": [], "unit_reports": [],
@@ -26,10 +25,6 @@ INDEXES: mongo.IndexSpec = {
     "locks": [IndexModel([("delivery", ASCENDING), ("attempt", ASCENDING)])],
 }
 TASK_FIELDS = ("task_id", "programme", "title", "lead_unit", "lead_person", "due_date", "status", "dropped")
-
-
-def _now() -> str:
-    return utc_iso(datetime.now(timezone.utc))
 
 
 class NotifyStore:
@@ -76,7 +71,7 @@ class NotifyStore:
     async def claim(self, *, key: str, message: dict, channel: str, lease_s: float) -> dict:
         """The delivery record for `key`, created if new, and leased to this caller for one
         attempt when an attempt is due (status stays pending). `leased` says which."""
-        now = _now()
+        now = utc_now()
         await self.db.deliveries.update_one(
             {"_id": key},
             {"$setOnInsert": {**message, "channel": channel, "status": "pending", "created_at": now,
@@ -91,7 +86,7 @@ class NotifyStore:
         concurrent findAndModify on one document). A lock left by a crash is taken over,
         under a new generation, once it is older than the lease."""
         doc = await self.db.deliveries.find_one({"_id": key})
-        now = _now()
+        now = utc_now()
         if doc is None or doc["status"] != "pending" or doc["next_attempt_at"] > now:
             return {**(doc or {}), "leased": False}
         attempt = len(doc.get("attempts") or []) + 1
@@ -109,14 +104,14 @@ class NotifyStore:
     async def record_attempt(self, key: str, *, ok: bool, error: str | None, retry_in: float | None) -> None:
         """Log the attempt; sent, failed for good (no retry), or pending until `retry_in` from now."""
         status = "sent" if ok else ("pending" if retry_in is not None else "failed")
-        fields = {"status": status, "updated_at": _now()}
+        fields = {"status": status, "updated_at": utc_now()}
         if retry_in is not None:
             fields["next_attempt_at"] = _later(retry_in)
         await self.db.deliveries.update_one(
-            {"_id": key}, {"$set": fields, "$push": {"attempts": {"at": _now(), "ok": ok, "error": error}}})
+            {"_id": key}, {"$set": fields, "$push": {"attempts": {"at": utc_now(), "ok": ok, "error": error}}})
 
     async def due_retries(self, limit: int = 100) -> list[str]:
-        cursor = self.db.deliveries.find({"status": "pending", "next_attempt_at": {"$lte": _now()}}, {"_id": 1},
+        cursor = self.db.deliveries.find({"status": "pending", "next_attempt_at": {"$lte": utc_now()}}, {"_id": 1},
                                          limit=limit)
         return [d["_id"] async for d in cursor]
 
@@ -134,7 +129,7 @@ class NotifyStore:
 
     async def claim_digest(self, digest_id: str, *, recipient: str, day: str, items: list[dict]) -> bool:
         return await mongo.insert_once(self.db.digests, {"_id": digest_id, "recipient": recipient, "day": day,
-                                                         "items": items, "delivered": False, "created_at": _now()})
+                                                         "items": items, "delivered": False, "created_at": utc_now()})
 
     async def mark_digest_delivered(self, digest_id: str) -> None:
         """Its delivery records exist: from here on the retry loop owns them."""
@@ -158,6 +153,3 @@ class NotifyStore:
 def _later(seconds: float) -> str:
     return utc_iso(datetime.now(timezone.utc) + timedelta(seconds=seconds))
 
-
-def binary(content: bytes) -> Binary:
-    return Binary(content)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import datetime, timezone
 
 import structlog
@@ -16,8 +15,7 @@ from shared import accepted, kafka, logs, metrics
 from shared.events import InvalidEvent
 from shared.runtime import Runtime
 
-log = logging.getLogger("nqt.programs")
-events_log = structlog.get_logger("nqt.programs")
+log = structlog.get_logger("nqt.programs")
 
 
 def service_for(runtime: Runtime) -> ProgramsService:
@@ -62,8 +60,8 @@ def register(runtime: Runtime, group_id: str) -> None:
             service = service_for(runtime)
             outcomes = await service.process(event=event, accepted_at=accepted_at, accept_id=accept_id)
             for outcome in outcomes:
-                events_log.info("event decided", outcome=outcome["outcome"], code=outcome.get("code"),
-                                decided_event=outcome["event_key"])
+                log.info("event decided", outcome=outcome["outcome"], code=outcome.get("code"),
+                         decided_event=outcome["event_key"])
             if not outcomes:
                 metrics.event("programs", event.type, HELD)
             await publish_outcomes(runtime, outcomes)

@@ -4,7 +4,7 @@ the programme state, and say what changed. Exactly one outcome per event."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from shared.cycles import UnknownCycle, parse_cycle
 from shared.registry import expected_to_report
@@ -18,6 +18,7 @@ from shared.events import (
     UnitReportSubmitted,
     parse_event,
     utc_iso,
+    utc_now,
 )
 
 from services.programs import domain
@@ -262,7 +263,7 @@ def _outcome(event: Envelope, accepted_at: str, accept_id: str, outcome: str, *,
     doc = {"_id": event.key, "event_key": event.key, "source": event.source, "id": event.id,
            "type": event.type, "programme": programme, "outcome": outcome,
            "event_time": utc_iso(event.time), "accepted_at": accepted_at, "accept_id": accept_id,
-           "decided_at": utc_iso(datetime.now(timezone.utc)), "changes": changes}
+           "decided_at": utc_now(), "changes": changes}
     if rejection is not None:
         doc.update(code=rejection.code, message_vi=rejection.message_vi, message_en=rejection.message_en,
                    findings=[asdict(f) for f in rejection.findings])

@@ -9,7 +9,7 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from shared.clock import Clock
 from shared.cycles import Cycle, UnknownCycle, due_date, next_quarter, parse_cycle, term_cycles
-from shared.events import utc_iso
+from shared.events import utc_iso, utc_now
 from shared.registry import expected_to_report
 
 from services.reports import document, rollup
@@ -74,7 +74,7 @@ class ReportsService:
         cycle = reporting_cycle(self.clock.today())
         snapshot = await self.store.live(cycle=cycle.code, window_start=end_of_day(cycle.start - timedelta(days=1),
                                                                                    self.clock))
-        return rollup.build(snapshot, self._moment(snapshot, cycle, self.clock.today(), utc_iso(_wall_now())))
+        return rollup.build(snapshot, self._moment(snapshot, cycle, self.clock.today(), utc_now()))
 
     def _moment(self, snapshot: Snapshot, cycle: Cycle, as_of: date, known_at: str) -> rollup.Moment:
         due = self._due(cycle, snapshot.settings)
@@ -97,10 +97,10 @@ class ReportsService:
         else:
             snapshot = await self.store.as_of(cycle=cycle.code, window_start=window_start,
                                               cut_off=end_of_day(as_of, self.clock),
-                                              known_at=known_at or utc_iso(_wall_now()))
+                                              known_at=known_at or utc_now())
         issued = await self.store.issued_report(cycle.code)
         is_issued = issued is not None and issued.get("known_at") == known_at and issued.get("number")
-        body = rollup.build(snapshot, self._moment(snapshot, cycle, as_of, known_at or utc_iso(_wall_now())))
+        body = rollup.build(snapshot, self._moment(snapshot, cycle, as_of, known_at or utc_now()))
         recipients = (snapshot.settings.get("reporting") or {}).get("recipients", ["BTV"])
         body["document"] = document.frame(
             settings=snapshot.settings, cycle_label=body["cycle_label"],
@@ -153,7 +153,7 @@ class ReportsService:
             if not (state and state.get("opened")) or (issued and issued.get("status") == "issued"):
                 continue
             if issued is None and await self.store.archive({"_id": cycle.code, "status": "issuing",
-                                                            "claimed_at": utc_iso(_wall_now())}):
+                                                            "claimed_at": utc_now()}):
                 codes.append(cycle.code)
             elif issued is not None and _stale(issued["claimed_at"]):
                 codes.append(cycle.code)
@@ -174,15 +174,10 @@ class ReportsService:
         issued = await self.store.issued_report(cycle_code)
         if not issued.get("number"):
             await self.store.update_archive(cycle_code, number=await self.store.next_number(term),
-                                            known_at=utc_iso(_wall_now()), issued_on=self.clock.today().isoformat())
+                                            known_at=utc_now(), issued_on=self.clock.today().isoformat())
             issued = await self.store.issued_report(cycle_code)
         return await self.report(cycle_code=cycle_code, known_at=issued["known_at"])
 
 
-def _wall_now() -> datetime:
-    """Arrival times are stamped by the wall clock, whatever the replay clock says."""
-    return datetime.now(timezone.utc)
-
-
 def _stale(claimed_at: str) -> bool:
-    return datetime.fromisoformat(claimed_at.replace("Z", "+00:00")) < _wall_now() - STALE_CLAIM
+    return datetime.fromisoformat(claimed_at.replace("Z", "+00:00")) < datetime.now(timezone.utc) - STALE_CLAIM

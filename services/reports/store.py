@@ -12,12 +12,12 @@ older one never overwrites a newer one."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import mongo
+from shared.events import utc_now
 
 from services.reports.snapshot import Snapshot, latest_by_subject, tasks_from_history
 
@@ -35,10 +35,6 @@ REGISTRY_KINDS = {"unit": "units", "programme": "programmes", "indicator": "indi
 TASK_FIELDS = ("task_id", "programme", "plan", "lead_unit", "lead_person", "title", "due_date", "status",
                "progress", "as_of", "dropped")
 FACT_KINDS = ("plan", "programme_issued", "indicator_value", "unit_report", "supervision")
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
 
 
 class ReportsStore:
@@ -152,7 +148,7 @@ class ReportsStore:
     # --- cycles and the archive ---
     async def claim_cycle(self, code: str, doc: dict) -> bool:
         """True for the one caller that opens the cycle (across restarts and replicas)."""
-        return await mongo.insert_once(self.db.cycles, {"_id": code, **doc, "claimed_at": _now()})
+        return await mongo.insert_once(self.db.cycles, {"_id": code, **doc, "claimed_at": utc_now()})
 
     async def cycle(self, code: str) -> dict | None:
         return await self.db.cycles.find_one({"_id": code})
