@@ -467,6 +467,8 @@ def report(args, per_run: list[dict], raw: list[list[float]], rss: dict[str, flo
         "freshness_p99_ratio_to_raw_hop": round(p99 / base99, 2) if base99 else None,
         "freshness_spread": {k: harness.summary(col(k)) for k in ("p50_upper", "p99_upper", "poll_ms")},
         "freshness_unseen_probes": sum(col("unseen")),
+        # True: some probes were never seen, so the percentiles are lower bounds (the pipeline fell behind).
+        "freshness_censored": sum(col("unseen")) > 0,
         "freshness_applied_events_per_s": round(harness.spread(col("applied_per_s"))[1], 1),
         "freshness_settings": {"rate": args.rate, "duration_s": args.duration, "repeat": args.repeat,
                                "tasks": tasks, "probes": probes, "pollers": args.pollers},
