@@ -57,8 +57,10 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def spread(values: Iterable[float]) -> tuple[float, float, float]:
-    """min, median, max."""
-    values = list(values)
+    """min, median, max of the runs that gave a figure (NaN: a run that could not; all NaN: NaN)."""
+    values = [v for v in values if v == v]
+    if not values:
+        return float("nan"), float("nan"), float("nan")
     return min(values), statistics.median(values), max(values)
 
 

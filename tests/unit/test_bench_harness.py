@@ -13,6 +13,7 @@ def test_percentiles_and_spread():
     assert harness.percentile(values, 50) == 50.5
     assert harness.percentile(values, 99) == 99.01
     assert harness.spread([3.0, 1.0, 2.0]) == (1.0, 2.0, 3.0)
+    assert harness.spread([float("nan"), 4.0]) == (4.0, 4.0, 4.0)  # a run without the figure is left out
 
 
 def test_results_are_merged_with_other_scripts_keys(tmp_path):
