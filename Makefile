@@ -31,3 +31,14 @@ test-unit: setup
 
 clean: down
 	rm -rf .local out
+
+.PHONY: bench
+# Figures, not tests: each script prints min/median/max over repeated runs next to a raw baseline
+# measured in the same run, and merges its keys into bench/results/latest.json. Long; never in `make test`
+# (tests/integration/test_bench_quick.py runs each script in a tiny configuration instead).
+bench: setup  ## benchmarks: ingest throughput, freshness, pipeline, reports (tens of minutes)
+	@$(PY) bench/ingest.py --duration 10 --repeat 3
+	@$(PY) bench/freshness.py --rate 500 --duration 10 --repeat 3 --drain 60
+	@# bench/pipeline.py (consumption throughput vs raw aiokafka / bulk_write) is being written; run it once it exists.
+	@if [ -f bench/pipeline.py ]; then $(PY) bench/pipeline.py; else echo "bench/pipeline.py: not written yet, skipped"; fi
+	@$(PY) bench/reports.py --scale 0.02 --repeat 3

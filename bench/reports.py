@@ -63,6 +63,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench import harness  # noqa: E402
 from deploy.local import infra  # noqa: E402
 from shared import mongo  # noqa: E402
 from shared.clock import Clock  # noqa: E402
@@ -878,10 +879,6 @@ async def measure(url: str, db_name: str, repeat: int) -> dict:
         await client.close()
 
 
-def _s(values: list[float]) -> tuple[float, float, float]:
-    return min(values), statistics.median(values), max(values)
-
-
 def _fmt(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
@@ -906,7 +903,7 @@ def print_results(result: dict, args, loader_rss: float, ferret_rss: str) -> Non
             ("PDF   past (history, known_at)", "past pdf", "past", "pdf"),
             ("live_status()", "live_status", "current", None)]
     for label, key, case, target in rows:
-        lo, mid, hi = _s(times[key])
+        lo, mid, hi = harness.spread(times[key])
         goal = TARGETS.get(target)
         met = "" if goal is None else ("yes" if hi <= goal else "NO")
         print(f"{label:<34}{_fmt(lo):>10}{_fmt(mid):>10}{_fmt(hi):>10}{_fmt(base[case]):>11}"
@@ -943,13 +940,24 @@ def print_results(result: dict, args, loader_rss: float, ferret_rss: str) -> Non
 def _ferret_rss(server) -> str:
     if server is None:
         return "not measured (NQT_MONGO_URL)"
-    try:
-        for line in Path(f"/proc/{server.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return f"{int(line.split()[1]) / 1024:,.0f} MB"
-    except OSError:
-        pass
-    return "unknown"
+    peak = harness.rss_mb(server.proc.pid, "VmHWM")
+    return "unknown" if peak is None else f"{peak:,.0f} MB"
+
+
+def results(result: dict, loader_rss: float, server, args) -> dict:
+    """The report_* keys of bench/results/latest.json: medians in seconds, and the peak RSS."""
+    med = {k: statistics.median(v) for k, v in result["times"].items()}
+    figures = {f"report_{case}_{fmt}_s": round(med[f"{case} {fmt}"], 3)
+               for case in ("current", "past") for fmt in ("json", "html", "pdf")}
+    figures |= {"report_live_status_s": round(med["live_status"], 3),
+                "report_raw_live_reads_s": round(med["raw live: all reads"], 3),
+                "report_raw_as_of_reads_s": round(med["raw as-of: all reads"], 3),
+                "report_tasks": result["info"]["current tasks"],
+                "report_settings": {"scale": args.scale, "repeat": args.repeat, "seed": args.seed}}
+    rss = {"reports_bench": _rss_mb(), "loader": loader_rss}
+    if server is not None and harness.rss_mb(server.proc.pid, "VmHWM") is not None:
+        rss["ferretdb"] = harness.rss_mb(server.proc.pid, "VmHWM")
+    return {"figures": figures, "rss": rss}
 
 
 def main() -> int:
@@ -987,6 +995,10 @@ def main() -> int:
         loader_rss = _rss_mb(resource.RUSAGE_CHILDREN)
         result = asyncio.run(measure(url, db_name, args.repeat))
         print_results(result, args, loader_rss, _ferret_rss(server))
+        merged = results(result, loader_rss, server, args)
+        path = harness.write_results(merged["figures"], script="reports", rss=merged["rss"],
+                                     path=harness.results_path())
+        print(f"results merged into {path}")
         return 0
     finally:
         if server is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pymongo import IndexModel, UpdateOne
+from pymongo import IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import mongo
@@ -36,13 +36,15 @@ class IngestStore:
         self.db = db
 
     async def record_accepted(self, events: list[Envelope], *, accepted_at: str) -> None:
-        """Mark the events accepted, in one round-trip; an outcome already recorded stays."""
-        ops = [UpdateOne({"_id": e.key},
-                         {"$setOnInsert": {"source": e.source, "id": e.id, "type": e.type,
-                                           "status": domain.ACCEPTED, "accepted_at": accepted_at}},
-                         upsert=True)
-               for e in events]
-        await _tolerating_duplicate(self.db.events.bulk_write(ops, ordered=False))
+        """Mark the events accepted, in one round-trip; an outcome already recorded stays.
+        Plain inserts (a duplicate key means the status is already there): an upsert, even by
+        `_id`, scans the whole collection on FerretDB 1.24, so every POST grew slower with
+        every event ever accepted (bench/results/profiles/ferretdb-writes.txt)."""
+        docs: dict[str, dict] = {}
+        for e in events:  # the first of a key, as the upsert kept it: a batch may repeat one
+            docs.setdefault(e.key, {"_id": e.key, "source": e.source, "id": e.id, "type": e.type,
+                                    "status": domain.ACCEPTED, "accepted_at": accepted_at})
+        await _tolerating_duplicate(self.db.events.insert_many(list(docs.values()), ordered=False))
 
     async def record_outcome(self, outcome: dict) -> None:
         """Store one `programs.outcomes` record; reading it again changes nothing."""

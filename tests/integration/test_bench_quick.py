@@ -1,0 +1,57 @@
+"""The bench scripts in a tiny configuration (seconds, not minutes): they run against the real
+stack, print their figures and merge their keys into the results file. No timing is asserted:
+speed is what `make bench` measures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_script(args: list[str], infra_stack, results: Path, timeout: float = 400) -> str:
+    env = {"NQT_KAFKA_BOOTSTRAP": infra_stack.kafka, "NQT_MONGO_URL": infra_stack.mongo,
+           "NQT_BENCH_RESULTS": str(results)}
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=timeout)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.fixture
+def results(tmp_path) -> Path:
+    path = tmp_path / "latest.json"
+    path.write_text(json.dumps({"pipeline_events_per_s": 1.0}))  # another script's key: kept
+    return path
+
+
+def test_ingest_bench_prints_its_figures_and_writes_its_keys(infra_stack, results):
+    out = run_script(["bench/ingest.py", "--duration", "1", "--repeat", "1", "--connections", "8",
+                      "--batch", "20", "--batch-connections", "2"], infra_stack, results)
+    for label in ("bare FastAPI POST, requests/s", "ingest single POST, requests/s", "ingest batch of 20, events/s",
+                  "raw aiokafka producer", "load generator ceiling", "peak RSS"):
+        assert label in out
+    written = json.loads(results.read_text())
+    assert {"ingest_single_ratio", "ingest_batch_events_per_s", "ingest_single_rps", "ingest_bare_rps",
+            "cpu_count", "kafka", "ferretdb", "python", "packages", "date", "max_rss_mb"} <= written.keys()
+    assert written["pipeline_events_per_s"] == 1.0
+    assert written["ingest_single_rps"] > 0 and written["ingest_batch_events_per_s"] > 0
+    assert {"ingest", "bare_fastapi"} <= written["rss_mb"]["ingest"].keys()
+
+
+def test_freshness_bench_prints_its_figures_and_writes_its_keys(infra_stack, results):
+    out = run_script(["bench/freshness.py", "--rate", "20", "--duration", "2", "--repeat", "1", "--tasks", "20",
+                      "--probe-share", "0.5", "--drain", "20"], infra_stack, results)
+    for label in ("freshness p50", "freshness p99", "raw hop p99", "GET /v1/status request", "peak RSS"):
+        assert label in out
+    written = json.loads(results.read_text())
+    assert {"freshness_p50_ms", "freshness_p99_ms", "freshness_raw_hop_p99_ms", "cpu_count"} <= written.keys()
+    assert written["freshness_settings"]["tasks"] == 20
+    assert {"ingest", "programs", "reports"} <= written["rss_mb"]["freshness"].keys()
+    assert written["pipeline_events_per_s"] == 1.0
