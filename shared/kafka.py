@@ -120,7 +120,9 @@ def dead_letter_middleware(*, service: str, max_attempts: int, backoff_s: float 
                 return await call_next(msg)
             except Exception as exc:
                 record = msg.raw_message
-                if isinstance(record, tuple):  # batch: let the subscriber rewind the batch
+                if isinstance(record, tuple):  # batch: pause, then let the subscriber rewind it
+                    log.warning("retrying a batch of %d after %s: %s", len(record), type(exc).__name__, exc)
+                    await asyncio.sleep(backoff_s * 5)
                     raise
                 where = (record.topic, record.partition, record.offset)
                 attempts, first = first_failures.pop(where, (0, _now()))
@@ -136,6 +138,20 @@ def dead_letter_middleware(*, service: str, max_attempts: int, backoff_s: float 
                 return None
 
     return DeadLetter
+
+
+def batch_subscriber(runtime, topic: str, *, group_id: str, max_records: int):
+    """A subscriber that reads up to `max_records` at a time and commits them after the
+    handler's writes; on an error the whole batch is read again (after a pause).
+    Records that can never be processed are for the handler to `dead_letter` one by one."""
+    return runtime.broker.subscriber(topic, group_id=group_id, batch=True, max_records=max_records,
+                                     batch_timeout_ms=100, ack_policy=COMMIT_AFTER_WRITE,
+                                     auto_offset_reset="earliest")
+
+
+async def dead_letter(broker, record, exc: Poison, *, service: str) -> None:
+    """Move one record of a batch to `<topic>.dlq` at once (Poison: retrying cannot help)."""
+    await _send_to_dlq(broker, record, exc, 1, _now(), service)
 
 
 async def _send_to_dlq(broker, record, exc: Exception, attempts: int, first: str, service: str) -> None:

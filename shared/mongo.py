@@ -64,6 +64,15 @@ async def insert_once(collection, doc: dict) -> bool:
         return False
 
 
+async def insert_many_once(collection, docs: list[dict]) -> None:
+    """Insert `docs` in one round trip; those whose `_id` is already there stay as they are."""
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as err:
+        if not is_duplicate(err):
+            raise
+
+
 def is_duplicate(err: Exception) -> bool:
     """True when a write failed only because the document is already there (already applied)."""
     if isinstance(err, DuplicateKeyError):

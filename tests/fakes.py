@@ -27,6 +27,32 @@ class FakeProgramsStore:
     async def record_outcome(self, doc: dict) -> dict:
         return self._get("outcomes", doc["_id"]) or self._put("outcomes", doc)
 
+    async def outcomes_for(self, event_keys: list[str]) -> dict[str, dict]:
+        return {k: self._get("outcomes", k) for k in event_keys if k in self._col("outcomes")}
+
+    async def record_outcomes(self, docs: list[dict]) -> dict[str, dict]:
+        theirs = {d["_id"]: self._get("outcomes", d["_id"]) for d in docs if d["_id"] in self._col("outcomes")}
+        for doc in docs:
+            if doc["_id"] not in theirs:
+                self._put("outcomes", doc)
+        return theirs
+
+    async def add_history_many(self, docs: list[dict]) -> None:
+        for doc in docs:
+            await self.insert_once("history", doc)
+
+    async def tasks_for(self, task_ids: list[str]) -> dict[str, dict]:
+        return {t: self._get("tasks", t) for t in task_ids if t in self._col("tasks")}
+
+    async def put_task_states(self, states: dict[str, tuple[int, dict]]) -> set[str]:
+        moved = set()
+        for task_id, (seq, state) in states.items():
+            if self._col("tasks")[task_id]["seq"] != seq:
+                moved.add(task_id)
+            else:
+                self._put("tasks", {**state, "_id": task_id})
+        return moved
+
     def _put(self, name: str, doc: dict) -> dict:
         self._col(name)[doc["_id"]] = copy.deepcopy(doc)
         return doc

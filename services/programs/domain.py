@@ -118,6 +118,18 @@ def may_update_task(source: str, lead_unit: str) -> bool:
     return source in (lead_unit, OFFICE)
 
 
+def check_task_update(source: str, task_id: str, programme: str, task: dict) -> Rejection | None:
+    """Why a status report on an existing task may not be applied (None: it may).
+    A task that does not exist yet is the caller's to decide (held, or unknown when expired)."""
+    if task["programme"] != programme:
+        return Rejection.of("unknown_task", task_id, programme)
+    if not may_update_task(source, task["lead_unit"]):
+        return Rejection.of("forbidden", source, f"task {task_id} is led by {task['lead_unit']}")
+    if task.get("dropped"):
+        return Rejection.of("task_cancelled", task_id)
+    return None
+
+
 SUPERVISING_KINDS = ("front", "organisation")
 
 

@@ -9,7 +9,7 @@ import structlog
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from services.programs.service import HELD, ProgramsService
+from services.programs.service import HELD, Accepted, ProgramsService
 from services.programs.store import ProgramsStore
 from shared import accepted, kafka, logs, metrics
 from shared.events import InvalidEvent
@@ -47,23 +47,29 @@ async def publish_outcomes(runtime: Runtime, outcomes: list[dict]) -> None:
 
 
 def register(runtime: Runtime, group_id: str) -> None:
-    @runtime.broker.subscriber(runtime.settings.topics.accepted, group_id=group_id,
-                               ack_policy=kafka.COMMIT_AFTER_WRITE, auto_offset_reset="earliest")
+    @kafka.batch_subscriber(runtime, runtime.settings.topics.accepted, group_id=group_id,
+                            max_records=runtime.settings.programs_batch)
     async def on_accepted(msg: KafkaMessage) -> None:
-        try:
-            event, accepted_at, accept_id = accepted.read(msg.body)
-        except (ValueError, InvalidEvent) as err:
-            raise kafka.Poison(str(err)) from err
-        metrics.event("programs", event.type, "received")
-        with (metrics.HANDLER_SECONDS.labels(service="programs", handler="accepted").time(),
-              logs.about_event(event_id=event.id, unit=event.source, type=event.type)):
+        batch = []
+        for record in msg.raw_message:
+            try:
+                event, accepted_at, accept_id = accepted.read(record.value)
+            except (ValueError, InvalidEvent) as err:
+                await kafka.dead_letter(runtime.broker, record, kafka.Poison(str(err)), service="programs")
+                continue
+            metrics.event("programs", event.type, "received")
+            batch.append(Accepted(event, accepted_at, accept_id))
+        with metrics.HANDLER_SECONDS.labels(service="programs", handler="accepted").time():
             service = service_for(runtime)
-            outcomes = await service.process(event=event, accepted_at=accepted_at, accept_id=accept_id)
+            outcomes = await service.process_batch(batch)
             for outcome in outcomes:
-                log.info("event decided", outcome=outcome["outcome"], code=outcome.get("code"),
-                         decided_event=outcome["event_key"])
-            if not outcomes:
-                metrics.event("programs", event.type, HELD)
+                with logs.about_event(event_id=outcome["id"], unit=outcome["source"], type=outcome["type"]):
+                    log.info("event decided", outcome=outcome["outcome"], code=outcome.get("code"),
+                             decided_event=outcome["event_key"])
+            decided = {o["_id"] for o in outcomes}
+            for item in batch:
+                if item.event.key not in decided:
+                    metrics.event("programs", item.event.type, HELD)
             await publish_outcomes(runtime, outcomes)
             await service.forget_held(outcomes)
 

@@ -3,7 +3,8 @@ the programme state, and say what changed. Exactly one outcome per event."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from collections import Counter
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from shared.cycles import UnknownCycle, parse_cycle
@@ -29,6 +30,14 @@ Change = dict
 HELD = "held"  # not an outcome: the event waits for its plan
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """One record of `events.accepted`: the event, when it was accepted and that acceptance's id."""
+    event: Envelope
+    accepted_at: str
+    accept_id: str
+
+
 class ProgramsService:
     def __init__(self, store: ProgramsStore, *, hold_seconds: float = 3 * 24 * 3600):
         self.store = store
@@ -43,6 +52,104 @@ class ProgramsService:
         if event.type == "plan.submitted" and outcome["outcome"] == "applied":
             return [outcome, *await self.release([t.task_id for t in event.data.tasks])]
         return [outcome]
+
+    async def process_batch(self, batch: list[Accepted]) -> list[dict]:
+        """Decide records in the order read, as `process` would one by one. Runs of task
+        updates (the bulk of a term) are decided together: one read of their outcomes,
+        units and tasks, one write of each kind, several reports on a task coalesced into
+        one write of its state."""
+        outcomes: list[dict] = []
+        run: list[Accepted] = []
+        for item in batch:
+            if item.event.type == "task.updated":
+                run.append(item)
+                continue
+            if run:
+                outcomes += await self._task_updates(run)
+                run = []
+            outcomes += await self.process(event=item.event, accepted_at=item.accepted_at,
+                                           accept_id=item.accept_id)
+        if run:
+            outcomes += await self._task_updates(run)
+        # A held update released twice in one batch (by a plan and its revision) is
+        # announced once: the held copy is forgotten only after the batch is published.
+        released: set[str] = set()
+        announced = []
+        for outcome in outcomes:
+            if outcome.get("held"):
+                if outcome["_id"] in released:
+                    continue
+                released.add(outcome["_id"])
+            announced.append(outcome)
+        return announced
+
+    async def _task_updates(self, run: list[Accepted]) -> list[dict]:
+        """Status reports decided together; the same outcomes and state as one at a time.
+
+        Writes go history, then task states, then outcomes, as in `decide`, so a crash
+        anywhere is repaired by reading the records again. A task whose state changed
+        under us (a held update applied by a sweep) has its reports decided one at a time."""
+        store = self.store
+        events = [item.event for item in run]
+        priors = await store.outcomes_for([e.key for e in events])
+        units = await store.known("units", {e.source for e in events})
+        programmes = await store.known("programmes", {e.data.programme for e in events})
+        tasks = await store.tasks_for(list({e.data.task_id for e in events}))
+        read_seq = {task_id: task["seq"] for task_id, task in tasks.items()}
+        applied: Counter[str] = Counter()
+        decided: list[tuple[Accepted, dict | None]] = []  # None: to be decided one at a time
+        new: list[dict] = []
+        history: list[dict] = []
+        for item in run:
+            event, update = item.event, item.event.data
+            prior = priors.get(event.key)
+            if prior is not None:
+                decided.append((item, prior if prior["accept_id"] == item.accept_id else
+                                _outcome(event, item.accepted_at, item.accept_id, "duplicate", changes=[],
+                                         programme=prior.get("programme"))))
+                continue
+            task = tasks.get(update.task_id)
+            if event.source not in units:
+                rejection = Rejection.of("unknown_unit", event.source)
+            elif update.programme not in programmes:
+                rejection = Rejection.of("unknown_programme", update.programme)
+            elif task is None:  # held: rare, and the hold is a write of its own
+                decided.append((item, None))
+                continue
+            else:
+                rejection = domain.check_task_update(event.source, update.task_id, update.programme, task)
+            if rejection is not None:
+                doc = _outcome(event, item.accepted_at, item.accept_id, "rejected", changes=[],
+                               rejection=rejection, programme=update.programme)
+            else:
+                version = domain.version_of(event)
+                fields = update.model_dump(mode="json", exclude={"task_id", "programme"})
+                history.append({"_id": event.key, "subject": update.task_id, "kind": "task", "version": version,
+                                "accepted_at": item.accepted_at, "data": fields})
+                before = None
+                if task["status_version"] < version:
+                    before, task = task, {**task, **fields, "status_version": version, "seq": task["seq"] + 1}
+                    tasks[update.task_id] = task
+                    applied[update.task_id] += 1
+                change = {**_task_change(event, item.accepted_at, task, before=before), "fact": fields}
+                doc = _outcome(event, item.accepted_at, item.accept_id, "applied", changes=[change],
+                               programme=update.programme)
+            priors[event.key] = doc  # the same event again later in this run is its duplicate
+            decided.append((item, doc))
+            new.append(doc)
+        await store.add_history_many(history)
+        moved = await store.put_task_states({t: (read_seq[t], tasks[t]) for t in applied})
+        redo = {id(doc) for doc in new if doc["outcome"] == "applied" and doc["changes"][0]["id"] in moved}
+        # A racing replica may have recorded some first: theirs stand, as in `record_outcome`.
+        theirs = await store.record_outcomes([doc for doc in new if id(doc) not in redo])
+        outcomes = []
+        for item, doc in decided:
+            if doc is None or id(doc) in redo:
+                outcomes += await self.process(event=item.event, accepted_at=item.accepted_at,
+                                               accept_id=item.accept_id)
+            else:
+                outcomes.append(theirs.get(doc["_id"], doc) if doc["outcome"] != "duplicate" else doc)
+        return outcomes
 
     async def decide(self, *, event: Envelope, accepted_at: str, accept_id: str,
                      expire_hold: bool = False) -> dict:
@@ -158,12 +265,8 @@ class ProgramsService:
         task = await self.store.task(update.task_id)
         if task is None:
             return Rejection.of("unknown_task", update.task_id, update.programme) if expire_hold else HELD
-        if task["programme"] != update.programme:
-            return Rejection.of("unknown_task", update.task_id, update.programme)
-        if not domain.may_update_task(event.source, task["lead_unit"]):
-            return Rejection.of("forbidden", event.source, f"task {update.task_id} is led by {task['lead_unit']}")
-        if task.get("dropped"):
-            return Rejection.of("task_cancelled", update.task_id)
+        if rejection := domain.check_task_update(event.source, update.task_id, update.programme, task):
+            return rejection
         version = domain.version_of(event)
         fields = update.model_dump(mode="json", exclude={"task_id", "programme"})
         await self.store.add_history(key=event.key, subject=update.task_id, kind="task", version=version,

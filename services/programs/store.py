@@ -10,6 +10,7 @@ from typing import Any
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateMany, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from shared import mongo
 
@@ -42,6 +43,23 @@ class ProgramsStore:
             return doc
         return await self.outcome(doc["_id"])
 
+    async def outcomes_for(self, event_keys: list[str]) -> dict[str, dict]:
+        return await _by_id(self.db.outcomes, event_keys)
+
+    async def record_outcomes(self, docs: list[dict]) -> dict[str, dict]:
+        """Insert the outcomes in one round trip; return those already recorded by someone
+        else (a racing replica), which stand instead of ours."""
+        if not docs:
+            return {}
+        try:
+            await self.db.outcomes.insert_many(docs, ordered=False)
+            return {}
+        except BulkWriteError as err:
+            if not mongo.is_duplicate(err):
+                raise
+            keys = [docs[e["index"]]["_id"] for e in err.details["writeErrors"]]
+            return await self.outcomes_for(keys)
+
     # --- registry ---
     async def put_registry_entry(self, event_type: str, entry: dict) -> None:
         await self.db[REGISTRY[event_type]].update_one({"_id": entry["code"]}, {"$set": entry}, upsert=True)
@@ -62,6 +80,11 @@ class ProgramsStore:
         return await mongo.insert_once(self.db.history, {"_id": key, "subject": subject, "kind": kind,
                                                          "version": version, "accepted_at": accepted_at,
                                                          "data": data})
+
+    async def add_history_many(self, docs: list[dict]) -> None:
+        """`add_history` for many events in one round trip; those already kept stay as they are."""
+        if docs:
+            await mongo.insert_many_once(self.db.history, docs)
 
     async def put_versioned(self, collection: str, key: str, fields: dict, version: str) -> bool:
         """Set `fields` unless a later version is already in force; False when it is (stale)."""
@@ -116,6 +139,22 @@ class ProgramsStore:
     async def task(self, task_id: str) -> dict | None:
         return await self.db.tasks.find_one({"_id": task_id})
 
+    async def tasks_for(self, task_ids: list[str]) -> dict[str, dict]:
+        return await _by_id(self.db.tasks, task_ids)
+
+    async def put_task_states(self, states: dict[str, tuple[int, dict]]) -> set[str]:
+        """Write each task's new state (task id -> (seq read, state)) in one round trip,
+        unless the task moved since it was read; return the ids of those that moved."""
+        if not states:
+            return set()
+        ops = [UpdateOne({"_id": task_id, "seq": seq}, {"$set": {k: v for k, v in state.items() if k != "_id"}})
+               for task_id, (seq, state) in states.items()]
+        result = await self.db.tasks.bulk_write(ops, ordered=False)
+        if result.matched_count == len(ops):
+            return set()
+        now = await self.tasks_for(list(states))
+        return {task_id for task_id, (_, state) in states.items() if now[task_id]["seq"] != state["seq"]}
+
     async def update_task_status(self, task_id: str, fields: dict[str, Any], version: str) -> tuple[dict | None, dict]:
         """Apply a status report unless a later one (by event time) is already in force.
         Returns (state before, state after); before is None when nothing changed."""
@@ -139,3 +178,10 @@ class ProgramsStore:
     async def forget_held(self, keys: list[str]) -> None:
         if keys:
             await self.db.held.delete_many({"_id": {"$in": keys}})
+
+
+async def _by_id(collection, keys: list[str]) -> dict[str, dict]:
+    """The documents with these `_id`s, in one query."""
+    if not keys:
+        return {}
+    return {doc["_id"]: doc async for doc in collection.find({"_id": {"$in": keys}})}

@@ -21,13 +21,32 @@ FORMATS = {"json": "application/json", "html": "text/html; charset=utf-8", "pdf"
 
 
 def register(runtime: Runtime, group_id: str, service_for) -> None:
-    @runtime.broker.subscriber(runtime.settings.topics.changes, group_id=group_id,
-                               ack_policy=kafka.COMMIT_AFTER_WRITE, auto_offset_reset="earliest")
-    async def on_change(msg: KafkaMessage) -> None:
-        change = kafka.record(msg.body, required=("kind", "id", "state"))
-        metrics.event("reports", f"change.{change['kind']}", "received")
+    @kafka.batch_subscriber(runtime, runtime.settings.topics.changes, group_id=group_id,
+                            max_records=runtime.settings.reports_batch)
+    async def on_changes(msg: KafkaMessage) -> None:
+        changes = []
+        for record in msg.raw_message:
+            try:
+                change = read_change(record.value)
+            except kafka.Poison as err:
+                await kafka.dead_letter(runtime.broker, record, err, service="reports")
+                continue
+            metrics.event("reports", f"change.{change['kind']}", "received")
+            changes.append(change)
         with metrics.HANDLER_SECONDS.labels(service="reports", handler="changes").time():
-            await service_for(runtime).store.apply_change(change)
+            await service_for(runtime).store.apply_changes(changes)
+
+
+def read_change(value: bytes) -> dict:
+    """A `programs.changes` record with what applying it needs; Poison otherwise (a bad record
+    must not fail, and so stall, the whole batch it was read in)."""
+    change = kafka.record(value, required=("kind", "id", "state", "event_key", "version", "event_time",
+                                           "accepted_at"))
+    if not isinstance(change["state"], dict):
+        raise kafka.Poison("state is not an object")
+    if change["kind"] == "task" and not isinstance(change.get("seq"), int):
+        raise kafka.Poison("a task change without an integer seq")
+    return change
 
 
 def rendered(report: dict, fmt: str) -> bytes:

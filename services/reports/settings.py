@@ -8,6 +8,8 @@ from shared.settings import CommonSettings
 class ReportsSettings(CommonSettings):
     reports_port: int = 8082
     reports_group: str = "nqt-reports"
+    # Changes read and applied together (offsets committed after their writes).
+    reports_batch: int = Field(1000, ge=1, le=10_000)
     # Open cycles (report.due) and issue their reports once due; every replica may run it.
     reports_scheduler: bool = True
     reports_schedule_seconds: float = Field(30.0, gt=0)

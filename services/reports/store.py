@@ -13,7 +13,7 @@ older one never overwrites a newer one."""
 from __future__ import annotations
 
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import mongo
@@ -43,14 +43,12 @@ class ReportsStore:
 
     # --- keeping the read model and the history ---
     async def apply_change(self, change: dict) -> None:
+        await self.apply_changes([change])
+
+    async def _apply_state(self, change: dict) -> None:
         kind, key, state = change["kind"], change["id"], change["state"]
         if kind in REGISTRY_KINDS:
             await self.db[REGISTRY_KINDS[kind]].update_one({"_id": key}, {"$set": state}, upsert=True)
-            return
-        if kind in FACT_KINDS or change.get("fact") is not None:
-            await self._keep_fact(change)
-        if kind == "task":
-            await self._apply_task(key, change["seq"], state)
         elif kind == "plan":
             await self._apply_plan(key, change["programme"], state)
         elif kind == "programme_issued":
@@ -62,13 +60,25 @@ class ReportsStore:
         elif kind == "supervision":
             await mongo.insert_once(self.db.supervisions, {"_id": key, **state})
 
-    async def _keep_fact(self, change: dict) -> None:
-        kind = "task_report" if change["kind"] == "task" else change["kind"]
-        data = change.get("fact") or change["state"]
-        await mongo.insert_once(self.db.history, {
-            "_id": change["event_key"], "kind": kind, "subject": change["id"], "programme": change["programme"],
-            "version": change["version"], "event_time": change["event_time"],
-            "accepted_at": change["accepted_at"], "data": data})
+    async def apply_changes(self, changes: list[dict]) -> None:
+        """Apply changes read together: their facts kept in one write, and task states
+        coalesced (of several changes of a task, only the latest is written), in one
+        round trip. Every change is order-tolerant, so the rest keep writes of their own."""
+        facts = [_fact(c) for c in changes if c["kind"] in FACT_KINDS or c.get("fact") is not None]
+        if facts:
+            await mongo.insert_many_once(self.db.history, facts)
+        latest: dict[str, dict] = {}
+        for change in changes:
+            if change["kind"] != "task":
+                await self._apply_state(change)
+            elif change["seq"] > latest.get(change["id"], {"seq": -1})["seq"]:
+                latest[change["id"]] = change
+        if latest:
+            ops = [UpdateOne({"_id": key, "seq": {"$lt": c["seq"]}},
+                             {"$set": {f: c["state"].get(f) for f in TASK_FIELDS} | {"task_id": key, "seq": c["seq"]}},
+                             upsert=True)
+                   for key, c in latest.items()]
+            await _tolerating_newer(self.db.tasks.bulk_write(ops, ordered=False))
 
     async def _apply_plan(self, key: str, programme: str, state: dict) -> None:
         if state["status"] == "submitted":
@@ -77,19 +87,12 @@ class ReportsStore:
             update = {"$setOnInsert": {"programme": programme, "submitted": False}}
         await self.db.plans.update_one({"_id": key}, update, upsert=True)
 
-    async def _apply_task(self, key: str, seq: int, state: dict) -> None:
-        doc = {f: state.get(f) for f in TASK_FIELDS} | {"task_id": key, "seq": seq}
-        await self._guarded("tasks", key, "seq", seq, doc)
-
     async def _versioned(self, collection: str, key: str, state: dict, change: dict) -> None:
         await self._guarded(collection, key, "version", change["version"], {**state, "version": change["version"]})
 
     async def _guarded(self, collection: str, key: str, field: str, value, doc: dict) -> None:
-        try:
-            await self.db[collection].update_one({"_id": key, field: {"$lt": value}}, {"$set": doc}, upsert=True)
-        except Exception as err:
-            if not mongo.is_duplicate(err):  # duplicate: a newer state is already there
-                raise
+        await _tolerating_newer(
+            self.db[collection].update_one({"_id": key, field: {"$lt": value}}, {"$set": doc}, upsert=True))
 
     # --- snapshots ---
     async def settings(self) -> dict:
@@ -174,3 +177,20 @@ class ReportsStore:
 
     async def update_archive(self, cycle: str, **fields) -> None:
         await self.db.archive.update_one({"_id": cycle}, {"$set": fields})
+
+
+async def _tolerating_newer(write) -> None:
+    """Await a guarded upsert: a duplicate key means a newer state is already there."""
+    try:
+        await write
+    except Exception as err:
+        if not mongo.is_duplicate(err):
+            raise
+
+
+def _fact(change: dict) -> dict:
+    """The history row of a change: what happened, with both clocks."""
+    return {"_id": change["event_key"], "kind": "task_report" if change["kind"] == "task" else change["kind"],
+            "subject": change["id"], "programme": change["programme"], "version": change["version"],
+            "event_time": change["event_time"], "accepted_at": change["accepted_at"],
+            "data": change.get("fact") or change["state"]}

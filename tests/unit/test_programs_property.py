@@ -7,24 +7,27 @@ import asyncio
 from collections import Counter
 
 from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from shared.events import parse_event
 from tests.fakes import FakeProgramsStore
 from tests import samples
 from tests.programs_model import REGISTRY, Model, service_state, streams
 
-from services.programs.service import ProgramsService
+from services.programs.service import Accepted, ProgramsService
 
 
-async def run(store, deliveries) -> list[tuple[str, str]]:
-    """Deliver the stream as the handler does; return what was announced as (event key, outcome)."""
+async def run(store, deliveries, batch: int = 1) -> list[tuple[str, str]]:
+    """Deliver the stream as the handler does, `batch` records at a time; return what was
+    announced as (event key, outcome)."""
     service = ProgramsService(store)
     for i, raw in enumerate(REGISTRY):
         await service.process(event=parse_event(raw), accepted_at="2021-01-01T00:00:00.000000Z", accept_id=f"r{i}")
     published = []
-    for raw, accept_id in deliveries:
-        outcomes = await service.process(event=parse_event(raw), accepted_at="2021-03-01T00:00:00.000000Z",
-                                         accept_id=accept_id)
+    for start in range(0, len(deliveries), batch):
+        outcomes = await service.process_batch(
+            [Accepted(parse_event(raw), "2021-03-01T00:00:00.000000Z", accept_id)
+             for raw, accept_id in deliveries[start:start + batch]])
         published += [(o["event_key"], o["outcome"]) for o in outcomes]
         await service.forget_held(outcomes)
     return published
@@ -65,8 +68,22 @@ REVISION_OUT_OF_ORDER = [(_plan("P2", ["T1"], "2021-03-02T08:00:00+07:00"), "a1"
 @example(UPDATE_BEFORE_PLAN_AND_OLDER_LATE)
 @example(REVISION_OUT_OF_ORDER)
 def test_the_service_ends_where_the_model_does(deliveries):
+    check_against_model(deliveries, batch=1)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), st.integers(min_value=2, max_value=12))
+@example(DROPPED_THEN_UPDATED, 3)
+@example(UPDATE_BEFORE_PLAN_AND_OLDER_LATE, 4)
+@example(REVISION_OUT_OF_ORDER, 3)
+def test_in_batches_the_service_ends_where_the_model_does(deliveries, batch):
+    """Records decided a batch at a time (runs of task updates together) end as one at a time do."""
+    check_against_model(deliveries, batch=batch)
+
+
+def check_against_model(deliveries, *, batch: int) -> None:
     store = FakeProgramsStore()
-    published = asyncio.run(run(store, deliveries))
+    published = asyncio.run(run(store, deliveries, batch))
     model = expected(deliveries)
     assert Counter(published) == Counter(model.published)
     assert service_state(store.c.get("tasks", {}).values()) == model.state()
