@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from services.programs.store import REGISTRY
+from services.programs.store import REGISTRY, history_row
 
 
 class FakeProgramsStore:
@@ -68,8 +68,8 @@ class FakeProgramsStore:
 
     async def add_history(self, *, key: str, subject: str, kind: str, version: str, accepted_at: str,
                           data: dict) -> bool:
-        return await self.insert_once("history", {"_id": key, "subject": subject, "kind": kind, "version": version,
-                                                  "accepted_at": accepted_at, "data": data})
+        return await self.insert_once("history", history_row(key=key, subject=subject, kind=kind, version=version,
+                                                             accepted_at=accepted_at, data=data))
 
     async def put_versioned(self, collection: str, key: str, fields: dict, version: str) -> bool:
         current = self._get(collection, key)

@@ -3,7 +3,6 @@ the programme state, and say what changed. Exactly one outcome per event."""
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
@@ -24,7 +23,7 @@ from shared.events import (
 
 from services.programs import domain
 from services.programs.domain import Rejection
-from services.programs.store import ProgramsStore
+from services.programs.store import ProgramsStore, history_row
 
 Change = dict
 HELD = "held"  # not an outcome: the event waits for its plan
@@ -96,7 +95,7 @@ class ProgramsService:
         programmes = await store.known("programmes", {e.data.programme for e in events})
         tasks = await store.tasks_for(list({e.data.task_id for e in events}))
         read_seq = {task_id: task["seq"] for task_id, task in tasks.items()}
-        applied: Counter[str] = Counter()
+        applied: set[str] = set()  # tasks whose state this run changes
         decided: list[tuple[Accepted, dict | None]] = []  # None: to be decided one at a time
         new: list[dict] = []
         history: list[dict] = []
@@ -124,13 +123,13 @@ class ProgramsService:
             else:
                 version = domain.version_of(event)
                 fields = update.model_dump(mode="json", exclude={"task_id", "programme"})
-                history.append({"_id": event.key, "subject": update.task_id, "kind": "task", "version": version,
-                                "accepted_at": item.accepted_at, "data": fields})
+                history.append(history_row(key=event.key, subject=update.task_id, kind="task", version=version,
+                                           accepted_at=item.accepted_at, data=fields))
                 before = None
                 if task["status_version"] < version:
                     before, task = task, {**task, **fields, "status_version": version, "seq": task["seq"] + 1}
                     tasks[update.task_id] = task
-                    applied[update.task_id] += 1
+                    applied.add(update.task_id)
                 change = {**_task_change(event, item.accepted_at, task, before=before), "fact": fields}
                 doc = _outcome(event, item.accepted_at, item.accept_id, "applied", changes=[change],
                                programme=update.programme)

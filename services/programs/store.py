@@ -77,9 +77,9 @@ class ProgramsStore:
     async def add_history(self, *, key: str, subject: str, kind: str, version: str, accepted_at: str,
                           data: dict) -> bool:
         """Keep every applied event with its event time and arrival time; False if already kept."""
-        return await mongo.insert_once(self.db.history, {"_id": key, "subject": subject, "kind": kind,
-                                                         "version": version, "accepted_at": accepted_at,
-                                                         "data": data})
+        return await mongo.insert_once(self.db.history, history_row(key=key, subject=subject, kind=kind,
+                                                                    version=version, accepted_at=accepted_at,
+                                                                    data=data))
 
     async def add_history_many(self, docs: list[dict]) -> None:
         """`add_history` for many events in one round trip; those already kept stay as they are."""
@@ -178,6 +178,11 @@ class ProgramsStore:
     async def forget_held(self, keys: list[str]) -> None:
         if keys:
             await self.db.held.delete_many({"_id": {"$in": keys}})
+
+
+def history_row(*, key: str, subject: str, kind: str, version: str, accepted_at: str, data: dict) -> dict:
+    return {"_id": key, "subject": subject, "kind": kind, "version": version, "accepted_at": accepted_at,
+            "data": data}
 
 
 async def _by_id(collection, keys: list[str]) -> dict[str, dict]:

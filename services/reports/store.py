@@ -45,21 +45,6 @@ class ReportsStore:
     async def apply_change(self, change: dict) -> None:
         await self.apply_changes([change])
 
-    async def _apply_state(self, change: dict) -> None:
-        kind, key, state = change["kind"], change["id"], change["state"]
-        if kind in REGISTRY_KINDS:
-            await self.db[REGISTRY_KINDS[kind]].update_one({"_id": key}, {"$set": state}, upsert=True)
-        elif kind == "plan":
-            await self._apply_plan(key, change["programme"], state)
-        elif kind == "programme_issued":
-            await self._versioned("issued", key, state, change)
-        elif kind == "indicator_value":
-            await self._versioned("indicator_values", key, state, change)
-        elif kind == "unit_report":
-            await self._versioned("unit_reports", key, state, change)
-        elif kind == "supervision":
-            await mongo.insert_once(self.db.supervisions, {"_id": key, **state})
-
     async def apply_changes(self, changes: list[dict]) -> None:
         """Apply changes read together: their facts kept in one write, and task states
         coalesced (of several changes of a task, only the latest is written), in one
@@ -79,6 +64,21 @@ class ReportsStore:
                              upsert=True)
                    for key, c in latest.items()]
             await _tolerating_newer(self.db.tasks.bulk_write(ops, ordered=False))
+
+    async def _apply_state(self, change: dict) -> None:
+        kind, key, state = change["kind"], change["id"], change["state"]
+        if kind in REGISTRY_KINDS:
+            await self.db[REGISTRY_KINDS[kind]].update_one({"_id": key}, {"$set": state}, upsert=True)
+        elif kind == "plan":
+            await self._apply_plan(key, change["programme"], state)
+        elif kind == "programme_issued":
+            await self._versioned("issued", key, state, change)
+        elif kind == "indicator_value":
+            await self._versioned("indicator_values", key, state, change)
+        elif kind == "unit_report":
+            await self._versioned("unit_reports", key, state, change)
+        elif kind == "supervision":
+            await mongo.insert_once(self.db.supervisions, {"_id": key, **state})
 
     async def _apply_plan(self, key: str, programme: str, state: dict) -> None:
         if state["status"] == "submitted":

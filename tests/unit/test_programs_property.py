@@ -90,3 +90,28 @@ def check_against_model(deliveries, *, batch: int) -> None:
     outcomes = {k: (o["outcome"], o.get("code")) for k, o in store.c["outcomes"].items() if not k.startswith("VPTU:reg-")}
     assert outcomes == model.outcomes
     assert set(store.c.get("held", {})) == set(model.held)
+
+
+def test_a_task_that_moves_while_its_batch_is_decided_is_decided_again_one_report_at_a_time():
+    """Another writer (a sweep applying a held update) moves a task between the batch's read
+    and its write: the batch's write is refused, and the reports on it are decided afresh."""
+    class Racing(FakeProgramsStore):
+        async def tasks_for(self, task_ids):
+            read = await super().tasks_for(task_ids)
+            if "T1" in read and not getattr(self, "raced", False):
+                self.raced = True
+                await self.update_task_status("T1", {"status": "blocked", "progress": 10.0, "as_of": "2021-03-02",
+                                                     "reported_by": None}, "2021-03-02T00:00:00.000000Z|sweep")
+            return read
+
+    store = Racing()
+    deliveries = [(_plan("P1", ["T1"], "2021-03-01T08:00:00+07:00"), "a1"),
+                  (_update("U1", "T1", "in_progress", "2021-03-03T08:00:00+07:00"), "a2"),
+                  (_update("U2", "T1", "completed", "2021-03-04T08:00:00+07:00"), "a3")]
+    published = asyncio.run(run(store, deliveries, batch=3))
+    assert store.raced
+    assert published == [("SO-KHDT:P1", "applied"), ("SO-KHDT:U1", "applied"), ("SO-KHDT:U2", "applied")]
+    task = store.c["tasks"]["T1"]
+    assert (task["status"], task["seq"]) == ("completed", 4)  # plan, sweep, U1, U2: nothing lost
+    assert [c["state"]["seq"] for _, o in store.c["outcomes"].items() if o["_id"].endswith(("U1", "U2"))
+            for c in o["changes"]] == [3, 4]
