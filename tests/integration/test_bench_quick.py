@@ -55,3 +55,17 @@ def test_freshness_bench_prints_its_figures_and_writes_its_keys(infra_stack, res
     assert written["freshness_settings"]["tasks"] == 20
     assert {"ingest", "programs", "reports"} <= written["rss_mb"]["freshness"].keys()
     assert written["pipeline_events_per_s"] == 1.0
+
+
+def test_pipeline_bench_prints_its_figures_and_writes_its_keys(infra_stack, results):
+    out = run_script(["bench/pipeline.py", "--scale", "0.0003", "--repeat", "1", "--timeout", "300"],
+                     infra_stack, results)
+    for label in ("pipeline, events/s", "pipeline / baseline", "raw baseline (getmany + insert_many)",
+                  "seconds from services start to visible", "peak RSS"):
+        assert label in out
+    written = json.loads(results.read_text())
+    assert {"pipeline_events_per_s", "pipeline_ratio", "pipeline_baseline_events_per_s", "pipeline_scale",
+            "pipeline_events", "max_rss_mb", "cpu_count"} <= written.keys()
+    assert written["pipeline_scale"] == 0.0003 and written["pipeline_events"] > 100
+    assert written["pipeline_events_per_s"] != 1.0 and written["pipeline_baseline_events_per_s"] > 0
+    assert {"programs", "reports"} <= written["rss_mb"]["pipeline"].keys()
