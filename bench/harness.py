@@ -143,7 +143,10 @@ def infrastructure(*, kafka: bool = True, mongo: bool = True, label: str = "benc
     finally:
         for server in reversed(list(found.servers.values())):
             server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if os.environ.get("NQT_BENCH_KEEP"):  # the services' logs, for a run that went wrong
+            print(f"kept {workdir}", flush=True)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 # --- the services as processes -------------------------------------------------------------
