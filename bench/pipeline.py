@@ -451,7 +451,8 @@ def one_run(infra: harness.Infra, n_run: int, term: Term, args, logs: Path) -> R
         if args.profile and n_run == 1:
             duration = max(5, min(args.profile_duration, args.timeout))
             for name in ("programs", "reports"):
-                stem = harness.PROFILES / f"pipeline-{name}-scale{args.scale:g}"
+                # No dot in the name: recording() puts its suffixes (.folded, .txt) in place of the last one.
+                stem = harness.PROFILES / f"pipeline-{name}-scale{args.scale:g}".replace(".", "p")
                 stack.enter_context(profiles.recording(running.procs[name].pid, stem, duration=duration))
             print(f"  recording py-spy profiles of programs and reports for {duration:.0f} s", flush=True)
         seconds, applied, censored = asyncio.run(watch(run, running.url("reports"), n, sents, start,
