@@ -451,7 +451,8 @@ def one_run(infra: harness.Infra, n_run: int, term: Term, args, logs: Path) -> R
         if args.profile and n_run == 1:
             duration = max(5, min(args.profile_duration, args.timeout))
             for name in ("programs", "reports"):
-                stem = harness.PROFILES / f"pipeline-{name}-scale{args.scale:g}"
+                # No dot in the name: recording() puts its suffixes (.folded, .txt) in place of the last one.
+                stem = harness.PROFILES / f"pipeline-{name}-scale{args.scale:g}".replace(".", "p")
                 stack.enter_context(profiles.recording(running.procs[name].pid, stem, duration=duration))
             print(f"  recording py-spy profiles of programs and reports for {duration:.0f} s", flush=True)
         seconds, applied, censored = asyncio.run(watch(run, running.url("reports"), n, sents, start,
@@ -488,6 +489,7 @@ def report(args, results: list[Result], n: int, tasks: int) -> int:
                       target=f">= {TARGET_EVENTS_PER_S:,.0f}/s", met=rate >= TARGET_EVENTS_PER_S))
     print(harness.row("pipeline / baseline", ratios, unit="x", target=f">= {TARGET_RATIO:g}x",
                       met=ratio >= TARGET_RATIO))
+    print(f"  (ratio to 3 significant digits: {', '.join(f'{x:.3g}x' for x in ratios)})")
     print(harness.row("raw baseline (getmany + insert_many)", bases, unit="/s"))
     print(harness.row("  raw getmany, events/s", [r.base["records"] / r.base["consume_s"] for r in results], unit="/s"))
     print(harness.row("  raw insert_many, docs/s", [r.base["written"] / r.base["write_s"] for r in results], unit="/s"))
@@ -503,7 +505,7 @@ def report(args, results: list[Result], n: int, tasks: int) -> int:
     figures = {
         "pipeline_events_per_s": round(rate, 1),
         "pipeline_baseline_events_per_s": round(base, 1),
-        "pipeline_ratio": round(ratio, 4),
+        "pipeline_ratio": float(f"{ratio:.3g}"),
         "pipeline_scale": args.scale,
         "pipeline_events": n,
         "pipeline_tasks": tasks,
