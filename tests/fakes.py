@@ -27,6 +27,13 @@ class FakeProgramsStore:
     async def record_outcome(self, doc: dict) -> dict:
         return self._get("outcomes", doc["_id"]) or self._put("outcomes", doc)
 
+    async def claim(self, records: list[tuple[str, str]]) -> set[int]:
+        again = set()
+        for i, (key, accept_id) in enumerate(records):
+            if not await self.insert_once("claims", {"_id": key, "accept_id": accept_id}):
+                again.add(i)
+        return again
+
     async def outcomes_for(self, event_keys: list[str]) -> dict[str, dict]:
         return {k: self._get("outcomes", k) for k in event_keys if k in self._col("outcomes")}
 

@@ -90,7 +90,10 @@ class ProgramsService:
         under us (a held update applied by a sweep) has its reports decided one at a time."""
         store = self.store
         events = [item.event for item in run]
-        priors = await store.outcomes_for([e.key for e in events])
+        # Claimed before: read again, or sent again. Only those cost a lookup of their outcome
+        # (on FerretDB any lookup scans the collection; a unique insert does not).
+        again = await store.claim([(item.event.key, item.accept_id) for item in run])
+        priors = await store.outcomes_for(list({run[i].event.key for i in again}))
         units = await store.known("units", {e.source for e in events})
         programmes = await store.known("programmes", {e.data.programme for e in events})
         tasks = await store.tasks_for(list({e.data.task_id for e in events}))
@@ -99,13 +102,16 @@ class ProgramsService:
         decided: list[tuple[Accepted, dict | None]] = []  # None: to be decided one at a time
         new: list[dict] = []
         history: list[dict] = []
-        for item in run:
+        for i, item in enumerate(run):
             event, update = item.event, item.event.data
             prior = priors.get(event.key)
             if prior is not None:
                 decided.append((item, prior if prior["accept_id"] == item.accept_id else
                                 _outcome(event, item.accepted_at, item.accept_id, "duplicate", changes=[],
                                          programme=prior.get("programme"))))
+                continue
+            if i in again:  # claimed, not decided: held, or cut short by a crash
+                decided.append((item, None))
                 continue
             task = tasks.get(update.task_id)
             if event.source not in units:

@@ -17,7 +17,7 @@ from shared import mongo
 INDEXES: mongo.IndexSpec = {
     "tasks": [IndexModel([("plan", ASCENDING)]), IndexModel([("programme", ASCENDING)])],
     "plans": [IndexModel([("programme", ASCENDING)])],
-    "outcomes": [],
+    "outcomes": [], "claims": [],
     "history": [IndexModel([("subject", ASCENDING), ("version", ASCENDING)])],
     "held": [IndexModel([("task_id", ASCENDING)]), IndexModel([("accepted_at", ASCENDING)])],
     "issuances": [], "indicator_values": [], "unit_reports": [],
@@ -42,6 +42,20 @@ class ProgramsStore:
         if await mongo.insert_once(self.db.outcomes, doc):
             return doc
         return await self.outcome(doc["_id"])
+
+    async def claim(self, records: list[tuple[str, str]]) -> set[int]:
+        """Note each (event key, acceptance id) as seen, in one round trip; return the
+        positions of those seen before (or earlier in `records`)."""
+        if not records:
+            return set()
+        try:
+            await self.db.claims.insert_many([{"_id": key, "accept_id": accept_id} for key, accept_id in records],
+                                             ordered=False)
+            return set()
+        except BulkWriteError as err:
+            if not mongo.is_duplicate(err):
+                raise
+            return {e["index"] for e in err.details["writeErrors"]}
 
     async def outcomes_for(self, event_keys: list[str]) -> dict[str, dict]:
         return await _by_id(self.db.outcomes, event_keys)
