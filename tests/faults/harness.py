@@ -94,11 +94,13 @@ class Deployment:
     async def start(self, service: str, index: int = 0) -> None:
         await asyncio.to_thread(self.replicas[service][index].start_blocking)
 
-    async def stop(self, service: str, index: int = 0, sig: signal.Signals = signal.SIGKILL) -> None:
-        """Scrape the replica's counters, then signal it (a kill -9 right after the scrape)
+    async def stop(self, service: str, index: int = 0, sig: signal.Signals = signal.SIGKILL,
+                   scraped: bool = False) -> None:
+        """Scrape the replica's counters (unless just `scraped`), then signal it at once
         and wait until it is gone."""
         replica = self.replicas[service][index]
-        await self.scrape(replica)
+        if not scraped:
+            await self.scrape(replica)
         replica.proc.send_signal(sig)
         await asyncio.to_thread(replica.proc.wait, 60)
         replica.gone()
@@ -154,10 +156,13 @@ async def _scraping(deployment: Deployment, every: float = 1.0) -> None:
 
 @asynccontextmanager
 async def deployed(*, kafka: str, mongo: str, prefix: str, logs: Path, replicas: dict[str, int] | None = None,
-                   service_kafka: dict[str, str] | None = None, service_mongo: str | None = None,
+                   service_kafka: dict[str, str] | None = None, service_mongo: str | dict[str, str] | None = None,
                    extra: dict[str, str] | None = None):
     """The four services (replicas as asked) on `kafka` and `mongo`; services may reach
-    them through other addresses (a proxy): `service_kafka` per service, `service_mongo`."""
+    them through other addresses (a proxy): `service_kafka` per service, `service_mongo`
+    for all or per service."""
+    per_service_mongo = service_mongo if isinstance(service_mongo, dict) else {}
+    service_mongo = None if isinstance(service_mongo, dict) else service_mongo
     replicas = {s: 1 for s in SERVICES} | (replicas or {})
     smtp_port = infra.free_port()
     controller, mailbox = mailsink.serve(smtp_port, None)
@@ -182,6 +187,8 @@ async def deployed(*, kafka: str, mongo: str, prefix: str, logs: Path, replicas:
             own = {**env, f"NQT_{service.upper()}_PORT": str(port)}
             if service_kafka and service in service_kafka:
                 own["NQT_KAFKA_BOOTSTRAP"] = service_kafka[service]
+            if service in per_service_mongo:
+                own["NQT_MONGO_URL"] = per_service_mongo[service]
             fleet[service].append(Replica(service, index, port, own, logs / f"{service}-{index}.log"))
     deployment = Deployment(kafka=kafka, mongo=mongo, prefix=prefix, keys=keys, mailbox=mailbox, replicas=fleet,
                             env=env, logs=logs)
