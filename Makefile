@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := uv run --frozen python
 export PATH := $(HOME)/.local/bin:$(PATH)
 
-.PHONY: setup up down status demo test test-unit test-integration test-e2e clean
+.PHONY: setup up down status demo test test-unit test-integration test-e2e faults clean
 
 setup:  ## install what is missing: Debian tools, uv, the locked venv, Kafka and FerretDB
 	@bash deploy/local/setup.sh
@@ -25,6 +25,11 @@ demo: up  ## a realistic Hanoi scenario through the HTTP API; the status table l
 
 test: setup  ## unit, integration and e2e tests (starts its own Kafka and FerretDB unless NQT_* point at some)
 	@$(PY) -m pytest -q -p no:cacheprovider
+
+# The fault-injection suite at full length (the short versions run in `make test`): the
+# summary table at the end, the same rows in out/faults.json.
+faults: setup  ## kill -9, broker and database crashes, a misbehaving network, poison, rebalances; nothing lost or doubled
+	@NQT_FAULTS=long $(PY) -m pytest -q -p no:cacheprovider tests/faults
 
 test-unit: setup
 	@$(PY) -m pytest -q -p no:cacheprovider tests/unit

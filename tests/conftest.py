@@ -50,3 +50,5 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.integration)
         elif f"{os.sep}e2e{os.sep}" in path:
             item.add_marker(pytest.mark.e2e)
+        elif f"{os.sep}faults{os.sep}" in path:
+            item.add_marker(pytest.mark.faults)

@@ -111,16 +111,21 @@ class Model:
             return self._decide(key, "rejected", "invalid_plan")
         for t in data["tasks"]:
             task = self.tasks.get(t["task_id"])
+            # seq counts the changes of a task: one per plan that names it (two when it
+            # brings back a task it had dropped: restarted, then updated), one per drop,
+            # one per status report that is the latest by event time
+            seq = 1 if task is None else task["seq"] + (2 if task["dropped"] else 1)
             if task is None or task["dropped"]:
                 task = self.tasks[t["task_id"]] = {"status": "not_started", "progress": 0.0, "version": ""}
-            task.update(plan=plan_key, programme=data["programme"], lead_unit=t["lead_unit"], dropped=False)
+            task.update(plan=plan_key, programme=data["programme"], lead_unit=t["lead_unit"], dropped=False, seq=seq)
         for task_id in self.plan_tasks.get(plan_key, []):
             if task_id not in ids and not self.tasks[task_id]["dropped"]:
-                self.tasks[task_id].update(status="cancelled", dropped=True)
+                self.tasks[task_id].update(status="cancelled", dropped=True, seq=self.tasks[task_id]["seq"] + 1)
         self.plans[plan_key] = version
         self.plan_tasks[plan_key] = ids
         self._decide(key, "applied")
-        for held_key, (held, accept_id) in sorted(self.held.items()):
+        # held updates are applied in event-time order, so each one that is the latest so far counts as a change
+        for held_key, (held, accept_id) in sorted(self.held.items(), key=lambda kv: _version(kv[1][0])):
             if held["data"]["task_id"] in ids:
                 del self.held[held_key]
                 self._update(held_key, held, accept_id)
@@ -139,11 +144,16 @@ class Model:
         else:
             version = _version(event)
             if version > task["version"]:
-                task.update(status=data["status"], progress=float(data["progress"]), version=version)
+                task.update(status=data["status"], progress=float(data["progress"]), version=version,
+                            seq=task["seq"] + 1)
             self._decide(key, "applied", accept_id=accept_id)
 
     def state(self) -> dict:
-        return {t: {k: v for k, v in s.items() if k != "version"} for t, s in self.tasks.items()}
+        return {t: {k: v for k, v in s.items() if k not in ("version", "seq")} for t, s in self.tasks.items()}
+
+    def seqs(self) -> dict[str, int]:
+        """How many changes each task went through: the service's `seq` must say the same."""
+        return {t: s["seq"] for t, s in self.tasks.items()}
 
 
 def _version(event: dict) -> str:

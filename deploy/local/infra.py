@@ -29,7 +29,7 @@ _SERVER = """process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}
 listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{advertised_port}
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
@@ -99,14 +99,18 @@ def _spawn(cmd: list[str], log: Path, detach: bool) -> subprocess.Popen:
 
 
 def start_kafka(workdir: Path, port: int, controller_port: int, *, heap: str = "512m",
-                detach: bool = False, log_level: str = "WARN") -> Server:
-    """Format (first time only) and start a single-node KRaft broker+controller."""
+                detach: bool = False, log_level: str = "WARN", advertised_port: int | None = None) -> Server:
+    """Format (first time only) and start a single-node KRaft broker+controller. Clients are
+    told to connect to `advertised_port` (default `port`): a proxy in front of the broker
+    must be advertised, or clients reconnect around it. Started again on the same
+    `workdir` it keeps its data (a restart after a crash)."""
     libs = provision.provision_kafka()
     provision.require("java")
     workdir.mkdir(parents=True, exist_ok=True)
     data = workdir / "data"
     props = workdir / "server.properties"
-    props.write_text(_SERVER.format(port=port, controller_port=controller_port, data=data))
+    props.write_text(_SERVER.format(port=port, controller_port=controller_port, data=data,
+                                     advertised_port=advertised_port or port))
     (workdir / "log4j2.properties").write_text(_LOG4J2.format(level=log_level))
     java = ["java", f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC",
             f"-Dlog4j2.configurationFile={workdir / 'log4j2.properties'}",

@@ -57,10 +57,16 @@ class IngestStore:
                 guard, {"$set": {"status": status, "decided_at": outcome.get("decided_at")}})
             return
         fields = {f: outcome[f] for f in DECISION if f in outcome}
-        # No match means the key already has its outcome; the upsert's insert then fails
-        # as a duplicate key, which is the "already decided" answer.
-        await _tolerating_duplicate(self.db.events.update_one(
-            guard, {"$set": {**identity, **fields, "status": status}}, upsert=True))
+        update = {"$set": {**identity, **fields, "status": status}}
+        try:
+            await self.db.events.update_one(guard, update, upsert=True)
+        except Exception as err:
+            if not mongo.is_duplicate(err):
+                raise
+            # No match, then the insert failed: either the key already has its outcome, or
+            # its "accepted" record was inserted in between (a slow database makes the two
+            # meet). Apply the outcome to the document now there, unless it has one already.
+            await self.db.events.update_one(guard, update)
 
     async def _count_duplicate(self, key: str, outcome: dict, identity: dict) -> None:
         # One entry per duplicate submission (its accept_id), so a redelivered record counts once.

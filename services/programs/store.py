@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateMany, UpdateOne
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
@@ -128,20 +128,24 @@ class ProgramsStore:
         dropped, then record the plan itself; return the state of every task of the plan."""
         ids = [t["task_id"] for t in tasks]
         fresh = {"status": "not_started", "progress": 0.0, "status_version": "", "as_of": None}
-        ops = [UpdateMany({"_id": {"$in": ids}, "plan": plan_key, "dropped": True},
-                         {"$set": {**fresh, "dropped": False}, "$inc": {"seq": 1}})]
-        ops += [
-            UpdateOne(
-                {"_id": t["task_id"]},
-                {"$set": {**t, "plan": plan_key, "programme": plan["programme"], "dropped": False,
-                          "plan_version": version},
-                 "$setOnInsert": fresh,
-                 "$inc": {"seq": 1}},
-                upsert=True,
-            )
-            for t in tasks
-        ]
-        await self.db.tasks.bulk_write(ops, ordered=True)
+        await self.db.tasks.update_many({"_id": {"$in": ids}, "plan": plan_key, "dropped": True},
+                                        {"$set": {**fresh, "dropped": False}, "$inc": {"seq": 1}})
+        # A task this very plan version already wrote is left alone: a replay after a crash
+        # (the record read again) must not count the change twice in `seq`. Its upsert then
+        # fails as a duplicate key, which is the "already applied" answer. One write per task:
+        # FerretDB 1.24 answers a bulk write with such an error in a form PyMongo cannot read.
+        for t in tasks:
+            try:
+                await self.db.tasks.update_one(
+                    {"_id": t["task_id"], "plan_version": {"$ne": version}},
+                    {"$set": {**t, "plan": plan_key, "programme": plan["programme"], "dropped": False,
+                              "plan_version": version},
+                     "$setOnInsert": fresh,
+                     "$inc": {"seq": 1}},
+                    upsert=True)
+            except Exception as err:
+                if not mongo.is_duplicate(err):
+                    raise
         await self.db.tasks.update_many(
             {"plan": plan_key, "_id": {"$nin": ids}, "dropped": False},
             {"$set": {"dropped": True, "status": "cancelled"}, "$inc": {"seq": 1}},

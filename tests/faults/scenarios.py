@@ -1,0 +1,194 @@
+"""How a fault scenario runs: the deployment under a steady load, faults injected while
+the load goes on, the time from the last fault until the system has caught up, then the
+check of the whole history. Each scenario is bounded (the load is finite, every wait has
+a deadline) and stops by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from shared import mongo
+from tests.faults import checker, harness
+from tests.faults.harness import Deployment
+from tests.faults.load import Load, stream
+
+RESULTS: list[dict] = []  # one row per scenario run, printed at the end of the session
+
+
+@dataclass(frozen=True)
+class Intensity:
+    name: str
+    rate: float        # events per second, for as long as the faults go on
+    faults: int        # faults of the scenario's kind (rounds, for the proxies, poison and rebalance)
+    pause: tuple[float, float]  # seconds between faults, drawn at random
+    outage_s: float    # how long a blackhole lasts / a server stays down
+    capacity: int = 3000  # events generated; the load stops soon after the last fault
+
+
+SHORT = Intensity("short", rate=6.0, faults=1, pause=(0.5, 1.5), outage_s=2.0)
+LONG = Intensity("long", rate=10.0, faults=4, pause=(2.0, 5.0), outage_s=8.0)
+TAIL_S = 2.0  # the load goes on this long after the last fault
+
+
+def intensity() -> Intensity:
+    return LONG if os.environ.get("NQT_FAULTS", "short") == "long" else SHORT
+
+
+@dataclass
+class Run:
+    """One scenario in progress: what it injected and saw."""
+
+    name: str
+    deployment: Deployment
+    load: Load
+    intensity: Intensity
+    rng: random.Random
+    faults: int = 0
+    last_fault_end: float | None = None
+    extra_redeliveries: dict[str, int] = field(default_factory=dict)  # seen by the scenario itself
+    notes: dict = field(default_factory=dict)
+
+    def fault_done(self) -> None:
+        self.faults += 1
+        self.last_fault_end = time.monotonic()
+
+    async def pause(self) -> None:
+        await asyncio.sleep(self.rng.uniform(*self.intensity.pause))
+
+    async def rereads(self, service: str) -> int:
+        """Records the (single-replica) `service` will read again, right after it was
+        killed: what its dead processes received minus what its groups committed."""
+        committed = await checker.Offsets(self.deployment.kafka).committed(
+            [self.deployment.group(service, suffix) for _, suffix in harness.CONSUMERS[service]])
+        done = Counter()
+        for (_, tp), offset in committed.items():
+            done[tp.topic] += max(offset, 0)
+        received = Counter()
+        for counts in self.deployment.replicas[service][0].past:
+            received.update(counts)
+        return sum(max(0, int(n) - done[topic]) for topic, n in received.items())
+
+
+Inject = Callable[[Run], Awaitable[None]]
+
+
+async def behind(deployment: Deployment, keys: set[str], ends) -> str | None:
+    """What is not caught up yet (None: nothing): keys in `keys` without their final status
+    at ingest, consumer groups that have not committed what their topics held at `ends`."""
+    client = mongo.connect(deployment.mongo)
+    try:
+        decided = {d["_id"] async for d in client[f"{deployment.prefix}_ingest"].events.find(
+            {"_id": {"$in": sorted(keys)}, "status": {"$in": list(checker.FINAL)}}, {"_id": 1})}
+    finally:
+        await client.close()
+    if len(decided) < len(keys):
+        return f"{len(keys) - len(decided)} undecided, e.g. {sorted(keys - decided)[:5]}"
+    lag = await checker.Offsets(deployment.kafka).lag(deployment, ends)
+    return f"consumer lag {lag}" if lag else None
+
+
+async def recovery(deployment: Deployment, load: Load, since: float, timeout: float = 150) -> float | None:
+    """Seconds from `since` (the end of the last fault) until everything acknowledged by
+    then is decided and every consumer caught up with what its topics held then."""
+    keys = set(load.accepted)
+    ends = await _retrying(lambda: checker.Offsets(deployment.kafka).ends([t for _, t in deployment.groups()]))
+    deadline, why = time.monotonic() + timeout, "?"
+    while time.monotonic() < deadline:
+        try:
+            why = await behind(deployment, keys, ends)
+            if why is None:
+                return time.monotonic() - since
+        except Exception as err:  # a broker or database still coming back: look again
+            why = repr(err)
+        await asyncio.sleep(0.25)
+    print(f"not caught up {timeout:.0f}s after the last fault: {why}")
+    return None  # the check that follows says what is missing
+
+
+async def _retrying(fetch, attempts: int = 30):
+    for attempt in range(attempts):
+        try:
+            return await fetch()
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(1)
+
+
+async def run(name: str, inject: Inject, *, kafka: str, mongo_url: str, prefix: str, logs: Path,
+              replicas: dict[str, int] | None = None, service_kafka: dict[str, str] | None = None,
+              service_mongo: str | dict[str, str] | None = None, extra: dict[str, str] | None = None,
+              seed: int | None = None, verify: Inject | None = None) -> dict:
+    """Run scenario `name`: returns its row (and keeps it for the summary) after asserting
+    that faults were injected, something was redelivered, nothing lost, nothing doubled."""
+    level = intensity()
+    seed = seed if seed is not None else random.randrange(1 << 30)
+    rng = random.Random(seed)
+    started = time.monotonic()
+    async with harness.deployed(kafka=kafka, mongo=mongo_url, prefix=prefix, logs=logs, replicas=replicas,
+                                service_kafka=service_kafka, service_mongo=service_mongo, extra=extra) as deployment:
+        sends = stream(prefix, level.capacity // 10, level.capacity - level.capacity // 10, seed)
+        load = Load(deployment, sends, rate=level.rate)
+        current = Run(name, deployment, load, level, rng)
+        sending = asyncio.create_task(load.run())
+        try:
+            await asyncio.sleep(1.0)
+            await inject(current)
+            assert current.last_fault_end is not None, "the scenario injected no fault"
+            recovering = asyncio.create_task(recovery(deployment, load, current.last_fault_end))
+            await asyncio.sleep(TAIL_S)
+            load.stop()
+            await sending
+            recovery_s = await recovering
+        finally:
+            for task in (sending,):
+                task.cancel()
+        verdict = await _settled(deployment, load)
+        if verify is not None:  # what only this scenario can check, while the deployment is up
+            await verify(current)
+        # the same ids sent again after a failure that may have come after ingest had them (an
+        # answer lost, a 503); a refused connection never reached it, so it is no redelivery
+        verdict.redeliveries["retried"] = sum(n for why, n in load.failures.items() if why != "ConnectError")
+        counted = {k: v for k, v in verdict.redeliveries.items() if k != "resent"}  # resent: retries that landed twice
+        row = {"scenario": name, "events": len(load.accepted), "faults": current.faults,
+               "redeliveries": sum(counted.values()) + sum(current.extra_redeliveries.values()),
+               "lost": len(verdict.lost), "doubled": len(verdict.doubled),
+               "recovery_s": None if recovery_s is None else round(recovery_s, 1)}
+        detail = {**verdict.redeliveries, **current.extra_redeliveries, **verdict.facts, **current.notes,
+                  "failures": dict(load.failures), "seed": seed, "level": level.name,
+                  "wall_s": round(time.monotonic() - started, 1)}
+        RESULTS.append({**row, "detail": detail})
+        print(f"\n[{name}] {row} {detail}\n{verdict.summary()}")
+        assert verdict.ok, verdict.summary()
+        assert recovery_s is not None, "the system did not catch up after the last fault"
+        assert current.faults > 0, "no fault was injected"
+        assert row["redeliveries"] > 0, f"nothing was redelivered, so the faults proved nothing: {detail}"
+        return row
+
+
+async def _settled(deployment: Deployment, load: Load, timeout: float = 45) -> checker.Verdict:
+    """The verdict once every consumer group has committed all its topics hold (the load
+    has stopped; a backlog after the faults may take minutes on a busy machine) and the
+    history stops changing for the better (notices retried in the background may arrive
+    after the consumers caught up), or the last one at the deadline."""
+    offsets, quiet_by = checker.Offsets(deployment.kafka), time.monotonic() + 300
+    while time.monotonic() < quiet_by:
+        try:
+            if not await offsets.lag(deployment, await offsets.ends([t for _, t in deployment.groups()])):
+                break
+        except Exception:
+            pass
+        await asyncio.sleep(1)
+    deadline = time.monotonic() + timeout
+    while True:
+        verdict = await checker.check(deployment, load)
+        if verdict.ok or time.monotonic() > deadline:
+            return verdict
+        await asyncio.sleep(2)

@@ -1,0 +1,213 @@
+"""Fault injection: under a steady load of mixed events, break one thing on purpose, many
+times, and hold the history to the promise: every acknowledged event decided once, every
+rejection told once by identity, the state and counters as the reference model has them.
+
+Short versions run in `make test`; `make faults` runs the long ones (NQT_FAULTS=long),
+prints the summary table and writes out/faults.json."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import pytest
+
+from deploy.local import infra
+from tests.faults import poison, scenarios
+from tests.faults.harness import Broker, Mongo
+from tests.faults.proxy import Proxy
+from tests.faults.scenarios import Run
+
+pytestmark = pytest.mark.faults
+
+
+def kill(service: str):
+    """kill -9 of `service` at random moments, each time while it has a record (or, for
+    ingest, a request) in hand, then started again; more kills (a few at most) while none
+    has yet cut into a record, so that the scenario is sure to have redelivered something."""
+    async def inject(run: Run) -> None:
+        kills, seen = 0, 0
+        while kills < run.intensity.faults or (seen == 0 and kills < run.intensity.faults + 6):
+            await run.pause()
+            if service == "ingest":
+                busy = await _until(lambda: run.load.in_flight > 0, 3)
+            else:
+                busy = await run.deployment.wait_busy(service)
+            # right after the scrape that saw a record in hand, before it can be committed
+            await run.deployment.stop(service, 0, signal.SIGKILL, scraped=busy and service != "ingest")
+            kills += 1
+            run.fault_done()
+            await asyncio.sleep(0.5)  # a commit the process sent just before it died may still be landing
+            seen = await run.rereads(service) + (run.load.retries if service == "ingest" else 0)
+            run.notes.setdefault("killed_busy", []).append(busy)
+            await run.deployment.start(service, 0)
+            run.last_fault_end = _now()
+    return inject
+
+
+@pytest.mark.parametrize("service", ["programs", "reports", "notify", "ingest"])
+async def test_kill_service(infra_stack, tmp_path, service):
+    # Reports and notify handle a record in a few milliseconds, so a kill seldom finds one
+    # in hand: they reach MongoDB over a slow link (10 ms each way), as across a network.
+    slow = Proxy(int(infra_stack.mongo.rsplit(":", 1)[1]), infra.free_port(), "mongo").start()
+    slow.latency_s = 0.01
+    try:
+        await scenarios.run(f"kill-{service}", kill(service), kafka=infra_stack.kafka, mongo_url=infra_stack.mongo,
+                            prefix=f"{infra_stack.prefix}k{service[:3]}", logs=tmp_path,
+                            service_mongo={service: f"mongodb://127.0.0.1:{slow.port}"}
+                            if service in ("reports", "notify") else None)
+    finally:
+        slow.stop()
+
+
+async def _until(condition, timeout: float) -> bool:
+    deadline = _now() + timeout
+    while _now() < deadline:
+        if condition():
+            return True
+        await asyncio.sleep(0.005)
+    return False
+
+
+def _now() -> float:
+    return time.monotonic()
+
+
+# --- the infrastructure under fault -------------------------------------------------------
+
+async def test_kill_kafka(infra_stack, tmp_path):
+    """kill -9 of the broker's JVM while clients keep posting (they retry on 503), then a
+    restart on the same ports and data: a 202 must have meant durable."""
+    broker = await asyncio.to_thread(Broker(tmp_path / "kafka", infra.free_port(), infra.free_port()).start)
+
+    async def inject(run: Run) -> None:
+        for _ in range(run.intensity.faults):
+            await run.pause()
+            await asyncio.to_thread(broker.kill)
+            run.fault_done()
+            await asyncio.sleep(run.intensity.outage_s)
+            await asyncio.to_thread(broker.start)
+            run.last_fault_end = _now()
+    try:
+        await scenarios.run("kill-kafka", inject, kafka=broker.bootstrap, mongo_url=infra_stack.mongo,
+                            prefix=f"{infra_stack.prefix}kkafka", logs=tmp_path / "logs")
+    finally:
+        await asyncio.to_thread(broker.stop)
+
+
+async def test_kill_mongo(infra_stack, tmp_path):
+    """kill -9 of FerretDB while the consumers write, then a restart on the same port and
+    data: the writes in hand fail, the records are read again, none is lost or applied twice."""
+    database = await asyncio.to_thread(Mongo(tmp_path / "ferretdb", infra.free_port()).start)
+
+    async def inject(run: Run) -> None:
+        for _ in range(run.intensity.faults):
+            await run.pause()
+            await asyncio.to_thread(database.kill)
+            run.fault_done()
+            await asyncio.sleep(run.intensity.outage_s)
+            await asyncio.to_thread(database.start)
+            run.last_fault_end = _now()
+    try:
+        await scenarios.run("kill-mongo", inject, kafka=infra_stack.kafka, mongo_url=database.url,
+                            prefix=f"{infra_stack.prefix}kmongo", logs=tmp_path / "logs")
+    finally:
+        await asyncio.to_thread(database.stop)
+
+
+def misbehave(proxy: Proxy):
+    """Rounds of latency, dropped connections and a blackhole on `proxy`."""
+    async def inject(run: Run) -> None:
+        for _ in range(run.intensity.faults):
+            await run.pause()
+            proxy.set_latency(0.05)
+            await asyncio.sleep(run.intensity.outage_s)
+            proxy.set_latency(0.0)
+            run.fault_done()
+            await run.pause()
+            run.notes["dropped"] = run.notes.get("dropped", 0) + proxy.drop()
+            run.fault_done()
+            await run.pause()
+            await asyncio.to_thread(proxy.blackhole, run.intensity.outage_s)
+            run.fault_done()
+            await asyncio.sleep(1.0)
+            run.notes["dropped"] += proxy.drop()  # what the blackhole left hanging
+            run.fault_done()
+        run.extra_redeliveries["reconnects"] = proxy.stats.reconnects
+        run.notes["connections"] = proxy.stats.connections
+    return inject
+
+
+async def test_proxy_mongo(infra_stack, tmp_path):
+    """The services reach MongoDB through a proxy that adds latency, drops connections and
+    blackholes for a while."""
+    proxy = Proxy(int(infra_stack.mongo.rsplit(":", 1)[1]), infra.free_port(), "mongo").start()
+    try:
+        await scenarios.run("proxy-mongo", misbehave(proxy), kafka=infra_stack.kafka, mongo_url=infra_stack.mongo,
+                            service_mongo=f"mongodb://127.0.0.1:{proxy.port}",
+                            prefix=f"{infra_stack.prefix}pmongo", logs=tmp_path)
+    finally:
+        proxy.stop()
+
+
+async def test_proxy_kafka(infra_stack, tmp_path):
+    """Every Kafka client (the services and the load's own producer) reaches the broker
+    through a proxy, which the broker advertises: clients reconnect to the advertised
+    listener, so a proxy that was not advertised would be bypassed after the first metadata."""
+    proxy = Proxy(infra.free_port(), infra.free_port(), "kafka")
+    broker = Broker(tmp_path / "kafka", proxy.target_port, infra.free_port(), advertised_port=proxy.port)
+    proxy.start()
+    await asyncio.to_thread(broker.start)
+    try:
+        await scenarios.run("proxy-kafka", misbehave(proxy), kafka=broker.bootstrap, mongo_url=infra_stack.mongo,
+                            prefix=f"{infra_stack.prefix}pkafka", logs=tmp_path / "logs")
+    finally:
+        await asyncio.to_thread(broker.stop)
+        proxy.stop()
+
+
+# --- bad records, moving partitions ----------------------------------------------------------
+
+async def test_poison(infra_stack, tmp_path):
+    """Random bytes, JSON of the wrong shape and a huge record on every topic a service
+    consumes, between valid records of the same partition: each is dead-lettered with its
+    reason by every consumer that cannot process it, and the valid records after it are
+    processed (the checker finds none lost). A record over the broker's limit never gets in."""
+    injected: list[poison.Injected] = []
+
+    async def inject(run: Run) -> None:
+        for _ in range(run.intensity.faults):
+            await run.pause()
+            injected.extend(await poison.inject(run.deployment))
+            run.faults = len(injected)
+            run.last_fault_end = _now()
+        run.notes["refused_by_broker"] = await poison.over_the_limit(run.deployment)
+
+    async def verify(run: Run) -> None:
+        run.notes["dead_letters"] = await poison.verify(run.deployment, injected)
+
+    await scenarios.run("poison", inject, kafka=infra_stack.kafka, mongo_url=infra_stack.mongo,
+                        prefix=f"{infra_stack.prefix}poison", logs=tmp_path, verify=verify)
+
+
+async def test_rebalance(infra_stack, tmp_path):
+    """Two replicas of programs, reports and notify in one group each; every few seconds
+    one replica leaves (kill -9 while busy, then SIGTERM, in turn) or joins again, so
+    partitions move between the replicas."""
+    moving = ("programs", "notify", "reports")
+
+    async def inject(run: Run) -> None:
+        for i in range(2 * run.intensity.faults):
+            service, graceful = moving[i % 3], i % 2 == 1
+            await run.pause()
+            busy = not graceful and await run.deployment.wait_busy(service, 1)
+            await run.deployment.stop(service, 1, signal.SIGTERM if graceful else signal.SIGKILL, scraped=busy)
+            run.fault_done()
+            await run.pause()
+            await run.deployment.start(service, 1)
+            run.fault_done()
+
+    await scenarios.run("rebalance", inject, kafka=infra_stack.kafka, mongo_url=infra_stack.mongo,
+                        prefix=f"{infra_stack.prefix}rebal", logs=tmp_path,
+                        replicas={s: 2 for s in moving})
