@@ -255,17 +255,10 @@ async def raw_hop(kafka: str, mongo: str, topic: str, db_name: str, *, rate: flo
     """Seconds from a raw producer's ack (acks=all) to the record consumed by a raw consumer,
     inserted into FerretDB and read back by _id, at the same rate as the run."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     from shared import mongo as mongo_helpers
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
-    await admin.start()
-    try:
-        if topic not in await admin.list_topics():
-            await admin.create_topics([NewTopic(topic, num_partitions=12, replication_factor=1)])
-    finally:
-        await admin.close()
+    await harness.ensure_topic(kafka, topic)
     client = mongo_helpers.connect(mongo)
     collection = client[db_name].raw_hop
     producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=True, acks="all")

@@ -351,3 +351,16 @@ def wait_until(check, timeout: float, interval: float = 0.2, what: str = "a cond
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not reached within {timeout:.0f} s")
         time.sleep(interval)
+
+
+async def ensure_topic(kafka: str, topic: str, partitions: int = 12) -> None:
+    """Create `topic` on the local broker unless it exists (for the raw baselines)."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+    await admin.start()
+    try:
+        if topic not in await admin.list_topics():
+            await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    finally:
+        await admin.close()

@@ -85,15 +85,8 @@ async def raw_producer(kafka: str, topic: str, batch: int, duration: float) -> f
     """Events/s of a raw aiokafka producer, idempotent with acks=all, publishing the same
     record bytes `batch` at a time (like one batch request) and awaiting every ack."""
     from aiokafka import AIOKafkaProducer
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
-    await admin.start()
-    try:
-        if topic not in await admin.list_topics():
-            await admin.create_topics([NewTopic(topic, num_partitions=12, replication_factor=1)])
-    finally:
-        await admin.close()
+    await harness.ensure_topic(kafka, topic)
     value = json.dumps(event("raw-0000000000") | {"nqtacceptedtime": "2021-03-20T01:30:00.000000Z",
                                                    "nqtacceptid": "0" * 32}).encode()
     producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=True, acks="all")

@@ -66,9 +66,14 @@ async def insert_once(collection, doc: dict) -> bool:
 
 async def insert_many_once(collection, docs: list[dict]) -> None:
     """Insert `docs` in one round trip; those whose `_id` is already there stay as they are."""
+    await tolerating_duplicate(collection.insert_many(docs, ordered=False))
+
+
+async def tolerating_duplicate(write) -> None:
+    """Await a write for which a duplicate key means "already there" (applied, or a newer state)."""
     try:
-        await collection.insert_many(docs, ordered=False)
-    except BulkWriteError as err:
+        await write
+    except Exception as err:
         if not is_duplicate(err):
             raise
 

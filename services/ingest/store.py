@@ -44,7 +44,7 @@ class IngestStore:
         for e in events:  # the first of a key, as the upsert kept it: a batch may repeat one
             docs.setdefault(e.key, {"_id": e.key, "source": e.source, "id": e.id, "type": e.type,
                                     "status": domain.ACCEPTED, "accepted_at": accepted_at})
-        await _tolerating_duplicate(self.db.events.insert_many(list(docs.values()), ordered=False))
+        await mongo.tolerating_duplicate(self.db.events.insert_many(list(docs.values()), ordered=False))
 
     async def record_outcome(self, outcome: dict) -> None:
         """Store one `programs.outcomes` record; reading it again changes nothing."""
@@ -113,11 +113,3 @@ class IngestStore:
     async def forget_webhook_ids(self, *, seen_before: datetime) -> int:
         result = await self.db.webhook_ids.delete_many({"seen_at": {"$lt": seen_before}})
         return result.deleted_count
-
-
-async def _tolerating_duplicate(write) -> None:
-    try:
-        await write
-    except Exception as err:
-        if not mongo.is_duplicate(err):
-            raise

@@ -88,7 +88,8 @@ class ReportsStore:
         await self._guarded(collection, key, "version", change["version"], {**state, "version": change["version"]})
 
     async def _guarded(self, collection: str, key: str, field: str, value, doc: dict) -> None:
-        await _tolerating_newer(
+        # a duplicate key: a newer state is already there
+        await mongo.tolerating_duplicate(
             self.db[collection].update_one({"_id": key, field: {"$lt": value}}, {"$set": doc}, upsert=True))
 
     # --- snapshots ---
@@ -174,15 +175,6 @@ class ReportsStore:
 
     async def update_archive(self, cycle: str, **fields) -> None:
         await self.db.archive.update_one({"_id": cycle}, {"$set": fields})
-
-
-async def _tolerating_newer(write) -> None:
-    """Await a guarded upsert: a duplicate key means a newer state is already there."""
-    try:
-        await write
-    except Exception as err:
-        if not mongo.is_duplicate(err):
-            raise
 
 
 def _fact(change: dict) -> dict:
