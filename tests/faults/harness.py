@@ -232,8 +232,19 @@ async def load_registry(deployment: Deployment) -> None:
 
 # --- infrastructure of a scenario's own ---------------------------------------------
 
+class _Restartable:
+    server: infra.Server | None
+
+    def kill(self) -> None:
+        self.server.stop(kill=True)
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.stop()
+
+
 @dataclass
-class Broker:
+class Broker(_Restartable):
     """A Kafka broker of one scenario's own, killed and started again on the same ports and data."""
     workdir: Path
     port: int
@@ -246,20 +257,14 @@ class Broker:
                                         advertised_port=self.advertised_port)
         return self
 
-    def kill(self) -> None:
-        self.server.stop(kill=True)
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.stop()
-
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
 
 @dataclass
-class Mongo:
+class Mongo(_Restartable):
+    """A FerretDB of one scenario's own, killed and started again on the same port and data."""
     workdir: Path
     port: int
     server: infra.Server | None = None
@@ -267,13 +272,6 @@ class Mongo:
     def start(self) -> "Mongo":
         self.server = infra.start_ferretdb(self.workdir, self.port)
         return self
-
-    def kill(self) -> None:
-        self.server.stop(kill=True)
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.stop()
 
     @property
     def url(self) -> str:
