@@ -233,5 +233,11 @@ class Load:
             await asyncio.sleep(min(0.1 * 2 ** attempt, 1.0))
 
     @property
+    def retried(self) -> int:
+        """Sends repeated after a failure that may have come after ingest had them (an answer
+        lost, a 503); a refused connection never reached it, so it is no redelivery."""
+        return sum(n for why, n in self.failures.items() if why != "ConnectError")
+
+    @property
     def total_events(self) -> int:
         return sum(len(s.events) for s in self.sends)

@@ -153,9 +153,7 @@ async def run(name: str, inject: Inject, *, kafka: str, mongo_url: str, prefix: 
         verdict = await _settled(deployment, load)
         if verify is not None:  # what only this scenario can check, while the deployment is up
             await verify(current)
-        # the same ids sent again after a failure that may have come after ingest had them (an
-        # answer lost, a 503); a refused connection never reached it, so it is no redelivery
-        verdict.redeliveries["retried"] = sum(n for why, n in load.failures.items() if why != "ConnectError")
+        verdict.redeliveries["retried"] = load.retried
         counted = {k: v for k, v in verdict.redeliveries.items() if k != "resent"}  # resent: retries that landed twice
         row = {"scenario": name, "events": len(load.accepted), "faults": current.faults,
                "redeliveries": sum(counted.values()) + sum(current.extra_redeliveries.values()),

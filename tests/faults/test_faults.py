@@ -39,7 +39,7 @@ def kill(service: str):
             kills += 1
             run.fault_done()
             await asyncio.sleep(0.5)  # a commit the process sent just before it died may still be landing
-            seen = await run.rereads(service) + (run.load.retries if service == "ingest" else 0)
+            seen = await run.rereads(service) + (run.load.retried if service == "ingest" else 0)
             run.notes.setdefault("killed_busy", []).append(busy)
             await run.deployment.start(service, 0)
             run.last_fault_end = _now()
