@@ -50,7 +50,8 @@ async def inject(deployment: Deployment) -> list[Injected]:
         for attr, key, consumers in TOPICS:
             topic = getattr(deployment.topics, attr)
             poisons = records()
-            if attr == "changes":  # well-formed but unusable: a task change without its seq fails, is retried, then goes
+            if attr == "changes":  # well-formed but unusable: a task change without its seq (notify: fails, is
+                # retried, then goes; reports: refused at once, so that it cannot stall its batch)
                 poisons.append(("unusable", kafka.dumps({"kind": "task", "id": "poison", "state": {}}),
                                 {"reports", "notify"}))
             for kind, value, who in poisons:
@@ -103,8 +104,10 @@ async def verify(deployment: Deployment, injected: list[Injected]) -> int:
             missing = [h for h in HEADERS if not headers.get(f"nqt-dlq-{h}")]
             assert not missing, f"dead letter of {poison.kind} on {poison.topic} lacks headers {missing}"
             assert len(record.value) == poison.size, "the dead letter's bytes are not the original's"
-            if poison.kind == "unusable":
+            if poison.kind == "unusable" and service == "notify":
                 assert int(headers["nqt-dlq-attempts"]) > 1, headers  # retried before it was given up
+            elif poison.kind == "unusable":  # reports checks a batch's records before applying any
+                assert headers["nqt-dlq-error-class"] == "Poison", headers
             group = group_of[(poison.topic, service)]
             tp = next(tp for (g, tp) in committed if g == group and tp.partition == poison.partition
                       and tp.topic == poison.topic)
