@@ -115,6 +115,18 @@ class Offsets:
 
 # --- the check -------------------------------------------------------------------------
 
+async def reread(deployment: Deployment) -> int:
+    """Records the consumers received (live processes scraped now, dead ones when they died)
+    beyond what their topics hold: read again after a crash or a rebalance."""
+    await deployment.scrape_all()
+    sizes = await Offsets(deployment.kafka).ends([t for _, t in deployment.groups()])
+    per_topic = Counter()
+    for tp, end in sizes.items():
+        per_topic[tp.topic] += end  # topics are never truncated here: end offset = records held
+    return sum(max(0, int(received) - per_topic.get(topic, 0))
+               for (_, topic), received in deployment.received().items())
+
+
 async def check(deployment: Deployment, load: Load) -> Verdict:
     verdict = Verdict()
     topics = deployment.topics
@@ -183,15 +195,7 @@ async def check(deployment: Deployment, load: Load) -> Verdict:
 
     # Redeliveries: records read more often than their topic holds them; copies on
     # events.accepted beyond the 202s their sender got (a retry after a lost answer).
-    await deployment.scrape_all()
-    sizes = await Offsets(deployment.kafka).ends([t for _, t in deployment.groups()])
-    per_topic = Counter()
-    for tp, end in sizes.items():
-        per_topic[tp.topic] += end  # topics are never truncated here: end offset = records held
-    reread = 0
-    for (service, topic), received in deployment.received().items():
-        reread += max(0, int(received) - per_topic.get(topic, 0))
-    verdict.redeliveries["reread"] = reread
+    verdict.redeliveries["reread"] = await reread(deployment)
     verdict.redeliveries["resent"] = sum(max(0, copies[k] - n) for k, n in load.accepted.items()
                                          if load.route.get(k) == "http")
     verdict.facts.update(generated=len(load.events), acknowledged=len(load.accepted), records=sum(copies.values()),

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from deploy.local import infra
-from tests.faults import poison, scenarios
+from tests.faults import checker, poison, scenarios
 from tests.faults.harness import Broker, Mongo
 from tests.faults.proxy import Proxy
 from tests.faults.scenarios import Run
@@ -198,15 +198,20 @@ async def test_rebalance(infra_stack, tmp_path):
     moving = ("programs", "notify", "reports")
 
     async def inject(run: Run) -> None:
-        for i in range(2 * run.intensity.faults):
+        i, seen = 0, 0
+        # as many moves as asked, and more (a few at most) while none has yet cut into a batch
+        while i < 2 * run.intensity.faults or (seen == 0 and i < 2 * run.intensity.faults + 6):
             service, graceful = moving[i % 3], i % 2 == 1
             await run.pause()
             busy = not graceful and await run.deployment.wait_busy(service, 1)
             await run.deployment.stop(service, 1, signal.SIGTERM if graceful else signal.SIGKILL, scraped=busy)
             run.fault_done()
+            await asyncio.sleep(0.5)  # a commit the process sent just before it died may still be landing
+            seen = await checker.reread(run.deployment)
             await run.pause()
             await run.deployment.start(service, 1)
             run.fault_done()
+            i += 1
 
     await scenarios.run("rebalance", inject, kafka=infra_stack.kafka, mongo_url=infra_stack.mongo,
                         prefix=f"{infra_stack.prefix}rebal", logs=tmp_path,
