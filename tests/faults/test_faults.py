@@ -81,14 +81,7 @@ async def test_kill_kafka(infra_stack, tmp_path):
     restart on the same ports and data: a 202 must have meant durable."""
     broker = await asyncio.to_thread(Broker(tmp_path / "kafka", infra.free_port(), infra.free_port()).start)
 
-    async def inject(run: Run) -> None:
-        for _ in range(run.intensity.faults):
-            await run.pause()
-            await asyncio.to_thread(broker.kill)
-            run.fault_done()
-            await asyncio.sleep(run.intensity.outage_s)
-            await asyncio.to_thread(broker.start)
-            run.last_fault_end = _now()
+    inject = crash_and_restart(broker)
     try:
         await scenarios.run("kill-kafka", inject, kafka=broker.bootstrap, mongo_url=infra_stack.mongo,
                             prefix=f"{infra_stack.prefix}kkafka", logs=tmp_path / "logs")
@@ -96,19 +89,26 @@ async def test_kill_kafka(infra_stack, tmp_path):
         await asyncio.to_thread(broker.stop)
 
 
+def crash_and_restart(server):
+    """kill -9 of `server` (a Broker or Mongo of the scenario's own), an outage, a restart on
+    the same ports and data; as many times as the scenario's intensity asks."""
+    async def inject(run: Run) -> None:
+        for _ in range(run.intensity.faults):
+            await run.pause()
+            await asyncio.to_thread(server.kill)
+            run.fault_done()
+            await asyncio.sleep(run.intensity.outage_s)
+            await asyncio.to_thread(server.start)
+            run.last_fault_end = _now()
+    return inject
+
+
 async def test_kill_mongo(infra_stack, tmp_path):
     """kill -9 of FerretDB while the consumers write, then a restart on the same port and
     data: the writes in hand fail, the records are read again, none is lost or applied twice."""
     database = await asyncio.to_thread(Mongo(tmp_path / "ferretdb", infra.free_port()).start)
 
-    async def inject(run: Run) -> None:
-        for _ in range(run.intensity.faults):
-            await run.pause()
-            await asyncio.to_thread(database.kill)
-            run.fault_done()
-            await asyncio.sleep(run.intensity.outage_s)
-            await asyncio.to_thread(database.start)
-            run.last_fault_end = _now()
+    inject = crash_and_restart(database)
     try:
         await scenarios.run("kill-mongo", inject, kafka=infra_stack.kafka, mongo_url=database.url,
                             prefix=f"{infra_stack.prefix}kmongo", logs=tmp_path / "logs")
