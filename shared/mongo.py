@@ -5,9 +5,12 @@ Only the portable subset that runs on MongoDB 7+ and on FerretDB 1.24 is used
 
 from __future__ import annotations
 
+import asyncio
+import random
+
 from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import AutoReconnect, BulkWriteError, DuplicateKeyError, OperationFailure
 
 from shared import metrics
 
@@ -35,16 +38,29 @@ def connect(url: str) -> AsyncMongoClient:
                             event_listeners=[CommandMetrics()])
 
 
-async def ensure_indexes(db: AsyncDatabase, spec: IndexSpec) -> None:
+async def ensure_indexes(db: AsyncDatabase, spec: IndexSpec, attempts: int = 8) -> None:
     """Create the indexes that do not exist yet. Only the missing ones are asked for:
-    FerretDB 1.24 drops the connection when createIndexes re-sends several existing ones."""
+    FerretDB 1.24 drops the connection when createIndexes re-sends existing ones, which
+    also happens when replicas starting together race to create the same index; so a
+    dropped connection is followed by a fresh look at what exists, a few times."""
     for collection, indexes in spec.items():
-        if not indexes:
-            continue
-        existing = {index["name"] async for index in await db[collection].list_indexes()}
-        missing = [index for index in indexes if index.document["name"] not in existing]
-        if missing:
-            await db[collection].create_indexes(missing)
+        for attempt in range(1, attempts + 1):
+            try:
+                await _create_missing(db[collection], indexes)
+                break
+            except (AutoReconnect, OperationFailure):
+                if attempt == attempts:
+                    raise
+                await asyncio.sleep(random.uniform(0.05, 0.2) * attempt)
+
+
+async def _create_missing(collection, indexes: list[IndexModel]) -> None:
+    if not indexes:
+        return
+    existing = {index["name"] async for index in await collection.list_indexes()}
+    missing = [index for index in indexes if index.document["name"] not in existing]
+    if missing:
+        await collection.create_indexes(missing)
 
 
 async def ping(db: AsyncDatabase) -> bool:
