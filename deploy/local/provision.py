@@ -19,6 +19,10 @@ KAFKA_VERSION = "4.1.2"
 LOG4J_VERSION = "2.24.3"
 FERRETDB_VERSION = "v1.24.2"
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
+# Our one change to FerretDB's source (deploy/local/ferretdb/): lookups by _id use the _id index.
+# Bump the tag when the change changes, so cached binaries are rebuilt.
+FERRETDB_PATCH = "id-index-1"
+PATCH_DIR = Path(__file__).parent / "ferretdb"
 
 HOW_TO_GET = {
     "java": "install a JDK 17+ (Debian: apt-get install -y openjdk-17-jdk-headless)",
@@ -93,7 +97,7 @@ def provision_kafka() -> Path:
 
 
 def ferretdb_binary() -> Path:
-    return cache_dir() / f"ferretdb-{FERRETDB_VERSION}" / "ferretdb"
+    return cache_dir() / f"ferretdb-{FERRETDB_VERSION}-{FERRETDB_PATCH}" / "ferretdb"
 
 
 def provision_ferretdb() -> Path:
@@ -121,6 +125,7 @@ def provision_ferretdb() -> Path:
             path.chmod(path.stat().st_mode | 0o200)
         # The module zip lacks the generated version file; without it the binary panics.
         (src / "build" / "version" / "version.txt").write_text(FERRETDB_VERSION + "\n")
+        patch_ferretdb(src)
         out = Path(tmp) / "ferretdb"
         build = [go, "build", "-trimpath", "-o", str(out), "./cmd/ferretdb"]
         try:
@@ -131,6 +136,39 @@ def provision_ferretdb() -> Path:
             _run("building FerretDB", build[:2] + ["-ldflags=-checklinkname=0"] + build[2:], cwd=src, env=env)
         out.replace(binary)
     return binary
+
+
+def patch_ferretdb(src: Path) -> None:
+    """Make FerretDB 1.24's SQLite backend find documents by _id through the _id index.
+
+    Upstream compares `_ferretdb_sjson->'$._id'` while the index is on `_ferretdb_sjson->"_id"`,
+    and pushes a filter down only when it is exactly {_id: value}: every other lookup, update or
+    delete by key reads the whole table (142 ms per update at 20,000 documents, against 0.9 ms
+    with this change). The change makes the expressions match and narrows any filter with an _id
+    equality or $in (id_pushdown.go); FerretDB still applies the whole filter afterwards."""
+    sqlite = src / "internal" / "backends" / "sqlite"
+    upstream_where = (
+        '\tif params.Filter.Len() == 1 {\n'
+        '\t\tv, _ := params.Filter.Get("_id")\n'
+        '\t\tswitch v.(type) {\n'
+        '\t\tcase string, types.ObjectID:\n'
+        '\t\t\twhereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)\n'
+        '\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n'
+        '\t\t}\n'
+        '\t}\n'
+    )
+    edits = {
+        sqlite / "metadata" / "metadata.go": ('IDColumn = DefaultColumn + "->\'$._id\'"',
+                                              'IDColumn = DefaultColumn + "->\\"_id\\""'),
+        sqlite / "collection.go": (upstream_where, "\twhereClause, args = idWhere(params.Filter)\n"),
+    }
+    for path, (old, new) in edits.items():
+        text = path.read_text()
+        if text.count(old) != 1:
+            raise ProvisionError(f"patching FerretDB: {path.relative_to(src)} is not the {FERRETDB_VERSION} "
+                                 "source the patch was written for")
+        path.write_text(text.replace(old, new))
+    shutil.copy(PATCH_DIR / "id_pushdown.go", sqlite / "id_pushdown.go")
 
 
 def main() -> int:
