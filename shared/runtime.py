@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 import uvicorn
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo import AsyncMongoClient
@@ -56,6 +56,32 @@ async def _every(runtime: Runtime, job: Job) -> None:
         await asyncio.sleep(job.seconds)
 
 
+class RequestMetrics:
+    """Counts and times HTTP requests by route template (no ids in labels) and status. A plain
+    ASGI middleware: Starlette's BaseHTTPMiddleware costs a task and a stream per request."""
+
+    def __init__(self, app, *, service: str):
+        self.app, self.service = app, service
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), 500
+
+        async def sending(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            metrics.HTTP_REQUESTS.labels(service=self.service, route=route, status=str(status)).inc()
+            metrics.HTTP_SECONDS.labels(service=self.service, route=route).observe(time.perf_counter() - started)
+
+
 def create_app(runtime: Runtime, *, title: str, jobs: tuple[Job, ...] = ()) -> FastAPI:
     """The service's HTTP app; its lifespan connects MongoDB, creates indexes and
     topics, starts the broker's subscribers and the periodic jobs, one of which
@@ -85,14 +111,7 @@ def create_app(runtime: Runtime, *, title: str, jobs: tuple[Job, ...] = ()) -> F
     app = FastAPI(title=title, lifespan=lifespan)
     app.state.runtime = runtime
 
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")  # the template: no ids in labels
-        metrics.HTTP_REQUESTS.labels(service=runtime.service, route=route, status=str(response.status_code)).inc()
-        metrics.HTTP_SECONDS.labels(service=runtime.service, route=route).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(RequestMetrics, service=runtime.service)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict:

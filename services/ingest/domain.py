@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+from collections import deque
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -92,9 +93,29 @@ def signature_headers(headers) -> dict[str, str]:
     return {name: headers[name] for name in SIGNATURE_HEADERS if headers.get(name) is not None}
 
 
-def retry_after(reset_at: float, now: float) -> int:
-    """Whole seconds until the rate window frees a slot; at least 1."""
-    return max(1, math.ceil(reset_at - now))
+class MovingWindow:
+    """At most `limit` hits per key in any `seconds`: each key keeps the times of its hits
+    still inside the window (at most `limit`), so a hit costs no thread and no timer."""
+
+    def __init__(self, *, limit: int, seconds: float):
+        self.limit, self.seconds = limit, seconds
+        self.hits: dict[str, deque[float]] = {}
+
+    def hit(self, key: str, now: float) -> float | None:
+        """Count a hit at `now` (monotonic seconds); None when admitted, else the seconds
+        until a slot frees (a refused hit is not counted)."""
+        hits = self.hits.setdefault(key, deque())
+        while hits and hits[0] <= now - self.seconds:
+            hits.popleft()
+        if len(hits) < self.limit:
+            hits.append(now)
+            return None
+        return hits[0] + self.seconds - now
+
+
+def retry_after(seconds: float) -> int:
+    """The Retry-After for a slot that frees in `seconds`: whole seconds, at least 1."""
+    return max(1, math.ceil(seconds))
 
 
 def _aware(moment: datetime) -> datetime:

@@ -17,8 +17,6 @@ from typing import Any, Mapping
 import limits
 import orjson
 from faststream.kafka import KafkaBroker
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -51,15 +49,15 @@ class Guard:
 
     def __init__(self, rate: str):
         self.item = limits.parse(rate)
-        self.window = MovingWindowRateLimiter(MemoryStorage())
+        self.window = domain.MovingWindow(limit=self.item.amount, seconds=self.item.get_expiry())
         self.pruned_at = float("-inf")  # when (monotonic) this process last pruned the webhook ids
 
     def admit(self, unit: str) -> None:
         """Count one request of `unit`; 429 with Retry-After when it is over its rate."""
-        if self.window.hit(self.item, "ingest", unit):
+        free_in = self.window.hit(unit, time.monotonic())
+        if free_in is None:
             return
-        reset_at, _ = self.window.get_window_stats(self.item, "ingest", unit)
-        wait = domain.retry_after(reset_at, time.time())
+        wait = domain.retry_after(free_in)
         raise ProblemError(429, f"unit {unit!r} may send {self.item}; retry in {wait} s",
                            headers={"Retry-After": str(wait)})
 

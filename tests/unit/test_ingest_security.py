@@ -126,10 +126,30 @@ def test_a_unit_over_its_rate_gets_429_with_retry_after_and_others_do_not():
     guard.admit("SO-TC")
 
 
+def test_the_window_moves_a_slot_frees_when_its_oldest_hit_leaves_the_window():
+    window = domain.MovingWindow(limit=3, seconds=60.0)
+    assert [window.hit("SO-KHDT", now) for now in (0.0, 10.0, 20.0)] == [None, None, None]
+    assert window.hit("SO-KHDT", 30.0) == 30.0       # full: the hit at 0 frees a slot at 60
+    assert window.hit("SO-KHDT", 59.9) == pytest.approx(0.1)
+    assert window.hit("SO-TC", 59.9) is None          # each unit has its own window
+    assert window.hit("SO-KHDT", 60.0) is None        # the hit at 0 has left
+    assert window.hit("SO-KHDT", 60.5) == pytest.approx(9.5)
+    assert window.hit("SO-KHDT", 200.0) is None       # a quiet unit starts afresh
+    assert window.hit("SO-KHDT", 200.0) is None
+
+
+def test_refused_requests_do_not_use_up_the_window():
+    window = domain.MovingWindow(limit=1, seconds=10.0)
+    assert window.hit("SO-KHDT", 0.0) is None
+    for now in (1.0, 5.0, 9.0):
+        assert window.hit("SO-KHDT", now) == pytest.approx(10.0 - now)
+    assert window.hit("SO-KHDT", 10.0) is None
+
+
 def test_retry_after_is_whole_seconds_and_at_least_one():
-    assert domain.retry_after(100.2, 100.0) == 1
-    assert domain.retry_after(159.1, 100.0) == 60
-    assert domain.retry_after(90.0, 100.0) == 1
+    assert domain.retry_after(0.2) == 1
+    assert domain.retry_after(59.1) == 60
+    assert domain.retry_after(-10.0) == 1
 
 
 # --- a publish Kafka does not acknowledge in time --------------------------------------
