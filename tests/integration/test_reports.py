@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from shared import kafka
+import asyncio
+
+from shared import kafka, mongo
 from tests import kafkatools
 from tests.integration.conftest import running
 
 from services.reports.app import build
 from services.reports.settings import ReportsSettings
+from services.reports.store import INDEXES, ReportsStore
 
 
 def change(kind: str, id: str, state: dict, programme: str | None = None, seq: int = 0) -> bytes:
@@ -54,3 +57,25 @@ async def test_status_follows_changes_and_an_older_state_never_wins(isolated):
     assert body["cycle"] == "2021-Q1"  # on 5 April the first quarter is being reported on
     assert [(u["code"], u["reports"], u["tasks_overdue"]) for u in body["units"]] == [
         ("SO-KHDT", {"expected": 1, "on_time": 0, "late": 0, "missing": 1}, 1)]
+
+
+async def test_task_states_written_together_keep_the_newest_whoever_writes_first(isolated):
+    """Two replicas (say, either side of a rebalance) write overlapping batches of task states
+    at once: each task ends at its highest seq, new tasks included."""
+    client = mongo.connect(isolated.mongo)
+    try:
+        db = client[f"{isolated.prefix}_reports"]
+        await mongo.ensure_indexes(db, INDEXES)
+        first, second = ReportsStore(db), ReportsStore(db)
+        as_change = lambda task, seq, progress: {"kind": "task", "id": task, "programme": "02", "seq": seq,
+                                                 "state": task_state("in_progress", progress)}
+        await first.apply_changes([as_change("T-1", 2, 20)])
+        await asyncio.gather(
+            first.apply_changes([as_change(f"T-{n}", 5, 50) for n in range(1, 40)]),
+            second.apply_changes([as_change(f"T-{n}", 4 + 2 * (n % 2), 60 * (n % 2)) for n in range(1, 40)]))
+        await first.apply_changes([as_change("T-1", 3, 30), as_change("T-2", 9, 90), as_change("T-2", 8, 80)])
+        seqs = {d["_id"]: (d["seq"], d["progress"]) async for d in db.tasks.find({})}
+    finally:
+        await client.close()
+    expected = {f"T-{n}": (6, 60) if n % 2 else (5, 50) for n in range(1, 40)}
+    assert seqs == expected | {"T-2": (9, 90)}
