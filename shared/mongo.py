@@ -102,3 +102,44 @@ def is_duplicate(err: Exception) -> bool:
         errors = err.details.get("writeErrors", [])
         return bool(errors) and all(e.get("code") == DUPLICATE_KEY for e in errors)
     return False
+
+
+class GroupInsert:
+    """Inserts from concurrent callers written together: while one `insert_many` is in flight
+    the next callers' documents gather, then go in the next one (a group commit). Each caller
+    returns once its own documents are written; a duplicate `_id` means "already there"."""
+
+    def __init__(self, collection):
+        self.collection = collection
+        self.waiting: list[tuple[list[dict], asyncio.Future]] = []
+        self.writer: asyncio.Task | None = None
+
+    async def insert(self, docs: list[dict]) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self.waiting.append((docs, done))
+        if self.writer is None:
+            self.writer = asyncio.create_task(self._write_while_waiting())
+        await done
+
+    async def _write_while_waiting(self) -> None:
+        try:
+            while self.waiting:
+                group, self.waiting = self.waiting, []
+                docs: dict = {}
+                for batch, _ in group:
+                    for doc in batch:
+                        docs.setdefault(doc["_id"], doc)  # the first of an _id, as separate inserts keep it
+                try:
+                    await insert_many_once(self.collection, list(docs.values()))
+                    outcome = None
+                except Exception as err:
+                    outcome = err
+                for _, done in group:
+                    if done.done():  # its caller gave up waiting
+                        continue
+                    if outcome is None:
+                        done.set_result(None)
+                    else:
+                        done.set_exception(outcome)
+        finally:
+            self.writer = None

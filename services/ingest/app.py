@@ -13,7 +13,7 @@ from services.ingest import handlers, openapi, service
 from services.ingest.problems import ProblemError, problem_response
 from services.ingest.settings import IngestSettings
 from services.ingest.store import INDEXES, IngestStore
-from shared import logs
+from shared import logs, mongo
 from shared.kafka import make_broker
 from shared.runtime import Runtime, create_app
 
@@ -25,6 +25,12 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
     app = create_app(runtime, title="nq-tracker ingest")
 
     guard = service.Guard(settings.ingest_rate_limit)
+    group: list[mongo.GroupInsert] = []  # created once the database is connected
+
+    def store() -> IngestStore:
+        if not group:
+            group.append(mongo.GroupInsert(runtime.db.events))
+        return IngestStore(runtime.db, accepted=group[0])
     openapi.install(app)
 
     @app.exception_handler(ProblemError)
@@ -39,7 +45,7 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
 
     async def caller(request: Request) -> service.Caller:
         """Authenticate the request's key, then count it against its unit's rate."""
-        who = await service.authenticate(store=IngestStore(runtime.db), dev_keys=settings.ingest_dev_keys,
+        who = await service.authenticate(store=store(), dev_keys=settings.ingest_dev_keys,
                                          authorization=request.headers.get("authorization"),
                                          now=datetime.now(timezone.utc))
         guard.admit(who.unit)
@@ -53,7 +59,7 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
         with logs.about_event(event_id=None, unit=who.unit):
             body = await read_body(request, settings.ingest_max_body_bytes)
             ids = await service.submit(broker=runtime.broker, topic=settings.topics.accepted,
-                                       store=IngestStore(runtime.db), guard=guard, caller=who, body=body,
+                                       store=store(), guard=guard, caller=who, body=body,
                                        headers=request.headers, max_batch=settings.ingest_max_batch,
                                        timeout_s=settings.ingest_publish_timeout_s)
             structlog.get_logger("nqt.ingest").info("events accepted", count=len(ids), event_ids=ids[:20])
@@ -64,7 +70,7 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
     async def get_event(request: Request) -> dict:
         who = await caller(request)
         event_id = request.path_params["id"]  # read here, not validated by FastAPI: any string is an id
-        return await service.event_status(store=IngestStore(runtime.db), unit=who.unit, event_id=event_id)
+        return await service.event_status(store=store(), unit=who.unit, event_id=event_id)
 
     return app
 

@@ -32,19 +32,20 @@ DECISION = ("accepted_at", "decided_at", "accept_id", "event_time", "programme",
 
 
 class IngestStore:
-    def __init__(self, db: AsyncDatabase):
+    def __init__(self, db: AsyncDatabase, accepted: mongo.GroupInsert | None = None):
         self.db = db
+        # concurrent requests' "accepted" records go in one insert: the app shares one group
+        self.accepted = accepted or mongo.GroupInsert(db.events)
 
     async def record_accepted(self, events: list[Envelope], *, accepted_at: str) -> None:
-        """Mark the events accepted, in one round-trip; an outcome already recorded stays.
-        Plain inserts (a duplicate key means the status is already there): an upsert, even by
-        `_id`, scans the whole collection on FerretDB 1.24, so every POST grew slower with
-        every event ever accepted (bench/results/profiles/ferretdb-writes.txt)."""
+        """Mark the events accepted, in one round trip shared with concurrent requests. Only
+        ever inserted (a duplicate key means a status is already there), so an outcome
+        recorded first stays."""
         docs: dict[str, dict] = {}
         for e in events:  # the first of a key, as the upsert kept it: a batch may repeat one
             docs.setdefault(e.key, {"_id": e.key, "source": e.source, "id": e.id, "type": e.type,
                                     "status": domain.ACCEPTED, "accepted_at": accepted_at})
-        await mongo.tolerating_duplicate(self.db.events.insert_many(list(docs.values()), ordered=False))
+        await self.accepted.insert(list(docs.values()))
 
     async def record_outcome(self, outcome: dict) -> None:
         """Store one `programs.outcomes` record; reading it again changes nothing."""
