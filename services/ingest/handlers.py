@@ -14,8 +14,8 @@ from services.ingest.store import IngestStore
 REQUIRED = ("event_key", "source", "id", "outcome", "accept_id")
 
 
-def _outcome(msg: KafkaMessage) -> dict:
-    outcome = kafka.record(msg.body, required=REQUIRED)
+def _outcome(value: bytes) -> dict:
+    outcome = kafka.record(value, required=REQUIRED)
     if outcome["outcome"] not in domain.FINAL:
         raise kafka.Poison(f"unknown outcome {outcome['outcome']!r}")
     return outcome
@@ -24,12 +24,19 @@ def _outcome(msg: KafkaMessage) -> dict:
 def register(runtime: Runtime, group_id: str) -> None:
     topics = runtime.settings.topics
 
-    @runtime.broker.subscriber(topics.outcomes, group_id=group_id,
-                               ack_policy=kafka.COMMIT_AFTER_WRITE, auto_offset_reset="earliest")
-    async def on_outcome(msg: KafkaMessage) -> None:
-        outcome = _outcome(msg)
+    @kafka.batch_subscriber(runtime, topics.outcomes, group_id=group_id,
+                            max_records=runtime.settings.ingest_outcomes_batch)
+    async def on_outcomes(msg: KafkaMessage) -> None:
+        outcomes = []
+        for record in msg.raw_message:
+            try:
+                outcomes.append(_outcome(record.value))
+            except kafka.Poison as err:
+                await kafka.dead_letter(runtime.broker, record, err, service="ingest")
         with metrics.HANDLER_SECONDS.labels(service="ingest", handler="outcomes").time():
-            await service.record_outcome(store=IngestStore(runtime.db), outcome=outcome)
+            store = IngestStore(runtime.db)
+            for outcome in outcomes:  # each write guarded by status: any order, any repeat
+                await service.record_outcome(store=store, outcome=outcome)
 
     # One consumer group per topic: members of one group on several topics rebalance each other.
     @runtime.broker.subscriber(topics.inbound, group_id=f"{group_id}.inbound",

@@ -9,6 +9,7 @@ from shared.settings import CommonSettings
 class IngestSettings(CommonSettings):
     ingest_port: int = 8081
     ingest_group: str = "nqt-ingest"  # consumer group reading `programs.outcomes`
+    ingest_outcomes_batch: int = Field(500, ge=1, le=10_000)  # outcomes read (and committed) together
     # Development key map, API key -> unit code, e.g. '{"dev-key-so-khdt": "SO-KHDT"}'.
     # Only when NQT_ENV is not prod: with NQT_ENV=prod a non-empty map refuses to start, and
     # units use keys issued with `nqt keys issue UNIT` (only their hash is stored). Unknown keys get 401.
