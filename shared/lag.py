@@ -1,31 +1,35 @@
 """Consumer lag of a service's own consumer groups, as the `nqt_consumer_lag` gauge.
 
-Measured from the broker's running consumers (so with the same connection settings
-and authentication): for each partition assigned to this process, the end offset
-minus the group's committed offset (minus the earliest offset when the group has
-committed nothing yet). Each replica reports the partitions it holds, so summing
-over instances gives the group's lag without counting a partition twice."""
+Read from what the running consumers already know, without a request of their own:
+for each partition assigned to this process, the end offset the last fetch reported
+(the highwater) minus the consumer's position, i.e. the records not read yet. A
+partition not fetched yet is left out until its first fetch. Each replica reports
+the partitions it holds, so summing over instances gives the group's lag without
+counting a partition twice. (Asking the broker on the live consumer, and cancelling
+that request on a timeout, would meddle with the consumer's own requests.)"""
 
 from __future__ import annotations
 
-import asyncio
-
 from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError
 from faststream.kafka import KafkaBroker
 
 from shared import metrics
 
-INTERVAL_S = 10.0  # cheap: per group two ListOffsets and one OffsetFetch per partition held
-TIMEOUT_S = 5.0
+INTERVAL_S = 10.0
 _reported: dict[str, set[tuple[str, str, str, str]]] = {}  # service -> label sets set last time
 
 
 async def _group_lag(consumer, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-    ends, starts, *committed = await asyncio.gather(
-        consumer.end_offsets(partitions), consumer.beginning_offsets(partitions),
-        *(consumer.committed(tp) for tp in partitions))
-    return {tp: max(ends[tp] - (offset if offset is not None else starts[tp]), 0)
-            for tp, offset in zip(partitions, committed)}
+    lags = {}
+    for tp in partitions:
+        try:
+            end = consumer.highwater(tp)
+            if end is not None:  # fetched, so the position is known: position() returns at once
+                lags[tp] = max(end - await consumer.position(tp), 0)
+        except (AssertionError, IllegalStateError):  # revoked meanwhile: its new holder reports it
+            continue
+    return lags
 
 
 async def measure(broker: KafkaBroker, service: str) -> None:
@@ -35,8 +39,7 @@ async def measure(broker: KafkaBroker, service: str) -> None:
         consumer, group = getattr(subscriber, "consumer", None), getattr(subscriber, "group_id", None)
         if consumer is not None and group and consumer.assignment():
             held.append((group, consumer, sorted(consumer.assignment())))
-    # Concurrently: a ListOffsets request may wait behind the consumer's own fetch (up to fetch_max_wait_ms).
-    lags = await asyncio.wait_for(asyncio.gather(*(_group_lag(c, parts) for _, c, parts in held)), TIMEOUT_S)
+    lags = [await _group_lag(consumer, parts) for _, consumer, parts in held]
     seen: set[tuple[str, str, str, str]] = set()
     for (group, _, _), by_partition in zip(held, lags):
         for tp, lag in by_partition.items():

@@ -15,7 +15,7 @@ EVENTS = Counter("nqt_events", "Events by service, type and outcome; rejections 
                  ["service", "type", "outcome", "code"])
 DEAD_LETTERS = Counter("nqt_dead_letters", "Records moved to a dead-letter topic.", ["topic", "error"])
 HANDLER_SECONDS = Histogram("nqt_handler_seconds", "Time to process one record.", ["service", "handler"])
-CONSUMER_LAG = Gauge("nqt_consumer_lag", "Records not yet committed by the group: end offset minus committed.",
+CONSUMER_LAG = Gauge("nqt_consumer_lag", "Records not yet read by the group: end offset minus position.",
                      ["service", "group", "topic", "partition"])
 
 HTTP_REQUESTS = Counter("nqt_http_requests", "HTTP requests by route and status.", ["service", "route", "status"])
