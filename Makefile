@@ -42,6 +42,7 @@ clean: down
 # measured in the same run, and merges its keys into bench/results/latest.json. Long; never in `make test`
 # (tests/integration/test_bench_quick.py runs each script in a tiny configuration instead).
 bench: setup  ## benchmarks: ingest throughput, freshness, pipeline, reports (tens of minutes)
+	@$(PY) bench/ferretdb.py --repeat 3
 	@$(PY) bench/ingest.py --duration 10 --repeat 3
 	@$(PY) bench/freshness.py --rate 500 --duration 10 --repeat 3 --drain 60
 	@$(PY) bench/pipeline.py --scale 0.01 --repeat 2 --timeout 600

@@ -466,7 +466,7 @@ def report(args, per_run: list[dict], raw: list[list[float]], rss: dict[str, flo
         "freshness_settings": {"rate": args.rate, "duration_s": args.duration, "repeat": args.repeat,
                                "tasks": tasks, "probes": probes, "pollers": args.pollers},
     }
-    path = harness.write_results(figures, script="freshness", rss=rss, path=harness.results_path())
+    path = harness.write_results(figures, script="freshness", rss=rss)
     print(f"results merged into {path}")
     return 0
 

@@ -306,15 +306,16 @@ def environment() -> dict:
     return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpu_count": os.cpu_count(),
             "load_average": [round(x, 2) for x in os.getloadavg()], "machine": platform.machine(),
             "python": platform.python_version(), "kafka": provision.KAFKA_VERSION,
-            "ferretdb": provision.FERRETDB_VERSION, "packages": versions, "commit": commit}
+            "ferretdb": f"{provision.FERRETDB_VERSION}+{provision.FERRETDB_PATCH}", "packages": versions, "commit": commit}
 
 
 def write_results(figures: dict, *, script: str, rss: dict[str, float] | None = None,
-                  path: Path = RESULTS) -> Path:
+                  path: Path | None = None) -> Path:
     """Merge `figures` (top-level keys, e.g. freshness_p99_ms) into the results file, next to
     the other scripts' keys; record under `runs[script]` the environment it was measured in.
     `rss` (peak MB by process name) lands in `rss_mb[script]`, and `max_rss_mb` is the
     largest peak of any service process (not Kafka or FerretDB) over every script's run."""
+    path = path or results_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         results = json.loads(path.read_text())

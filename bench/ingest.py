@@ -215,7 +215,7 @@ def main() -> int:
         parser.error("--repeat >= 1, --duration > 0, --batch in 1..1000")
     result = run(args)
     figures = report(result, args)
-    path = harness.write_results(figures, script="ingest", rss=result["rss"], path=harness.results_path())
+    path = harness.write_results(figures, script="ingest", rss=result["rss"])
     print(f"results merged into {path}")
     return 0
 

@@ -519,7 +519,7 @@ def report(args, results: list[Result], n: int, tasks: int) -> int:
                               "batch": args.batch, "seed": args.seed, "profile": args.profile,
                               "baseline": "sequential: getmany consume time + insert_many write time"},
     }
-    path = harness.write_results(figures, script="pipeline", rss=rss, path=harness.results_path())
+    path = harness.write_results(figures, script="pipeline", rss=rss)
     print(f"results merged into {path}")
     return 0
 

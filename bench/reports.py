@@ -997,8 +997,7 @@ def main() -> int:
         result = asyncio.run(measure(url, db_name, args.repeat))
         print_results(result, args, loader_rss, _ferret_rss(server))
         merged = results(result, loader_rss, server, args)
-        path = harness.write_results(merged["figures"], script="reports", rss=merged["rss"],
-                                     path=harness.results_path())
+        path = harness.write_results(merged["figures"], script="reports", rss=merged["rss"])
         print(f"results merged into {path}")
         return 0
     finally:

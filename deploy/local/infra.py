@@ -135,9 +135,9 @@ def _cluster_id() -> str:
             return cluster_id
 
 
-def start_ferretdb(workdir: Path, port: int, *, detach: bool = False) -> Server:
-    """Start FerretDB with its SQLite backend in `workdir`."""
-    binary = provision.provision_ferretdb()
+def start_ferretdb(workdir: Path, port: int, *, detach: bool = False, binary: Path | None = None) -> Server:
+    """Start FerretDB with its SQLite backend in `workdir` (the provisioned build unless `binary`)."""
+    binary = binary or provision.provision_ferretdb()
     data = workdir / "data"
     data.mkdir(parents=True, exist_ok=True)
     log = workdir / "ferretdb.log"

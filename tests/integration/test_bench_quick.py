@@ -69,3 +69,11 @@ def test_pipeline_bench_prints_its_figures_and_writes_its_keys(infra_stack, resu
     assert written["pipeline_scale"] == 0.0003 and written["pipeline_events"] > 100
     assert written["pipeline_events_per_s"] != 1.0 and written["pipeline_baseline_events_per_s"] > 0
     assert {"programs", "reports"} <= written["rss_mb"]["pipeline"].keys()
+
+
+def test_ferretdb_bench_prints_the_cost_of_lookups_by_key(infra_stack, results):
+    out = run_script(["bench/ferretdb.py", "--sizes", "20", "--ops", "5", "--repeat", "1"], infra_stack, results)
+    for label in ("insert_many, per document", "find_one by _id", "guarded update_one {_id, seq}"):
+        assert label in out
+    written = json.loads(results.read_text())
+    assert written["ferretdb_guarded_update_ms_20"] > 0 and written["pipeline_events_per_s"] == 1.0
