@@ -76,7 +76,7 @@ def human(value: float, unit: str) -> str:
     if unit == "s":
         return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
     if unit == "ms":
-        return f"{value:.1f} ms" if value < 100 else f"{value:,.0f} ms"
+        return f"{value:.1f} ms" if 1 <= value < 100 else f"{value:.3f} ms" if value < 1 else f"{value:,.0f} ms"
     if unit == "MB":
         return f"{value:,.0f} MB"
     return f"{value:,.0f}{unit}" if abs(value) >= 100 else f"{value:.2f}{unit}"
@@ -95,7 +95,7 @@ def row(label: str, values: Sequence[float], *, unit: str = "", baseline: float 
     ratio of the medians, the target and whether it was met (judged by the caller)."""
     lo, mid, hi = spread(values)
     base = human(baseline, unit) if baseline is not None else "-"
-    ratio = f"{mid / baseline:.2f}x" if baseline else "-"
+    ratio = (f"{mid / baseline:.2f}x" if mid / baseline < 100 else f"{mid / baseline:,.0f}x") if baseline else "-"
     verdict = "" if met is None else ("yes" if met else "NO")
     return (f"{label:<40}{human(lo, unit):>12}{human(mid, unit):>12}{human(hi, unit):>12}{base:>12}{ratio:>8}  "
             f"{target or '-':<14}{verdict:<4}")
