@@ -191,7 +191,7 @@ async def check(deployment: Deployment, load: Load) -> Verdict:
             verdict.doubled.append(f"task {task_id}: seq {mine.get('seq')} != model {seqs[task_id]}")
 
     await _check_reports(deployment, load, model, verdict)
-    _check_notices(deployment, model, verdict)
+    await _check_notices(deployment, model, verdict)
 
     # Redeliveries: records read more often than their topic holds them; copies on
     # events.accepted beyond the 202s their sender got (a retry after a lost answer).
@@ -202,6 +202,20 @@ async def check(deployment: Deployment, load: Load) -> Verdict:
                          retries=load.retries, applied=sum(o == "applied" for o, _ in model.outcomes.values()),
                          rejected=sum(o == "rejected" for o, _ in model.outcomes.values()))
     return verdict
+
+
+async def _delivery_record(deployment: Deployment, event_key: str) -> str:
+    client = mongo.connect(deployment.mongo)
+    try:
+        mine = f"rejected|{event_key}|"
+        docs = [d async for d in client[f"{deployment.prefix}_notify"].deliveries.find(
+            {"kind": "rejected", "recipient": event_key.split(":", 1)[0]}, {"body": 0}) if d["_id"].startswith(mine)]
+    finally:
+        await client.close()
+    if not docs:
+        return "notify has no delivery for it"
+    return "; ".join(f"{d['status']}, next attempt {d.get('next_attempt_at')}, attempts {d.get('attempts')}"
+                     for d in docs)
 
 
 async def _check_reports(deployment: Deployment, load: Load, model: Model, verdict: Verdict) -> None:
@@ -235,9 +249,10 @@ async def _check_reports(deployment: Deployment, load: Load, model: Model, verdi
             verdict.doubled.append(f"reports programme {code} plans rejected {mine['plans']['rejected']} != {refused}")
 
 
-def _check_notices(deployment: Deployment, model: Model, verdict: Verdict) -> None:
+async def _check_notices(deployment: Deployment, model: Model, verdict: Verdict) -> None:
     """Each rejection is told to its unit under one identity; repeats of that identity are
-    redeliveries (the receiver drops them by Message-ID), a second identity is a doubling."""
+    redeliveries (the receiver drops them by Message-ID), a second identity is a doubling.
+    A notice never told says what notify's own record of its delivery holds."""
     identities: dict[str, Counter] = defaultdict(Counter)
     for mail in deployment.mailbox.snapshot():
         ident = mail["X-NQT-Notification"] or ""
@@ -248,7 +263,7 @@ def _check_notices(deployment: Deployment, model: Model, verdict: Verdict) -> No
     for key in sorted(rejected):
         seen = identities.get(key, Counter())
         if not seen:
-            verdict.lost.append(f"{key}: rejected, never told to its unit")
+            verdict.lost.append(f"{key}: rejected, never told to its unit ({await _delivery_record(deployment, key)})")
         elif len(seen) > 1:
             verdict.doubled.append(f"{key}: told under {len(seen)} identities {sorted(seen)}")
     unexpected = [a for a in identities if a not in rejected]

@@ -81,15 +81,19 @@ Inject = Callable[[Run], Awaitable[None]]
 
 async def behind(deployment: Deployment, keys: set[str], ends) -> str | None:
     """What is not caught up yet (None: nothing): keys in `keys` without their final status
-    at ingest, consumer groups that have not committed what their topics held at `ends`."""
+    at ingest, unless held by programs until their plan comes (whether they should be is
+    for the check to say), and consumer groups that have not committed what their topics
+    held at `ends`."""
     client = mongo.connect(deployment.mongo)
     try:
         decided = {d["_id"] async for d in client[f"{deployment.prefix}_ingest"].events.find(
             {"_id": {"$in": sorted(keys)}, "status": {"$in": list(checker.FINAL)}}, {"_id": 1})}
+        waiting = {d["_id"] async for d in client[f"{deployment.prefix}_programs"].held.find({}, {"_id": 1})}
     finally:
         await client.close()
-    if len(decided) < len(keys):
-        return f"{len(keys) - len(decided)} undecided, e.g. {sorted(keys - decided)[:5]}"
+    undecided = keys - decided - waiting
+    if undecided:
+        return f"{len(undecided)} undecided, e.g. {sorted(undecided)[:5]}"
     lag = await checker.Offsets(deployment.kafka).lag(deployment, ends)
     return f"consumer lag {lag}" if lag else None
 
