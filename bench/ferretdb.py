@@ -23,8 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pymongo import UpdateOne  # noqa: E402
-
 from bench import harness  # noqa: E402
 from deploy.local import infra  # noqa: E402
 from shared import mongo  # noqa: E402
@@ -56,8 +54,6 @@ async def measure(url: str, size: int, ops: int) -> dict[str, float]:
         await timed("update_one by _id", lambda: each(lambda k: tasks.update_one({"_id": k}, {"$set": {"p": 1}})))
         await timed("guarded update_one {_id, seq}",
                     lambda: each(lambda k: tasks.update_one({"_id": k, "seq": 1}, {"$inc": {"seq": 1}})))
-        await timed("guarded, in one bulk_write, each", lambda: tasks.bulk_write(
-            [UpdateOne({"_id": k, "seq": 2}, {"$inc": {"seq": 1}}) for k in keys], ordered=False))
         for name in ms:
             if name != "insert_many, per document":
                 ms[name] /= len(keys)

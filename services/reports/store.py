@@ -12,7 +12,7 @@ older one never overwrites a newer one."""
 
 from __future__ import annotations
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.errors import BulkWriteError
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -63,25 +63,24 @@ class ReportsStore:
                                    for key, c in latest.items()})
 
     async def _put_tasks(self, docs: dict[str, dict]) -> None:
-        """Write task states unless a newer one is there, in three round trips whatever their
-        number: which are known, guarded updates of those in one bulk write, inserts of the
-        others in one more. A task inserted meanwhile by another writer gets its guarded write
-        after all. (No guarded upserts in bulk: FerretDB 1.24 answers those without nModified.)"""
+        """Write task states unless a newer one is there: which are known in one query, the
+        new ones in one insert_many, each known one that is behind in a guarded update of its
+        own. (Not one bulk_write: FerretDB 1.24 keeps every statement's rows open until the
+        command ends, and a command with more statements than its connection pool holds
+        waits for ever, stalling every client.) A task inserted meanwhile by another writer
+        gets its guarded write after all."""
         known = {d["_id"]: d["seq"] async for d in self.db.tasks.find({"_id": {"$in": list(docs)}}, {"seq": 1})}
-        updates = [UpdateOne({"_id": key, "seq": {"$lt": doc["seq"]}}, {"$set": doc})
-                   for key, doc in docs.items() if key in known and known[key] < doc["seq"]]
-        if updates:
-            await self.db.tasks.bulk_write(updates, ordered=False)
         fresh = [{"_id": key, **doc} for key, doc in docs.items() if key not in known]
+        raced = []
         try:
             if fresh:
                 await self.db.tasks.insert_many(fresh, ordered=False)
         except BulkWriteError as err:
             if not mongo.is_duplicate(err):
                 raise
-            for error in err.details["writeErrors"]:
-                doc = fresh[error["index"]]
-                await self._guarded("tasks", doc["_id"], "seq", doc["seq"], {k: v for k, v in doc.items() if k != "_id"})
+            raced = [fresh[error["index"]]["_id"] for error in err.details["writeErrors"]]
+        for key in [k for k in docs if k in known and known[k] < docs[k]["seq"]] + raced:
+            await self._guarded("tasks", key, "seq", docs[key]["seq"], docs[key])
 
     async def _apply_state(self, change: dict) -> None:
         kind, key, state = change["kind"], change["id"], change["state"]

@@ -79,3 +79,21 @@ async def test_task_states_written_together_keep_the_newest_whoever_writes_first
         await client.close()
     expected = {f"T-{n}": (6, 60) if n % 2 else (5, 50) for n in range(1, 40)}
     assert seqs == expected | {"T-2": (9, 90)}
+
+
+async def test_a_batch_of_many_known_tasks_is_written_without_stalling_the_database(isolated):
+    """FerretDB 1.24 hangs (every client with it) on one update command of a few hundred
+    statements; a batch of many task states must not send one."""
+    client = mongo.connect(isolated.mongo)
+    try:
+        db = client[f"{isolated.prefix}_reports"]
+        await mongo.ensure_indexes(db, INDEXES)
+        store = ReportsStore(db)
+        batch = lambda seq: [{"kind": "task", "id": f"T-{n}", "programme": "02", "seq": seq,
+                              "state": task_state("in_progress", seq)} for n in range(400)]
+        await asyncio.wait_for(store.apply_changes(batch(1)), 120)
+        await asyncio.wait_for(store.apply_changes(batch(2)), 120)
+        progress = {d["progress"] async for d in db.tasks.find({})}
+    finally:
+        await client.close()
+    assert progress == {2}
