@@ -9,7 +9,7 @@ import email.policy
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.message import EmailMessage
-from email.utils import formatdate
+from email.utils import formatdate, parseaddr
 from typing import Protocol
 
 import aiosmtplib
@@ -74,8 +74,11 @@ class EmailChannel:
         for attachment in message.attachments:
             maintype, _, subtype = attachment.content_type.partition("/")
             mail.add_attachment(attachment.content, maintype=maintype, subtype=subtype, filename=attachment.filename)
+        # Flattened here, with long lines allowed: aiosmtplib's own flattening folds a header at
+        # 78 characters, and a folded X-NQT-Notification reaches receivers with a leading space.
         await aiosmtplib.send(
-            mail, hostname=s.smtp_host, port=s.smtp_port, start_tls=s.smtp_starttls,
+            mail.as_bytes(policy=MAIL_POLICY), sender=parseaddr(s.mail_from)[1], recipients=[message.address],
+            hostname=s.smtp_host, port=s.smtp_port, start_tls=s.smtp_starttls,
             username=s.smtp_username, password=s.smtp_password.get_secret_value() if s.smtp_password else None,
             timeout=s.smtp_timeout_s,
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -214,8 +215,8 @@ async def _delivery_record(deployment: Deployment, event_key: str) -> str:
         await client.close()
     if not docs:
         return "notify has no delivery for it"
-    return "; ".join(f"{d['status']}, next attempt {d.get('next_attempt_at')}, attempts {d.get('attempts')}"
-                     for d in docs)
+    return "; ".join(f"{d['status']}, created {d.get('created_at')}, attempts {d.get('attempts')}, "
+                     f"checked {datetime.now(timezone.utc).isoformat()}" for d in docs)
 
 
 async def _check_reports(deployment: Deployment, load: Load, model: Model, verdict: Verdict) -> None:
