@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -147,6 +147,18 @@ def batch_subscriber(runtime, topic: str, *, group_id: str, max_records: int):
     return runtime.broker.subscriber(topic, group_id=group_id, batch=True, max_records=max_records,
                                      batch_timeout_ms=100, ack_policy=COMMIT_AFTER_WRITE,
                                      auto_offset_reset="earliest")
+
+
+async def read_batch(broker, records, read: Callable[[bytes], Any], *, service: str) -> list:
+    """`read` each record's value; a record it refuses (Poison) goes to `<topic>.dlq` at once,
+    so one bad record does not fail, and so stall, the batch. The others, in order."""
+    values = []
+    for record in records:
+        try:
+            values.append(read(record.value))
+        except Poison as err:
+            await dead_letter(broker, record, err, service=service)
+    return values
 
 
 async def dead_letter(broker, record, exc: Poison, *, service: str) -> None:

@@ -27,12 +27,7 @@ def register(runtime: Runtime, group_id: str) -> None:
     @kafka.batch_subscriber(runtime, topics.outcomes, group_id=group_id,
                             max_records=runtime.settings.ingest_outcomes_batch)
     async def on_outcomes(msg: KafkaMessage) -> None:
-        outcomes = []
-        for record in msg.raw_message:
-            try:
-                outcomes.append(_outcome(record.value))
-            except kafka.Poison as err:
-                await kafka.dead_letter(runtime.broker, record, err, service="ingest")
+        outcomes = await kafka.read_batch(runtime.broker, msg.raw_message, _outcome, service="ingest")
         with metrics.HANDLER_SECONDS.labels(service="ingest", handler="outcomes").time():
             store = IngestStore(runtime.db)
             for outcome in outcomes:  # each write guarded by status: any order, any repeat

@@ -53,15 +53,9 @@ def register(runtime: Runtime, group_id: str) -> None:
     @kafka.batch_subscriber(runtime, runtime.settings.topics.accepted, group_id=group_id,
                             max_records=runtime.settings.programs_batch)
     async def on_accepted(msg: KafkaMessage) -> None:
-        batch = []
-        for record in msg.raw_message:
-            try:
-                event, accepted_at, accept_id = accepted.read(record.value)
-            except (ValueError, InvalidEvent) as err:
-                await kafka.dead_letter(runtime.broker, record, kafka.Poison(str(err)), service="programs")
-                continue
-            metrics.event("programs", event.type, "received")
-            batch.append(Accepted(event, accepted_at, accept_id))
+        batch = await kafka.read_batch(runtime.broker, msg.raw_message, _read_accepted, service="programs")
+        for item in batch:
+            metrics.event("programs", item.event.type, "received")
         with metrics.HANDLER_SECONDS.labels(service="programs", handler="accepted").time():
             service = service_for(runtime)
             outcomes = await service.process_batch(batch)
@@ -75,6 +69,13 @@ def register(runtime: Runtime, group_id: str) -> None:
                     metrics.event("programs", item.event.type, HELD)
             await publish_outcomes(runtime, outcomes)
             await service.forget_held(outcomes)
+
+
+def _read_accepted(value: bytes) -> Accepted:
+    try:
+        return Accepted(*accepted.read(value))
+    except (ValueError, InvalidEvent) as err:
+        raise kafka.Poison(str(err)) from err
 
 
 async def sweep_held(runtime: Runtime) -> None:

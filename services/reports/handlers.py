@@ -24,15 +24,9 @@ def register(runtime: Runtime, group_id: str, service_for) -> None:
     @kafka.batch_subscriber(runtime, runtime.settings.topics.changes, group_id=group_id,
                             max_records=runtime.settings.reports_batch)
     async def on_changes(msg: KafkaMessage) -> None:
-        changes = []
-        for record in msg.raw_message:
-            try:
-                change = read_change(record.value)
-            except kafka.Poison as err:
-                await kafka.dead_letter(runtime.broker, record, err, service="reports")
-                continue
+        changes = await kafka.read_batch(runtime.broker, msg.raw_message, read_change, service="reports")
+        for change in changes:
             metrics.event("reports", f"change.{change['kind']}", "received")
-            changes.append(change)
         with metrics.HANDLER_SECONDS.labels(service="reports", handler="changes").time():
             await service_for(runtime).store.apply_changes(changes)
 
