@@ -48,15 +48,16 @@ def kill(service: str):
 
 @pytest.mark.parametrize("service", ["programs", "reports", "notify", "ingest"])
 async def test_kill_service(infra_stack, tmp_path, service):
-    # Reports and notify handle a record in a few milliseconds, so a kill seldom finds one
-    # in hand: they reach MongoDB over a slow link (10 ms each way), as across a network.
+    # Reports, notify and ingest (its outcomes, read in batches) handle records in a few
+    # milliseconds, so a kill seldom finds one in hand: they reach MongoDB over a slow link
+    # (10 ms each way), as across a network.
     slow = Proxy(int(infra_stack.mongo.rsplit(":", 1)[1]), infra.free_port(), "mongo").start()
     slow.latency_s = 0.01
     try:
         await scenarios.run(f"kill-{service}", kill(service), kafka=infra_stack.kafka, mongo_url=infra_stack.mongo,
                             prefix=f"{infra_stack.prefix}k{service[:3]}", logs=tmp_path,
                             service_mongo={service: f"mongodb://127.0.0.1:{slow.port}"}
-                            if service in ("reports", "notify") else None)
+                            if service in ("reports", "notify", "ingest") else None)
     finally:
         slow.stop()
 
