@@ -80,9 +80,18 @@ async def insert_once(collection, doc: dict) -> bool:
         return False
 
 
-async def insert_many_once(collection, docs: list[dict]) -> None:
-    """Insert `docs` in one round trip; those whose `_id` is already there stay as they are."""
-    await tolerating_duplicate(collection.insert_many(docs, ordered=False))
+async def insert_many_once(collection, docs: list[dict]) -> list[int]:
+    """Insert `docs` in one round trip; those whose `_id` is already there (or earlier in
+    `docs`) stay as they are, and their positions in `docs` are returned."""
+    if not docs:
+        return []
+    try:
+        await collection.insert_many(docs, ordered=False)
+        return []
+    except BulkWriteError as err:
+        if not is_duplicate(err):
+            raise
+        return [error["index"] for error in err.details["writeErrors"]]
 
 
 async def tolerating_duplicate(write) -> None:

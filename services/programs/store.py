@@ -10,7 +10,6 @@ from typing import Any
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from shared import mongo
 
@@ -46,16 +45,8 @@ class ProgramsStore:
     async def claim(self, records: list[tuple[str, str]]) -> set[int]:
         """Note each (event key, acceptance id) as seen, in one round trip; return the
         positions of those seen before (or earlier in `records`)."""
-        if not records:
-            return set()
-        try:
-            await self.db.claims.insert_many([{"_id": key, "accept_id": accept_id} for key, accept_id in records],
-                                             ordered=False)
-            return set()
-        except BulkWriteError as err:
-            if not mongo.is_duplicate(err):
-                raise
-            return {e["index"] for e in err.details["writeErrors"]}
+        return set(await mongo.insert_many_once(
+            self.db.claims, [{"_id": key, "accept_id": accept_id} for key, accept_id in records]))
 
     async def outcomes_for(self, event_keys: list[str]) -> dict[str, dict]:
         return await _by_id(self.db.outcomes, event_keys)
@@ -63,16 +54,8 @@ class ProgramsStore:
     async def record_outcomes(self, docs: list[dict]) -> dict[str, dict]:
         """Insert the outcomes in one round trip; return those already recorded by someone
         else (a racing replica), which stand instead of ours."""
-        if not docs:
-            return {}
-        try:
-            await self.db.outcomes.insert_many(docs, ordered=False)
-            return {}
-        except BulkWriteError as err:
-            if not mongo.is_duplicate(err):
-                raise
-            keys = [docs[e["index"]]["_id"] for e in err.details["writeErrors"]]
-            return await self.outcomes_for(keys)
+        theirs = await mongo.insert_many_once(self.db.outcomes, docs)
+        return await self.outcomes_for([docs[i]["_id"] for i in theirs]) if theirs else {}
 
     # --- registry ---
     async def put_registry_entry(self, event_type: str, entry: dict) -> None:
@@ -135,17 +118,13 @@ class ProgramsStore:
         # fails as a duplicate key, which is the "already applied" answer. One write per task:
         # FerretDB 1.24 answers a bulk write with such an error in a form PyMongo cannot read.
         for t in tasks:
-            try:
-                await self.db.tasks.update_one(
-                    {"_id": t["task_id"], "plan_version": {"$ne": version}},
-                    {"$set": {**t, "plan": plan_key, "programme": plan["programme"], "dropped": False,
-                              "plan_version": version},
-                     "$setOnInsert": fresh,
-                     "$inc": {"seq": 1}},
-                    upsert=True)
-            except Exception as err:
-                if not mongo.is_duplicate(err):
-                    raise
+            await mongo.tolerating_duplicate(self.db.tasks.update_one(
+                {"_id": t["task_id"], "plan_version": {"$ne": version}},
+                {"$set": {**t, "plan": plan_key, "programme": plan["programme"], "dropped": False,
+                          "plan_version": version},
+                 "$setOnInsert": fresh,
+                 "$inc": {"seq": 1}},
+                upsert=True))
         await self.db.tasks.update_many(
             {"plan": plan_key, "_id": {"$nin": ids}, "dropped": False},
             {"$set": {"dropped": True, "status": "cancelled"}, "$inc": {"seq": 1}},

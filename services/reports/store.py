@@ -13,7 +13,6 @@ older one never overwrites a newer one."""
 from __future__ import annotations
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument
-from pymongo.errors import BulkWriteError
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import mongo
@@ -71,14 +70,7 @@ class ReportsStore:
         gets its guarded write after all."""
         known = {d["_id"]: d["seq"] async for d in self.db.tasks.find({"_id": {"$in": list(docs)}}, {"seq": 1})}
         fresh = [{"_id": key, **doc} for key, doc in docs.items() if key not in known]
-        raced = []
-        try:
-            if fresh:
-                await self.db.tasks.insert_many(fresh, ordered=False)
-        except BulkWriteError as err:
-            if not mongo.is_duplicate(err):
-                raise
-            raced = [fresh[error["index"]]["_id"] for error in err.details["writeErrors"]]
+        raced = [fresh[i]["_id"] for i in await mongo.insert_many_once(self.db.tasks, fresh)]
         for key in [k for k in docs if k in known and known[k] < docs[k]["seq"]] + raced:
             await self._guarded("tasks", key, "seq", docs[key]["seq"], docs[key])
 
