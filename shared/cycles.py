@@ -16,6 +16,7 @@ import holidays
 
 _CODE = re.compile(r"^(?P<year>\d{4})(?:-(?:Q(?P<q>[1-4])|H(?P<h>1)|(?P<end>\d{4})))?$")
 KINDS = ("quarterly", "six_monthly", "annual", "term")
+FIRST_YEAR, LAST_YEAR = 1900, 2999  # a cycle's window starts in the previous year
 
 
 class UnknownCycle(ValueError):
@@ -35,6 +36,8 @@ def parse_cycle(code: str) -> Cycle:
     match = _CODE.match(code or "")
     if not match:
         raise UnknownCycle(f"{code!r} is not a cycle code (2021-Q1, 2021-H1, 2021, 2021-2025)")
+    if not all(FIRST_YEAR <= int(y) <= LAST_YEAR for y in (match["year"], match["end"]) if y):
+        raise UnknownCycle(f"{code!r}: years run from {FIRST_YEAR} to {LAST_YEAR}")
     year = int(match["year"])
     if match["q"]:
         quarter = int(match["q"])

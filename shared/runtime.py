@@ -93,6 +93,7 @@ def create_app(runtime: Runtime, *, title: str, jobs: tuple[Job, ...] = ()) -> F
         settings = runtime.settings
         runtime.client = mongo.connect(settings.mongo_url)
         runtime.db = runtime.client[settings.database(runtime.service)]
+        kafka.dead_letters(runtime.broker).db = runtime.db  # remembers what it dead-lettered
         await mongo.ensure_indexes(runtime.db, runtime.indexes)
         await kafka.ensure_topics(settings)
         await runtime.broker.start()

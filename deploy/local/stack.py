@@ -49,6 +49,9 @@ def service_env(*, kafka: str, mongo: str, smtp_port: int, ports: dict[str, int]
         "NQT_INGEST_DEV_KEYS": json.dumps(dev_keys),
         "PYTHONUNBUFFERED": "1",
         **{f"NQT_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+        # Reports links issued reports under its own address; notify fetches them only from there.
+        **({"NQT_REPORTS_PUBLIC_URL": f"http://127.0.0.1:{ports['reports']}",
+            "NQT_NOTIFY_REPORTS_URL": f"http://127.0.0.1:{ports['reports']}"} if "reports" in ports else {}),
         **(extra or {}),
     })
     return env

@@ -21,17 +21,20 @@ def _outcome(value: bytes) -> dict:
     return outcome
 
 
+async def record_outcomes(store: IngestStore, outcomes: list[dict]) -> None:
+    with metrics.HANDLER_SECONDS.labels(service="ingest", handler="outcomes").time():
+        for outcome in outcomes:  # each write guarded by status: any order, any repeat
+            await service.record_outcome(store=store, outcome=outcome)
+
+
 def register(runtime: Runtime, group_id: str) -> None:
     topics = runtime.settings.topics
 
     @kafka.batch_subscriber(runtime, topics.outcomes, group_id=group_id,
                             max_records=runtime.settings.ingest_outcomes_batch)
     async def on_outcomes(msg: KafkaMessage) -> None:
-        outcomes = await kafka.read_batch(runtime.broker, msg.raw_message, _outcome, service="ingest")
-        with metrics.HANDLER_SECONDS.labels(service="ingest", handler="outcomes").time():
-            store = IngestStore(runtime.db)
-            for outcome in outcomes:  # each write guarded by status: any order, any repeat
-                await service.record_outcome(store=store, outcome=outcome)
+        await kafka.apply_batch(runtime.broker, msg.raw_message, read=_outcome,
+                                apply=lambda outcomes: record_outcomes(IngestStore(runtime.db), outcomes))
 
     # One consumer group per topic: members of one group on several topics rebalance each other.
     @runtime.broker.subscriber(topics.inbound, group_id=f"{group_id}.inbound",

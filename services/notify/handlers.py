@@ -1,8 +1,14 @@
-"""Subscribers and scheduled jobs of notify."""
+"""Subscribers and scheduled jobs of notify.
+
+Each topic is read in batches (`kafka.apply_batch`): a record that cannot be handled is
+decided (dead-lettered) once it failed the same way twice, an outage is waited out, and
+the handlers below take one record at a time, so a batch read again sends nothing twice
+(every notice is sent once, by its identity)."""
 
 from __future__ import annotations
 
 import logging
+from typing import Awaitable, Callable
 
 import httpx
 from faststream.kafka.annotations import KafkaMessage
@@ -11,54 +17,66 @@ from shared import kafka, metrics
 from shared.clock import Clock
 from shared.runtime import Runtime
 
+from services.notify.service import Notifier
 
 log = logging.getLogger("nqt.notify")
+Handle = Callable[[Notifier, dict], Awaitable[None]]
 
 
 def register(runtime: Runtime, group_id: str, notifier_for, clock: Clock) -> None:
     topics = runtime.settings.topics
 
-    def subscriber(topic: str, role: str):
+    def subscribe(topic: str, role: str, required: tuple[str, ...], handle: Handle):
         # A group per topic: consumers of one group on several topics rebalance each other on every join.
-        return runtime.broker.subscriber(topic, group_id=f"{group_id}.{role}", ack_policy=kafka.COMMIT_AFTER_WRITE,
-                                         auto_offset_reset="earliest")
+        async def on_records(msg: KafkaMessage) -> None:
+            await kafka.apply_batch(runtime.broker, msg.raw_message,
+                                    read=lambda value: kafka.record(value, required=required),
+                                    apply=lambda values: handle_each(notifier_for(runtime), role, values, handle))
+        on_records.__name__ = on_records.__qualname__ = f"on_{role}"  # names the subscriber (logs, AsyncAPI)
+        kafka.batch_subscriber(runtime, topic, group_id=f"{group_id}.{role}",
+                               max_records=runtime.settings.notify_batch)(on_records)
 
-    def timed(role: str):
-        return metrics.HANDLER_SECONDS.labels(service="notify", handler=role).time()
+    subscribe(topics.changes, "changes", ("kind", "id", "state"), lambda n, change: on_change(n, change, clock))
+    subscribe(topics.outcomes, "outcomes", ("outcome", "source", "event_key"), on_outcome)
+    subscribe(topics.due, "due", ("cycle", "due_date", "expected_units", "window"),
+              lambda n, event: on_due(n, event, clock))
+    subscribe(topics.generated, "generated", ("cycle", "number", "formats"),
+              lambda n, event: on_generated(n, event, clock))
 
-    @subscriber(topics.changes, "changes")
-    async def on_change(msg: KafkaMessage) -> None:
-        change = kafka.record(msg.body, required=("kind", "id", "state"))
-        metrics.event("notify", f"change.{change['kind']}", "received")
-        store = notifier_for(runtime).store
-        with timed("changes"):
-            if change["kind"] in ("unit", "settings"):
-                await store.put_registry(change["kind"], change["state"])
-            elif change["kind"] == "task":
-                await store.put_task(change["id"], change["seq"], change["state"])
-            elif change["kind"] == "unit_report":
-                await store.put_unit_report(change["state"]["unit"], change["state"]["cycle"])
 
-    @subscriber(topics.outcomes, "outcomes")
-    async def on_outcome(msg: KafkaMessage) -> None:
-        outcome = kafka.record(msg.body, required=("outcome", "source", "event_key"))
-        metrics.event("notify", outcome.get("type"), outcome["outcome"], outcome.get("code", ""))
-        if outcome["outcome"] == "rejected":
-            with timed("outcomes"):
-                await notifier_for(runtime).rejection(outcome)
+async def handle_each(notifier: Notifier, role: str, values: list[dict], handle: Handle) -> None:
+    with metrics.HANDLER_SECONDS.labels(service="notify", handler=role).time():
+        for value in values:
+            await handle(notifier, value)
 
-    @subscriber(topics.due, "due")
-    async def on_due(msg: KafkaMessage) -> None:
-        event = kafka.record(msg.body, required=("cycle", "due_date", "expected_units", "window"))
-        metrics.event("notify", "report.due", "received")
-        with timed("due"):
-            await notifier_for(runtime).cycle_opened(event, clock.today())
 
-    @subscriber(topics.generated, "generated")
-    async def on_generated(msg: KafkaMessage) -> None:
-        event = kafka.record(msg.body, required=("cycle", "number", "formats"))
-        metrics.event("notify", "report.generated", "received")
-        with timed("generated"):
+async def on_change(notifier: Notifier, change: dict, clock: Clock) -> None:
+    """What notify needs to know: the registry's units and header, tasks, unit reports."""
+    metrics.event("notify", f"change.{change['kind']}", "received")
+    store, state = notifier.store, change["state"]
+    if change["kind"] in ("unit", "settings"):
+        await store.put_registry(change["kind"], state)
+        if change["kind"] == "unit":
             async with httpx.AsyncClient(timeout=60) as fetch:
-                await notifier_for(runtime).report_generated(event, clock.today(), fetch)
+                await notifier.recipient_known(state["code"], clock.today(), fetch)
+    elif change["kind"] == "task":
+        await store.put_task(change["id"], change["seq"], state)
+    elif change["kind"] == "unit_report":
+        await store.put_unit_report(state["unit"], state["cycle"])
 
+
+async def on_outcome(notifier: Notifier, outcome: dict) -> None:
+    metrics.event("notify", outcome.get("type"), outcome["outcome"], outcome.get("code", ""))
+    if outcome["outcome"] == "rejected":
+        await notifier.rejection(outcome)
+
+
+async def on_due(notifier: Notifier, event: dict, clock: Clock) -> None:
+    metrics.event("notify", "report.due", "received")
+    await notifier.cycle_opened(event, clock.today())
+
+
+async def on_generated(notifier: Notifier, event: dict, clock: Clock) -> None:
+    metrics.event("notify", "report.generated", "received")
+    async with httpx.AsyncClient(timeout=60) as fetch:
+        await notifier.report_generated(event, clock.today(), fetch)

@@ -17,12 +17,9 @@ from services.notify.channels import Attachment, Channel, Message, routes
 from services.notify.settings import NotifySettings
 from services.notify.store import NotifyStore
 from shared import metrics
+from shared.kafka import Poison
 
 log = logging.getLogger("nqt.notify")
-
-
-class UnknownRecipient(LookupError):
-    """The unit is not (yet) in notify's registry copy; retried, then dead-lettered."""
 
 
 class Notifier:
@@ -88,16 +85,43 @@ class Notifier:
         metrics.NOTIFICATIONS.labels(channel=channel.name, result="sent").inc()
         return "sent"
 
-    async def _recipient(self, code: str) -> dict:
+    async def _recipient(self, code: str, *, kind: str, about: str, trigger: dict) -> dict | None:
+        """The unit, or None when notify's registry copy does not know it yet: the notice then
+        waits for it (registry changes and the events that name a unit travel on different
+        topics), and goes out when the unit arrives (`recipient_known`)."""
+        unit = await self.store.unit(code)
+        if unit is not None:
+            return unit
+        key = await self.store.wait_for(code, kind=kind, about=about, trigger=trigger)
+        # The unit may have arrived meanwhile, its waiting notices looked for before this one was
+        # there: look again (a notice sent twice is sent once, by its identity).
         unit = await self.store.unit(code)
         if unit is None:
-            raise UnknownRecipient(f"unit {code} is not in the registry notify knows")
+            log.warning("%s about %s waits for unit %s, which notify does not know yet", kind, about, code)
+        else:
+            await self.store.forget_waiting(key)
         return unit
+
+    async def recipient_known(self, code: str, today: date, fetch: httpx.AsyncClient) -> int:
+        """Send the notices that were waiting for unit `code` to be known; how many there were."""
+        waiting = await self.store.waiting_for(code)
+        for notice in waiting:
+            trigger = notice["trigger"]
+            if notice["kind"] == "rejected":
+                await self.rejection(trigger)
+            elif notice["kind"] == "cycle_opened":
+                await self.cycle_opened({**trigger, "expected_units": [code]}, today)
+            else:
+                await self.report_generated(trigger, today, fetch, only=code)
+            await self.store.forget_waiting(notice["_id"])
+        return len(waiting)
 
     # --- what triggers a notification ---
     async def rejection(self, outcome: dict) -> list[str]:
         """Tell the publishing unit that its event was rejected, and why."""
-        unit = await self._recipient(outcome["source"])
+        unit = await self._recipient(outcome["source"], kind="rejected", about=outcome["event_key"], trigger=outcome)
+        if unit is None:
+            return []
         subject, body = domain.rejection_text(outcome, unit["name"])
         return await self.send(kind="rejected", recipient=unit, subject=subject, body=body,
                                day=outcome["decided_at"][:10], about=outcome["event_key"],
@@ -108,22 +132,30 @@ class Notifier:
         """Every unit a cycle expects hears that it opened and when its report is due."""
         await self.store.put_cycle(event)
         for code in event["expected_units"]:
-            unit = await self.store.unit(code)
+            unit = await self._recipient(code, kind="cycle_opened", about=event["cycle"], trigger=event)
             if unit is None:
-                log.warning("cycle %s expects %s, which notify does not know", event["cycle"], code)
                 continue
             subject, body = domain.cycle_opened_text(unit["name"], event)
             await self.send(kind="cycle_opened", recipient=unit, subject=subject, body=body,
                             day=today.isoformat(), about=event["cycle"], data=event)
 
-    async def report_generated(self, event: dict, today: date, fetch: httpx.AsyncClient) -> None:
-        """The report's recipients get it, the PDF attached and links to the other formats."""
-        response = await fetch.get(event["formats"]["pdf"])
+    async def report_generated(self, event: dict, today: date, fetch: httpx.AsyncClient,
+                               only: str | None = None) -> None:
+        """The report's recipients (or `only` that one) get it, the PDF attached and links to the
+        other formats. The PDF is fetched from the reports service: while it is down, this waits."""
+        url = event["formats"]["pdf"]
+        if not (isinstance(url, str) and url.startswith(self.settings.notify_reports_url.rstrip("/") + "/")):
+            raise Poison(f"the report's PDF {str(url)[:200]!r} is not on the reports service "
+                         f"({self.settings.notify_reports_url}, NQT_NOTIFY_REPORTS_URL)")
+        response = await fetch.get(url)
         response.raise_for_status()
         pdf = Attachment(f"bao-cao-{event['cycle']}.pdf", "application/pdf", response.content)
         settings = await self.store.settings()
-        for code in (settings.get("reporting") or {}).get("recipients", ["BTV"]):
-            unit = await self._recipient(code)
+        recipients = (settings.get("reporting") or {}).get("recipients", ["BTV"])
+        for code in [only] if only else recipients:
+            unit = await self._recipient(code, kind="report_generated", about=event["cycle"], trigger=event)
+            if unit is None:
+                continue
             subject, body = domain.report_generated_text(unit["name"], event)
             await self.send(kind="report_generated", recipient=unit, subject=subject, body=body,
                             day=today.isoformat(), about=event["cycle"], data=event, attachments=(pdf,))

@@ -8,6 +8,7 @@ from shared.settings import CommonSettings
 class NotifySettings(CommonSettings):
     notify_port: int = 8083
     notify_group: str = "nqt-notify"
+    notify_batch: int = Field(100, ge=1, le=10_000)  # records of a topic read (and committed) together
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_starttls: bool = False
@@ -28,3 +29,5 @@ class NotifySettings(CommonSettings):
     notify_escalate_after_days: int = Field(7, ge=1)
     notify_report_reminder_days: int = Field(1, ge=0)
     notify_scan_seconds: float = Field(60.0, gt=0)
+    # Where issued reports are fetched from: a `report.generated` pointing anywhere else is refused.
+    notify_reports_url: str = "http://127.0.0.1:8082"

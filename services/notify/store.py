@@ -23,6 +23,7 @@ INDEXES: mongo.IndexSpec = {
                    IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)])],
     "digests": [IndexModel([("delivered", ASCENDING)])], "items": [],
     "locks": [IndexModel([("delivery", ASCENDING), ("attempt", ASCENDING)])],
+    "waiting": [IndexModel([("recipient", ASCENDING)])],
 }
 TASK_FIELDS = ("task_id", "programme", "title", "lead_unit", "lead_person", "due_date", "status", "dropped")
 
@@ -66,6 +67,20 @@ class NotifyStore:
 
     async def cycles(self) -> list[dict]:
         return [d async for d in self.db.cycles.find({})]
+
+    # --- notices waiting for their recipient to be known ---
+    async def wait_for(self, code: str, *, kind: str, about: str, trigger: dict) -> str:
+        """Keep a notice until unit `code` is known; its key."""
+        key = f"{kind}|{about}|{code}"
+        await self.db.waiting.update_one({"_id": key}, {"$setOnInsert": {
+            "recipient": code, "kind": kind, "about": about, "trigger": trigger, "since": utc_now()}}, upsert=True)
+        return key
+
+    async def waiting_for(self, code: str) -> list[dict]:
+        return [d async for d in self.db.waiting.find({"recipient": code})]
+
+    async def forget_waiting(self, key: str) -> None:
+        await self.db.waiting.delete_one({"_id": key})
 
     # --- deliveries: the once-only guard and the log ---
     async def claim(self, *, key: str, message: dict, channel: str, lease_s: float) -> dict:

@@ -31,7 +31,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "unknown_cycle": ("Kỳ báo cáo {} không thuộc nhiệm kỳ: {}.", "Reporting cycle {} is not in the term: {}."),
     "task_cancelled": ("Nhiệm vụ {} đã bị hủy do kế hoạch sửa đổi không còn nhiệm vụ này.",
                        "Task {} was cancelled: a revision of its plan dropped it."),
+    "invalid_event": ("Sự kiện không xử lý được ({}); hãy kiểm tra nội dung và gửi sự kiện đã sửa với mã mới.",
+                      "The event cannot be processed ({}); check it and send a corrected one with a new id."),
 }
+# An outcome lists at most this many findings (and how many there were): it must fit in one Kafka record.
+MAX_FINDINGS = 200
+MAX_ARGUMENT = 200  # characters of a value quoted in a message
 
 FINDINGS: dict[str, tuple[str, str]] = {
     "missing_roadmap": ("Nhiệm vụ chưa có lộ trình (ít nhất một mốc).",
@@ -59,6 +64,7 @@ class Finding:
     @classmethod
     def of(cls, pointer: str, code: str, *args: Any) -> "Finding":
         vi, en = FINDINGS[code]
+        args = tuple(shortened(str(a), MAX_ARGUMENT) for a in args)
         return cls(pointer, code, vi.format(*args), en.format(*args))
 
 
@@ -72,7 +78,12 @@ class Rejection:
     @classmethod
     def of(cls, code: str, *args: Any, findings: list[Finding] | tuple[Finding, ...] = ()) -> "Rejection":
         vi, en = MESSAGES[code]
+        args = tuple(shortened(str(a), MAX_ARGUMENT if code != "invalid_event" else 500) for a in args)
         return cls(code, vi.format(*args), en.format(*args), tuple(findings))
+
+
+def shortened(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def version_of(event: Envelope) -> str:

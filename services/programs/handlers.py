@@ -53,22 +53,37 @@ def register(runtime: Runtime, group_id: str) -> None:
     @kafka.batch_subscriber(runtime, runtime.settings.topics.accepted, group_id=group_id,
                             max_records=runtime.settings.programs_batch)
     async def on_accepted(msg: KafkaMessage) -> None:
-        batch = await kafka.read_batch(runtime.broker, msg.raw_message, _read_accepted, service="programs")
+        await kafka.apply_batch(runtime.broker, msg.raw_message, read=_read_accepted,
+                                apply=lambda batch: decide_batch(runtime, batch),
+                                decide=lambda record, item, error: refuse(runtime, item, error))
+
+
+async def decide_batch(runtime: Runtime, batch: list[Accepted]) -> None:
+    """Decide the records, publish their outcomes and changes, then forget the held updates they settled."""
+    for item in batch:
+        metrics.event("programs", item.event.type, "received")
+    with metrics.HANDLER_SECONDS.labels(service="programs", handler="accepted").time():
+        service = service_for(runtime)
+        outcomes = await service.process_batch(batch)
+        for outcome in outcomes:
+            with logs.about_event(event_id=outcome["id"], unit=outcome["source"], type=outcome["type"]):
+                log.info("event decided", outcome=outcome["outcome"], code=outcome.get("code"),
+                         decided_event=outcome["event_key"])
+        decided = {o["_id"] for o in outcomes}
         for item in batch:
-            metrics.event("programs", item.event.type, "received")
-        with metrics.HANDLER_SECONDS.labels(service="programs", handler="accepted").time():
-            service = service_for(runtime)
-            outcomes = await service.process_batch(batch)
-            for outcome in outcomes:
-                with logs.about_event(event_id=outcome["id"], unit=outcome["source"], type=outcome["type"]):
-                    log.info("event decided", outcome=outcome["outcome"], code=outcome.get("code"),
-                             decided_event=outcome["event_key"])
-            decided = {o["_id"] for o in outcomes}
-            for item in batch:
-                if item.event.key not in decided:
-                    metrics.event("programs", item.event.type, HELD)
-            await publish_outcomes(runtime, outcomes)
-            await service.forget_held(outcomes)
+            if item.event.key not in decided:
+                metrics.event("programs", item.event.type, HELD)
+        await publish_outcomes(runtime, outcomes)
+        await service.forget_held(outcomes)
+
+
+async def refuse(runtime: Runtime, item: Accepted, error: Exception) -> None:
+    """An accepted event that failed the same way twice: it is `rejected` as `invalid_event`,
+    with the reason, so that its publisher is told and the partition moves on."""
+    outcome = await service_for(runtime).refuse(item, reason=f"{type(error).__name__}: {error}")
+    with logs.about_event(event_id=outcome["id"], unit=outcome["source"], type=outcome["type"]):
+        log.error("event refused", code=outcome.get("code"), reason=str(error)[:500])
+    await publish_outcomes(runtime, [outcome])
 
 
 def _read_accepted(value: bytes) -> Accepted:

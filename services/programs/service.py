@@ -200,6 +200,22 @@ class ProgramsService:
                 decided.append(await self._decide_held(held, expire=expired))
         return [o for o in decided if o["outcome"] != HELD]
 
+    async def refuse(self, item: Accepted, *, reason: str) -> dict:
+        """Decide an accepted event that cannot be processed as `rejected` (`invalid_event`, with
+        the reason), replacing whatever outcome this very record got before; another copy of the
+        event accepted earlier keeps its own outcome, and this one is its duplicate."""
+        event = item.event
+        prior = await self.store.outcome(event.key)
+        programme = getattr(event.data, "programme", None)
+        if prior is not None and prior["accept_id"] != item.accept_id:
+            return _outcome(event, item.accepted_at, item.accept_id, "duplicate", changes=[],
+                            programme=prior.get("programme"))
+        doc = _outcome(event, item.accepted_at, item.accept_id, "rejected", changes=[], programme=programme,
+                       rejection=Rejection.of("invalid_event", domain.shortened(reason, 500)))
+        await self.store.replace_outcome(doc)
+        await self.store.forget_held([event.key])
+        return doc
+
     async def forget_held(self, outcomes: list[dict]) -> None:
         await self.store.forget_held([o["_id"] for o in outcomes if o.get("held") and o["outcome"] != HELD])
 
@@ -349,6 +365,15 @@ def _change(event: Envelope, accepted_at: str, *, kind: str, id: str, state: dic
             "version": domain.version_of(event)}
 
 
+def _event_time(event: Envelope) -> str:
+    """The event's time as UTC text, or as it was written when UTC cannot hold it (an outcome
+    must be told even about an event whose time is out of range)."""
+    try:
+        return utc_iso(event.time)
+    except (OverflowError, ValueError):
+        return event.time.isoformat()
+
+
 def _task_state(task: dict) -> dict:
     return {k: v for k, v in task.items() if k != "_id"}
 
@@ -370,9 +395,11 @@ def _outcome(event: Envelope, accepted_at: str, accept_id: str, outcome: str, *,
              rejection: Rejection | None = None, programme: str | None = None) -> dict:
     doc = {"_id": event.key, "event_key": event.key, "source": event.source, "id": event.id,
            "type": event.type, "programme": programme, "outcome": outcome,
-           "event_time": utc_iso(event.time), "accepted_at": accepted_at, "accept_id": accept_id,
+           "event_time": _event_time(event), "accepted_at": accepted_at, "accept_id": accept_id,
            "decided_at": utc_now(), "changes": changes}
     if rejection is not None:
         doc.update(code=rejection.code, message_vi=rejection.message_vi, message_en=rejection.message_en,
-                   findings=[asdict(f) for f in rejection.findings])
+                   findings=[asdict(f) for f in rejection.findings[:domain.MAX_FINDINGS]])
+        if len(rejection.findings) > domain.MAX_FINDINGS:
+            doc["findings_total"] = len(rejection.findings)
     return doc

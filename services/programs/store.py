@@ -42,6 +42,10 @@ class ProgramsStore:
             return doc
         return await self.outcome(doc["_id"])
 
+    async def replace_outcome(self, doc: dict) -> None:
+        """Make `doc` the outcome of its event, whatever was recorded before (only the partition's owner writes it)."""
+        await self.db.outcomes.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
     async def claim(self, records: list[tuple[str, str]]) -> set[int]:
         """Note each (event key, acceptance id) as seen, in one round trip; return the
         positions of those seen before (or earlier in `records`)."""

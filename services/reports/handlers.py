@@ -24,11 +24,15 @@ def register(runtime: Runtime, group_id: str, service_for) -> None:
     @kafka.batch_subscriber(runtime, runtime.settings.topics.changes, group_id=group_id,
                             max_records=runtime.settings.reports_batch)
     async def on_changes(msg: KafkaMessage) -> None:
-        changes = await kafka.read_batch(runtime.broker, msg.raw_message, read_change, service="reports")
-        for change in changes:
-            metrics.event("reports", f"change.{change['kind']}", "received")
-        with metrics.HANDLER_SECONDS.labels(service="reports", handler="changes").time():
-            await service_for(runtime).store.apply_changes(changes)
+        await kafka.apply_batch(runtime.broker, msg.raw_message, read=read_change,
+                                apply=lambda changes: apply_changes(service_for(runtime), changes))
+
+
+async def apply_changes(service: ReportsService, changes: list[dict]) -> None:
+    for change in changes:
+        metrics.event("reports", f"change.{change['kind']}", "received")
+    with metrics.HANDLER_SECONDS.labels(service="reports", handler="changes").time():
+        await service.store.apply_changes(changes)
 
 
 def read_change(value: bytes) -> dict:

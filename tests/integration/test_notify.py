@@ -40,7 +40,8 @@ async def notify(isolated, receiver: Receiver, clock: str = "2021-03-10T09:00:00
     controller, mailbox = mailsink.serve(infra.free_port(), None)
     settings = isolated.settings(NotifySettings, smtp_port=controller.port, notify_webhook_secrets={"SO-TC": SECRET},
                                  notify_attempts=3, notify_retry_seconds=0.3, notify_scan_seconds=0.2,
-                                 notify_escalate_after_days=3, clock_fixed=clock)
+                                 notify_escalate_after_days=3, clock_fixed=clock,
+                                 notify_reports_url=receiver.url)
     app = build(settings)
     registry = [
         change("unit", "VPTU", unit("VPTU", email="vptu@hanoi.example",
