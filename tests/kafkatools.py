@@ -20,9 +20,10 @@ async def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes | 
         await producer.stop()
 
 
-async def produce_many(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+async def produce_many(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]], **options) -> None:
     """Produce many (key, value) records, waiting for all acknowledgements at the end."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
+                                **options)
     await producer.start()
     try:
         futures = [await producer.send(topic, value, key=key) for key, value in records]

@@ -36,12 +36,12 @@ def change(kind: str, id: str, state: dict, seq: int = 0) -> bytes:
 
 
 @asynccontextmanager
-async def notify(isolated, receiver: Receiver, clock: str = "2021-03-10T09:00:00+07:00"):
+async def notify(isolated, receiver: Receiver, clock: str = "2021-03-10T09:00:00+07:00", reports_url: str | None = None):
     controller, mailbox = mailsink.serve(infra.free_port(), None)
     settings = isolated.settings(NotifySettings, smtp_port=controller.port, notify_webhook_secrets={"SO-TC": SECRET},
                                  notify_attempts=3, notify_retry_seconds=0.3, notify_scan_seconds=0.2,
                                  notify_escalate_after_days=3, clock_fixed=clock,
-                                 notify_reports_url=receiver.url)
+                                 notify_reports_url=reports_url or receiver.url)
     app = build(settings)
     registry = [
         change("unit", "VPTU", unit("VPTU", email="vptu@hanoi.example",

@@ -1,0 +1,199 @@
+"""What a consumer does when handling a record fails: an outage is waited out (read again,
+never dead-lettered), a record that fails the same way twice is decided (once), and the
+good records of a batch go through around a bad one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
+from pymongo.errors import DuplicateKeyError, OperationFailure, ServerSelectionTimeoutError
+
+from shared import kafka
+
+
+@dataclass(frozen=True)
+class Record:
+    offset: int
+    value: bytes
+    topic: str = "t.events.accepted"
+    partition: int = 0
+    key: bytes = b"01"
+    headers: tuple = ()
+
+
+@dataclass(eq=False)
+class FakeBroker:
+    published: list[tuple[str, bytes, dict]] = field(default_factory=list)
+
+    async def publish(self, value, topic, *, key=None, headers=None, **_):
+        self.published.append((topic, value, headers))
+
+
+class FakeCollection:
+    def __init__(self):
+        self.docs: dict[str, dict] = {}
+
+    async def find_one(self, query, projection=None):
+        return self.docs.get(query["_id"])
+
+    async def update_one(self, query, update, upsert=False):
+        self.docs.setdefault(query["_id"], {"_id": query["_id"], **update.get("$setOnInsert", {})})
+
+
+class FakeDb:
+    def __init__(self):
+        self.dead_letters = FakeCollection()
+
+
+def letters_for(broker: FakeBroker, db: FakeDb | None = None) -> kafka.DeadLetters:
+    letters = kafka.DeadLetters("test")
+    letters.broker, letters.db = broker, db
+    kafka._LETTERS[broker] = letters
+    return letters
+
+
+def response(status: int) -> httpx.Response:
+    return httpx.Response(status, request=httpx.Request("GET", "http://reports/v1/x"))
+
+
+@pytest.mark.parametrize("error", [
+    ServerSelectionTimeoutError("no servers"), KafkaConnectionError(), TimeoutError(), ConnectionRefusedError(),
+    httpx.ConnectError("refused"), httpx.HTTPStatusError("503", request=response(503).request, response=response(503)),
+    OperationFailure("not primary", code=10107), kafka.Transient("peer down"),
+])
+def test_outages_are_transient(error):
+    assert kafka.is_transient(error)
+
+
+@pytest.mark.parametrize("error", [
+    KeyError("state"), ValueError("year -1 is out of range"), OverflowError("date value out of range"),
+    MessageSizeTooLargeError(), DuplicateKeyError("dup"), OperationFailure("bad", code=2), kafka.Poison("bad"),
+    httpx.HTTPStatusError("404", request=response(404).request, response=response(404)),
+    httpx.UnsupportedProtocol("ftp"),
+])
+def test_what_the_record_itself_causes_is_not(error):
+    assert not kafka.is_transient(error)
+
+
+class Applier:
+    """Applies values; any batch holding a value in `bad` fails the way the bad value says."""
+
+    def __init__(self, bad: dict[bytes, Exception]):
+        self.bad, self.applied, self.calls = bad, [], []
+
+    async def __call__(self, values: list[bytes]) -> None:
+        self.calls.append(list(values))
+        for value in values:
+            if value in self.bad:
+                raise self.bad[value]
+        self.applied += values
+
+
+async def test_a_bad_record_is_decided_and_the_records_around_it_go_through():
+    broker, decided = FakeBroker(), []
+    letters_for(broker)
+    apply = Applier({b"bad": KeyError("seq")})
+    records = [Record(1, b"a"), Record(2, b"bad"), Record(3, b"b")]
+
+    async def decide(record, value, error):
+        decided.append((record.offset, value, str(error)))
+
+    await kafka.apply_batch(broker, records, read=lambda v: v, apply=apply, decide=decide)
+    assert apply.applied == [b"a", b"b"]
+    assert decided == [(2, b"bad", "'seq'")]
+    assert apply.calls.count([b"bad"]) == 2, "decided once it failed the same way twice"
+    assert broker.published == []  # decided by `decide`, not dead-lettered
+
+
+async def test_without_a_decision_a_bad_record_is_dead_lettered_with_its_reason():
+    broker = FakeBroker()
+    letters_for(broker)
+    await kafka.apply_batch(broker, [Record(7, b"bad"), Record(8, b"ok")], read=lambda v: v,
+                            apply=Applier({b"bad": ValueError("year -1 is out of range")}))
+    [(topic, value, headers)] = broker.published
+    assert (topic, value) == ("t.events.accepted.dlq", b"bad")
+    assert headers["nqt-dlq-error-class"] == "ValueError" and headers["nqt-dlq-original-offset"] == "7"
+    assert headers["nqt-dlq-attempts"] == "2"
+
+
+async def test_an_outage_is_raised_so_the_batch_is_read_again_and_nothing_is_decided():
+    broker = FakeBroker()
+    letters_for(broker)
+    apply = Applier({b"a": ServerSelectionTimeoutError("no servers")})
+    with pytest.raises(ServerSelectionTimeoutError):
+        await kafka.apply_batch(broker, [Record(1, b"a"), Record(2, b"b")], read=lambda v: v, apply=apply,
+                                decide=pytest.fail)
+    assert broker.published == [] and apply.applied == []
+
+
+async def test_an_outage_while_a_bad_record_is_decided_is_waited_out_too():
+    broker = FakeBroker()
+    letters_for(broker)
+
+    async def decide(record, value, error):
+        raise ServerSelectionTimeoutError("no servers")
+
+    with pytest.raises(ServerSelectionTimeoutError):
+        await kafka.apply_batch(broker, [Record(1, b"bad")], read=lambda v: v, apply=Applier({b"bad": KeyError("x")}),
+                                decide=decide)
+    assert broker.published == [], "not dead-lettered because the decision met an outage"
+
+
+async def test_a_record_is_dead_lettered_once_however_often_its_batch_is_read_again():
+    broker, db = FakeBroker(), FakeDb()
+    letters_for(broker, db)
+
+    def read(value: bytes) -> bytes:
+        if value == b"\x00":
+            raise kafka.Poison("not JSON")
+        return value
+
+    records = [Record(1, b"\x00"), Record(2, b"ok")]
+    for _ in range(3):  # e.g. the batch failed later by an outage and was read again
+        await kafka.apply_batch(broker, records, read=read, apply=Applier({}))
+    assert [p[1] for p in broker.published] == [b"\x00"]
+
+
+class Message:
+    def __init__(self, record):
+        self.raw_message = record
+
+
+async def consume(middleware, record, error: Exception | None):
+    async def call_next(msg):
+        if error is not None:
+            raise error
+        return "done"
+
+    return await middleware(None, context=None).consume_scope(call_next, Message(record))
+
+
+async def test_a_single_record_subscriber_waits_out_an_outage_however_long(monkeypatch):
+    monkeypatch.setattr(kafka.asyncio, "sleep", _no_sleep)
+    broker = FakeBroker()
+    middleware = kafka.dead_letter_middleware(letters_for(broker), max_attempts=5)
+    record = Record(3, b"registry change", topic="t.programs.changes")
+    for _ in range(20):
+        with pytest.raises(ServerSelectionTimeoutError):
+            await consume(middleware, record, ServerSelectionTimeoutError("no servers"))
+    assert broker.published == []
+    assert await consume(middleware, record, None) == "done"
+
+
+async def test_a_single_record_that_fails_the_same_way_twice_is_dead_lettered(monkeypatch):
+    monkeypatch.setattr(kafka.asyncio, "sleep", _no_sleep)
+    broker = FakeBroker()
+    middleware = kafka.dead_letter_middleware(letters_for(broker), max_attempts=5)
+    record = Record(4, b"{}", topic="t.programs.changes")
+    with pytest.raises(KeyError):
+        await consume(middleware, record, KeyError("seq"))
+    assert await consume(middleware, record, KeyError("seq")) is None  # decided: the partition moves on
+    [(topic, value, headers)] = broker.published
+    assert topic == "t.programs.changes.dlq" and headers["nqt-dlq-attempts"] == "2"
+
+
+async def _no_sleep(_seconds):
+    return None
