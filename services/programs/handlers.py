@@ -53,7 +53,7 @@ def register(runtime: Runtime, group_id: str) -> None:
     @kafka.batch_subscriber(runtime, runtime.settings.topics.accepted, group_id=group_id,
                             max_records=runtime.settings.programs_batch)
     async def on_accepted(msg: KafkaMessage) -> None:
-        await kafka.apply_batch(runtime.broker, msg.raw_message, read=_read_accepted,
+        await kafka.apply_batch(runtime.broker, msg.raw_message, read=read_accepted,
                                 apply=lambda batch: decide_batch(runtime, batch),
                                 decide=lambda record, item, error: refuse(runtime, item, error))
 
@@ -86,7 +86,7 @@ async def refuse(runtime: Runtime, item: Accepted, error: Exception) -> None:
     await publish_outcomes(runtime, [outcome])
 
 
-def _read_accepted(value: bytes) -> Accepted:
+def read_accepted(value: bytes) -> Accepted:
     try:
         return Accepted(*accepted.read(value))
     except (ValueError, InvalidEvent) as err:

@@ -12,7 +12,7 @@ from faststream.kafka.annotations import KafkaMessage
 from shared import kafka, metrics
 from shared.runtime import Runtime
 
-from services.reports import gauges, render, word
+from services.reports import changes, gauges, render, word
 from services.reports.service import ReportsService
 
 log = logging.getLogger("nqt.reports")
@@ -24,8 +24,8 @@ def register(runtime: Runtime, group_id: str, service_for) -> None:
     @kafka.batch_subscriber(runtime, runtime.settings.topics.changes, group_id=group_id,
                             max_records=runtime.settings.reports_batch)
     async def on_changes(msg: KafkaMessage) -> None:
-        await kafka.apply_batch(runtime.broker, msg.raw_message, read=read_change,
-                                apply=lambda changes: apply_changes(service_for(runtime), changes))
+        await kafka.apply_batch(runtime.broker, msg.raw_message, read=changes.read,
+                                apply=lambda batch: apply_changes(service_for(runtime), batch))
 
 
 async def apply_changes(service: ReportsService, changes: list[dict]) -> None:
@@ -33,18 +33,6 @@ async def apply_changes(service: ReportsService, changes: list[dict]) -> None:
         metrics.event("reports", f"change.{change['kind']}", "received")
     with metrics.HANDLER_SECONDS.labels(service="reports", handler="changes").time():
         await service.store.apply_changes(changes)
-
-
-def read_change(value: bytes) -> dict:
-    """A `programs.changes` record with what applying it needs; Poison otherwise (a bad record
-    must not fail, and so stall, the whole batch it was read in)."""
-    change = kafka.record(value, required=("kind", "id", "state", "event_key", "version", "event_time",
-                                           "accepted_at"))
-    if not isinstance(change["state"], dict):
-        raise kafka.Poison("state is not an object")
-    if change["kind"] == "task" and not isinstance(change.get("seq"), int):
-        raise kafka.Poison("a task change without an integer seq")
-    return change
 
 
 def rendered(report: dict, fmt: str) -> bytes:
