@@ -142,6 +142,7 @@ def test_infrastructure_has_health_checks_and_everything_binds_to_loopback():
 def test_notify_can_fetch_the_reports_it_is_told_about():
     url = environment("reports")["NQT_REPORTS_PUBLIC_URL"]
     assert url == f"http://reports:{port_default('reports')}"
+    assert environment("notify")["NQT_NOTIFY_REPORTS_URL"] == url, "notify fetches only from reports' links"
 
 
 def test_the_image_copies_only_what_exists_and_commands_exist():

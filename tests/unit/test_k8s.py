@@ -128,6 +128,7 @@ def test_notify_can_fetch_the_reports_it_is_told_about():
     url = environment("reports")["NQT_REPORTS_PUBLIC_URL"]
     service = OBJECTS[("Service", "reports")]
     assert url == f"http://reports.{NAMESPACE}.svc.cluster.local:{service['spec']['ports'][0]['port']}"
+    assert environment("notify")["NQT_NOTIFY_REPORTS_URL"] == url, "notify fetches only from reports' links"
 
 
 @pytest.mark.parametrize("name", SETTINGS)
