@@ -1,37 +1,28 @@
-"""Kafka helpers: the broker every service uses (idempotent producer, acks=all),
-topic creation, JSON (de)serialisation and the dead-letter middleware."""
+"""Kafka helpers: the broker every service uses (idempotent producer, acks=all, the
+consumers' failure handling of `shared.consumer`), topic creation, JSON (de)serialisation."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import weakref
-from collections import OrderedDict
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from typing import Any
 
-import httpx
 import orjson
-from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
 from faststream import AckPolicy
-from faststream._internal.middlewares import BaseMiddleware
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 from prometheus_client import REGISTRY
-from pymongo import errors as mongo_errors
 
-from shared import metrics
+from shared.consumer import DeadLetters, Poison, attach, dead_letter_middleware
 from shared.settings import CommonSettings
-from shared.topics import Topics
 
 log = logging.getLogger("nqt.kafka")
 
-# Commit only after the handler has written its effects; on error rewind so the
-# record is read again (the dead-letter middleware bounds how often).
+# Commit only after the handler has written its effects; on error rewind so the record
+# is read again (`shared.consumer` decides when a record is given up).
 COMMIT_AFTER_WRITE = AckPolicy.NACK_ON_ERROR
 
 
@@ -41,38 +32,6 @@ def dumps(value: Any) -> bytes:
 
 def loads(raw: bytes | str) -> Any:
     return orjson.loads(raw)
-
-
-class Poison(Exception):
-    """A record that can never be processed (bad bytes, wrong schema): dead-letter it at once."""
-
-
-class Transient(Exception):
-    """Something the record needs is not there yet, and will be (a peer service down): read it
-    again later, however long that takes; never dead-letter it."""
-
-
-# Server errors that say "not now" rather than "never" (MongoDB's own list of retryable codes).
-_MONGO_TRANSIENT_CODES = {6, 7, 24, 50, 89, 91, 112, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}
-_TRANSIENT = (Transient, mongo_errors.ConnectionFailure, kafka_errors.KafkaConnectionError,
-              kafka_errors.KafkaTimeoutError, httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError,
-              ConnectionError, TimeoutError)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for an outage, which waiting cures (the database, Kafka or a peer service
-    unreachable or overloaded); False for anything the same record would raise again."""
-    if isinstance(exc, Poison):
-        return False
-    if isinstance(exc, _TRANSIENT):
-        return True
-    if isinstance(exc, kafka_errors.KafkaError):
-        return bool(exc.retriable)
-    if isinstance(exc, mongo_errors.OperationFailure) and not isinstance(exc, mongo_errors.DuplicateKeyError):
-        return exc.code in _MONGO_TRANSIENT_CODES or exc.has_error_label("RetryableWriteError")
-    if isinstance(exc, httpx.HTTPStatusError):
-        return exc.response.status_code >= 500 or exc.response.status_code == 429
-    return exc.__cause__ is not None and is_transient(exc.__cause__)
 
 
 def record(body: bytes, *, required: tuple[str, ...] = ()) -> dict:
@@ -135,116 +94,8 @@ def make_broker(settings: CommonSettings, *, service: str, max_attempts: int = 5
         logger=logging.getLogger(f"nqt.{service}.broker"),
         log_level=logging.DEBUG,
     )
-    letters.broker = broker
-    _LETTERS[broker] = letters
+    attach(broker, letters)
     return broker
-
-
-def dead_letters(broker: KafkaBroker) -> "DeadLetters":
-    """The dead letters of a broker made by `make_broker` (its service gives them a database at start-up)."""
-    return _LETTERS[broker]
-
-
-class DeadLetters:
-    """Where a record that can never be processed goes: `<topic>.dlq`, bytes unchanged, with headers
-    naming the failure; once per original offset, however often the record is read again (a
-    rewound batch, a restart): the service's `dead_letters` collection remembers which it sent."""
-
-    def __init__(self, service: str):
-        self.service = service
-        self.broker: KafkaBroker | None = None
-        self.db = None  # the service's database, once connected; without it, nothing is remembered
-
-    async def send(self, record, exc: Exception, *, attempts: int = 1, first: str | None = None) -> None:
-        where = f"{record.topic}|{record.partition}|{record.offset}"
-        if self.db is not None and await self.db.dead_letters.find_one({"_id": where}, {"_id": 1}):
-            return
-        headers = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())
-                   if not k.startswith("nqt-dlq-")}
-        headers.update({
-            "nqt-dlq-error-class": type(exc).__name__,
-            "nqt-dlq-error-message": str(exc)[:2000],
-            "nqt-dlq-attempts": str(attempts),
-            "nqt-dlq-first-failure": first or _now(),
-            "nqt-dlq-original-topic": record.topic,
-            "nqt-dlq-original-partition": str(record.partition),
-            "nqt-dlq-original-offset": str(record.offset),
-            "nqt-dlq-service": self.service,
-        })
-        await self.broker.publish(record.value or b"", Topics.dlq(record.topic), key=record.key, headers=headers)
-        if self.db is not None:
-            await self.db.dead_letters.update_one({"_id": where}, {"$setOnInsert": {
-                "error": type(exc).__name__, "at": _now()}}, upsert=True)
-        metrics.DEAD_LETTERS.labels(topic=record.topic, error=type(exc).__name__).inc()
-        log.error("dead-lettered %s/%s@%s: %s: %s", record.topic, record.partition, record.offset,
-                  type(exc).__name__, exc)
-
-
-_LETTERS: "weakref.WeakKeyDictionary[KafkaBroker, DeadLetters]" = weakref.WeakKeyDictionary()
-
-
-class Backoff:
-    """How long to wait before reading a record again after an outage: doubling per attempt
-    at the same place, up to a cap, so that a long outage costs a read every few seconds."""
-
-    def __init__(self, first_s: float = 0.2, cap_s: float = 5.0, remembered: int = 10_000):
-        self.first_s, self.cap_s, self.remembered = first_s, cap_s, remembered
-        self.attempts: OrderedDict[Any, int] = OrderedDict()
-
-    def next(self, where) -> float:
-        attempts = self.attempts.pop(where, 0) + 1
-        self.attempts[where] = attempts
-        while len(self.attempts) > self.remembered:
-            self.attempts.popitem(last=False)
-        return min(self.cap_s, self.first_s * 2 ** (attempts - 1))
-
-
-def dead_letter_middleware(letters: DeadLetters, *, max_attempts: int):
-    """What happens when a subscriber fails (it rewinds on error, so the record is read again):
-
-    - an outage (`is_transient`: the database or Kafka unreachable, a peer service down) is
-      waited out: the record is read again after a backoff, for as long as it takes, never
-      dead-lettered;
-    - anything else is a property of the record: one that fails the same way twice (or is
-      Poison, or keeps failing `max_attempts` times) goes to `<topic>.dlq`, and the partition
-      moves on. Batch subscribers decide their records themselves (`apply_batch`): what
-      reaches this from a batch is an outage."""
-    failures: OrderedDict[tuple[str, int, int], tuple[int, str, str]] = OrderedDict()
-    backoff = Backoff()
-
-    class DeadLetter(BaseMiddleware):
-        async def consume_scope(self, call_next, msg):
-            try:
-                return await call_next(msg)
-            except Exception as exc:
-                record = msg.raw_message
-                if isinstance(record, tuple):  # a batch: pause, then let the subscriber rewind it
-                    where = tuple(sorted({(r.topic, r.partition) for r in record}))
-                    wait = backoff.next(where)
-                    log.warning("reading a batch of %d again in %.1f s after %s: %s", len(record), wait,
-                                type(exc).__name__, exc)
-                    await asyncio.sleep(wait)
-                    raise
-                where = (record.topic, record.partition, record.offset)
-                if is_transient(exc):
-                    wait = backoff.next(where)
-                    log.warning("reading %s/%s@%s again in %.1f s after %s: %s", *where, wait,
-                                type(exc).__name__, exc)
-                    await asyncio.sleep(wait)
-                    raise
-                attempts, first, failure = failures.pop(where, (0, _now(), ""))
-                attempts += 1
-                this = f"{type(exc).__name__}: {exc}"
-                if not isinstance(exc, Poison) and this != failure and attempts < max_attempts:
-                    failures[where] = (attempts, first, this)
-                    while len(failures) > 10_000:
-                        failures.popitem(last=False)
-                    log.warning("retrying %s/%s@%s after %s (attempt %d)", *where, type(exc).__name__, attempts)
-                    raise
-                await letters.send(record, exc, attempts=attempts, first=first)
-                return None
-
-    return DeadLetter
 
 
 def batch_subscriber(runtime, topic: str, *, group_id: str, max_records: int):
@@ -254,69 +105,6 @@ def batch_subscriber(runtime, topic: str, *, group_id: str, max_records: int):
     return runtime.broker.subscriber(topic, group_id=group_id, batch=True, max_records=max_records,
                                      batch_timeout_ms=100, ack_policy=COMMIT_AFTER_WRITE,
                                      auto_offset_reset="earliest")
-
-
-ALONE_ATTEMPTS = 3  # a record on its own: decided once it failed the same way twice (at most this many tries)
-
-
-async def apply_batch(broker, records, *, read: Callable[[bytes], Any], apply: Callable[[list], Awaitable[Any]],
-                      decide: Callable[[Any, Any, Exception], Awaitable[Any]] | None = None) -> None:
-    """Consume a batch: `read` each record's value (one it refuses, Poison, is dead-lettered at
-    once), then `apply` them together. If that fails other than by an outage, the records are
-    applied one at a time, so that the good ones go through and only a record that fails the
-    same way twice is decided: by `decide(record, value, error)` (e.g. a `rejected` outcome),
-    else dead-lettered. An outage (`is_transient`) anywhere is raised: the batch is read again."""
-    letters = dead_letters(broker)
-    items = []
-    for record in records:
-        try:
-            items.append((record, read(record.value)))
-        except Poison as err:
-            await letters.send(record, err)
-    if not items:
-        return
-    try:
-        await apply([value for _, value in items])
-        return
-    except Exception as exc:
-        if is_transient(exc):
-            raise
-        log.warning("a batch of %d failed (%s: %s); applying its records one at a time", len(items),
-                    type(exc).__name__, exc)
-    for record, value in items:
-        await _apply_alone(record, value, apply=apply, decide=decide, letters=letters)
-
-
-async def _apply_alone(record, value, *, apply, decide, letters: DeadLetters) -> None:
-    failures: list[str] = []
-    error: Exception | None = None
-    while len(failures) < ALONE_ATTEMPTS:
-        try:
-            await apply([value])
-            return
-        except Exception as exc:
-            if is_transient(exc):
-                raise
-            error = exc
-            failures.append(f"{type(exc).__name__}: {exc}")
-            if len(failures) >= 2 and failures[-1] == failures[-2]:
-                break
-    log.error("%s/%s@%s failed %d times (%s): deciding it", record.topic, record.partition, record.offset,
-              len(failures), failures[-1])
-    if decide is not None:
-        try:
-            await decide(record, value, error)
-            return
-        except Exception as exc:
-            if is_transient(exc):
-                raise
-            log.exception("could not decide %s/%s@%s; dead-lettering it", record.topic, record.partition,
-                          record.offset)
-    await letters.send(record, error, attempts=len(failures))
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
 
 
 async def ensure_topics(settings: CommonSettings, names: list[str] | None = None) -> None:

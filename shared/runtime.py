@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared import kafka, lag, logs, metrics, mongo
+from shared import consumer, kafka, lag, logs, metrics, mongo
 from shared.settings import CommonSettings
 
 log = logging.getLogger("nqt.runtime")
@@ -93,7 +93,7 @@ def create_app(runtime: Runtime, *, title: str, jobs: tuple[Job, ...] = ()) -> F
         settings = runtime.settings
         runtime.client = mongo.connect(settings.mongo_url)
         runtime.db = runtime.client[settings.database(runtime.service)]
-        kafka.dead_letters(runtime.broker).db = runtime.db  # remembers what it dead-lettered
+        consumer.dead_letters(runtime.broker).db = runtime.db  # remembers what it dead-lettered
         await mongo.ensure_indexes(runtime.db, runtime.indexes)
         await kafka.ensure_topics(settings)
         await runtime.broker.start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from faststream.kafka.annotations import KafkaMessage
 
-from shared import kafka, metrics
+from shared import consumer, kafka, metrics
 from shared.runtime import Runtime
 
 from services.ingest import domain, intake, service
@@ -17,7 +17,7 @@ REQUIRED = ("event_key", "source", "id", "outcome", "accept_id")
 def _outcome(value: bytes) -> dict:
     outcome = kafka.record(value, required=REQUIRED)
     if outcome["outcome"] not in domain.FINAL:
-        raise kafka.Poison(f"unknown outcome {outcome['outcome']!r}")
+        raise consumer.Poison(f"unknown outcome {outcome['outcome']!r}")
     return outcome
 
 
@@ -33,7 +33,7 @@ def register(runtime: Runtime, group_id: str) -> None:
     @kafka.batch_subscriber(runtime, topics.outcomes, group_id=group_id,
                             max_records=runtime.settings.ingest_outcomes_batch)
     async def on_outcomes(msg: KafkaMessage) -> None:
-        await kafka.apply_batch(runtime.broker, msg.raw_message, read=_outcome,
+        await consumer.apply_batch(runtime.broker, msg.raw_message, read=_outcome,
                                 apply=lambda outcomes: record_outcomes(IngestStore(runtime.db), outcomes))
 
     # One consumer group per topic: members of one group on several topics rebalance each other.

@@ -1,6 +1,6 @@
 """Subscribers and scheduled jobs of notify.
 
-Each topic is read in batches (`kafka.apply_batch`): a record that cannot be handled is
+Each topic is read in batches (`consumer.apply_batch`): a record that cannot be handled is
 decided (dead-lettered) once it failed the same way twice, an outage is waited out, and
 the handlers below take one record at a time, so a batch read again sends nothing twice
 (every notice is sent once, by its identity)."""
@@ -13,7 +13,7 @@ from typing import Awaitable, Callable
 import httpx
 from faststream.kafka.annotations import KafkaMessage
 
-from shared import kafka, metrics
+from shared import consumer, kafka, metrics
 from shared.clock import Clock
 from shared.runtime import Runtime
 
@@ -29,7 +29,7 @@ def register(runtime: Runtime, group_id: str, notifier_for, clock: Clock) -> Non
     def subscribe(topic: str, role: str, required: tuple[str, ...], handle: Handle):
         # A group per topic: consumers of one group on several topics rebalance each other on every join.
         async def on_records(msg: KafkaMessage) -> None:
-            await kafka.apply_batch(runtime.broker, msg.raw_message,
+            await consumer.apply_batch(runtime.broker, msg.raw_message,
                                     read=lambda value: kafka.record(value, required=required),
                                     apply=lambda values: handle_each(notifier_for(runtime), role, values, handle))
         on_records.__name__ = on_records.__qualname__ = f"on_{role}"  # names the subscriber (logs, AsyncAPI)

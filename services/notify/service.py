@@ -17,7 +17,7 @@ from services.notify.channels import Attachment, Channel, Message, routes
 from services.notify.settings import NotifySettings
 from services.notify.store import NotifyStore
 from shared import metrics
-from shared.kafka import Poison
+from shared.consumer import Poison
 
 log = logging.getLogger("nqt.notify")
 

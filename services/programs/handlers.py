@@ -12,7 +12,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from services.programs.service import HELD, Accepted, ProgramsService
 from services.programs.store import ProgramsStore
-from shared import accepted, kafka, logs, metrics
+from shared import accepted, consumer, kafka, logs, metrics
 from shared.events import InvalidEvent
 from shared.runtime import Runtime
 
@@ -53,7 +53,7 @@ def register(runtime: Runtime, group_id: str) -> None:
     @kafka.batch_subscriber(runtime, runtime.settings.topics.accepted, group_id=group_id,
                             max_records=runtime.settings.programs_batch)
     async def on_accepted(msg: KafkaMessage) -> None:
-        await kafka.apply_batch(runtime.broker, msg.raw_message, read=read_accepted,
+        await consumer.apply_batch(runtime.broker, msg.raw_message, read=read_accepted,
                                 apply=lambda batch: decide_batch(runtime, batch),
                                 decide=lambda record, item, error: refuse(runtime, item, error))
 
@@ -90,7 +90,7 @@ def read_accepted(value: bytes) -> Accepted:
     try:
         return Accepted(*accepted.read(value))
     except (ValueError, InvalidEvent) as err:
-        raise kafka.Poison(str(err)) from err
+        raise consumer.Poison(str(err)) from err
 
 
 async def sweep_held(runtime: Runtime) -> None:

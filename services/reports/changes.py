@@ -1,6 +1,6 @@
 """The `programs.changes` records as the reports service reads them: what each kind must
 carry, with the types the roll-up and the reports compute with. A record that does not
-fit is refused at the door (`kafka.Poison`: dead-lettered with the reason), so that one
+fit is refused at the door (`consumer.Poison`: dead-lettered with the reason), so that one
 malformed change can never make the live status or a report fail for everyone."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from shared import kafka
+from shared import consumer, kafka
 
 Text = Annotated[str, StringConstraints(max_length=20_000)]
 Code = Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -154,11 +154,11 @@ def read(value: bytes) -> dict:
     try:
         change = Change.model_validate(raw)
         if change.kind == "task" and "seq" not in raw:
-            raise kafka.Poison("a task change without its seq")
+            raise consumer.Poison("a task change without its seq")
         state = STATES[change.kind].model_validate(change.state) if change.kind in STATES else None
         fact = TaskFact.model_validate(change.fact) if change.kind == "task" and change.fact is not None else None
     except ValidationError as err:
-        raise kafka.Poison("; ".join(f"{'/'.join(map(str, e['loc']))}: {e['msg']}"
+        raise consumer.Poison("; ".join(f"{'/'.join(map(str, e['loc']))}: {e['msg']}"
                                      for e in err.errors(include_url=False))[:2000]) from err
     body = change.model_dump()
     if state is not None:

@@ -9,7 +9,7 @@ import time
 from bson import Binary
 from faststream.kafka.annotations import KafkaMessage
 
-from shared import kafka, metrics
+from shared import consumer, kafka, metrics
 from shared.runtime import Runtime
 
 from services.reports import changes, gauges, render, word
@@ -24,7 +24,7 @@ def register(runtime: Runtime, group_id: str, service_for) -> None:
     @kafka.batch_subscriber(runtime, runtime.settings.topics.changes, group_id=group_id,
                             max_records=runtime.settings.reports_batch)
     async def on_changes(msg: KafkaMessage) -> None:
-        await kafka.apply_batch(runtime.broker, msg.raw_message, read=changes.read,
+        await consumer.apply_batch(runtime.broker, msg.raw_message, read=changes.read,
                                 apply=lambda batch: apply_changes(service_for(runtime), batch))
 
 

@@ -79,9 +79,10 @@ async def over_the_limit(deployment: Deployment) -> int:
     return refused
 
 
-async def verify(deployment: Deployment, injected: list[Injected]) -> int:
+async def verify(deployment: Deployment, injected: list[Injected]) -> tuple[int, int]:
     """Every poison record dead-lettered by each consumer that had to, with its reason, and
-    the valid records after it on its partition processed (the consumer groups moved past it)."""
+    the valid records after it on its partition processed (the consumer groups moved past it).
+    How many, and how often they were tried again before they were decided."""
     by_topic: dict[str, dict] = {}
     for topic in {i.topic for i in injected}:
         letters = await checker.read_all(deployment.kafka, topic + ".dlq")
@@ -94,7 +95,7 @@ async def verify(deployment: Deployment, injected: list[Injected]) -> int:
     committed = await checker.Offsets(deployment.kafka).committed([g for g, _ in deployment.groups()])
     group_of = {(getattr(deployment.topics, attr), service): deployment.group(service, suffix)
                 for service, subs in harness.CONSUMERS.items() for attr, suffix in subs}
-    count = 0
+    count = tried_again = 0
     for poison in injected:
         for service in poison.consumers:
             found = by_topic[poison.topic].get((str(poison.partition), str(poison.offset), service))
@@ -104,13 +105,14 @@ async def verify(deployment: Deployment, injected: list[Injected]) -> int:
             missing = [h for h in HEADERS if not headers.get(f"nqt-dlq-{h}")]
             assert not missing, f"dead letter of {poison.kind} on {poison.topic} lacks headers {missing}"
             assert len(record.value) == poison.size, "the dead letter's bytes are not the original's"
-            if poison.kind == "unusable" and service == "notify":
-                assert int(headers["nqt-dlq-attempts"]) > 1, headers  # retried before it was given up
-            elif poison.kind == "unusable":  # reports checks a batch's records before applying any
+            if poison.kind == "unusable" and service == "notify":  # failed the same way twice
+                assert int(headers["nqt-dlq-attempts"]) == 2, headers
+            elif poison.kind == "unusable":  # reports checks every change's fields before applying any
                 assert headers["nqt-dlq-error-class"] == "Poison", headers
+            tried_again += int(headers["nqt-dlq-attempts"]) - 1
             group = group_of[(poison.topic, service)]
             tp = next(tp for (g, tp) in committed if g == group and tp.partition == poison.partition
                       and tp.topic == poison.topic)
             assert committed[(group, tp)] > poison.offset, f"{group} stalled at {poison.topic}/{tp.partition}"
             count += 1
-    return count
+    return count, tried_again

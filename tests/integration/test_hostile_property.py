@@ -2,7 +2,7 @@
 the contract allows), programs, reports and notify move past them: each record is applied or
 decided, none raises out of the consumer, and what they publish fits in a Kafka record.
 
-Each consumer's own batch path (`kafka.apply_batch` with the service's handler) runs against
+Each consumer's own batch path (`consumer.apply_batch` with the service's handler) runs against
 the real FerretDB; only the broker is a recorder."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from types import SimpleNamespace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared import accepted, kafka, mongo
+from shared import accepted, consumer, kafka, mongo
 from shared.clock import Clock
 from shared.events import CYCLE, PERIOD, InvalidEvent, parse_event
 from shared.registry import load_events
@@ -185,11 +185,11 @@ def test_programs_decides_every_hostile_event(infra_stack, raw):
             apply = lambda batch: programs_handlers.decide_batch(runtime, batch)  # noqa: E731
             decide = lambda record, item, error: programs_handlers.refuse(runtime, item, error)  # noqa: E731
             registry = [accepted.stamp(e)[1] for e in load_events(REGISTRY_FILE)]
-            await kafka.apply_batch(broker, records(registry, "accepted"), read=programs_handlers.read_accepted,
+            await consumer.apply_batch(broker, records(registry, "accepted"), read=programs_handlers.read_accepted,
                                     apply=apply, decide=decide)
             broker.published.clear()
             stamped = [accepted.stamp(e)[1] for e in valid]
-            await kafka.apply_batch(broker, records(stamped, "accepted"), read=programs_handlers.read_accepted,
+            await consumer.apply_batch(broker, records(stamped, "accepted"), read=programs_handlers.read_accepted,
                                     apply=apply, decide=decide)  # raising here would stall the partition
             outcomes = [kafka.loads(v) for t, v, _ in broker.published if t.endswith("programs.outcomes")]
             held = {d["_id"] async for d in db.held.find({})}
@@ -219,7 +219,7 @@ def test_reports_moves_past_any_change(infra_stack, hostile):
             letters_for(broker)
             service = ReportsService(ReportsStore(db), Clock("Asia/Ho_Chi_Minh"))
             values = [dumps(c) for c in hostile] + [dumps(good)]
-            await kafka.apply_batch(broker, records(values, "changes"), read=reports_changes.read,
+            await consumer.apply_batch(broker, records(values, "changes"), read=reports_changes.read,
                                     apply=lambda cs: reports_handlers.apply_changes(service, cs))
             task = await db.tasks.find_one({"_id": "T-GOOD"})
             assert task is not None and task["progress"] == 50.0, "the good change behind them was applied"
@@ -285,7 +285,7 @@ def test_notify_moves_past_any_record(infra_stack, hostile):
                     required = {"changes": ("kind", "id", "state"), "outcomes": ("outcome", "source", "event_key"),
                                 "due": ("cycle", "due_date", "expected_units", "window"),
                                 "generated": ("cycle", "number", "formats")}[topic]
-                    await kafka.apply_batch(broker, records([dumps(value)], topic),
+                    await consumer.apply_batch(broker, records([dumps(value)], topic),
                                             read=lambda v, r=required: kafka.record(v, required=r),
                                             apply=lambda vs, t=topic: notify_handlers.handle_each(
                                                 notifier, t, vs, handle[t]))

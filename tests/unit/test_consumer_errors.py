@@ -11,7 +11,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from pymongo.errors import DuplicateKeyError, OperationFailure, ServerSelectionTimeoutError
 
-from shared import kafka
+from shared import consumer, kafka
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,10 @@ class FakeDb:
         self.dead_letters = FakeCollection()
 
 
-def letters_for(broker: FakeBroker, db: FakeDb | None = None) -> kafka.DeadLetters:
-    letters = kafka.DeadLetters("test")
+def letters_for(broker: FakeBroker, db: FakeDb | None = None) -> consumer.DeadLetters:
+    letters = consumer.DeadLetters("test")
     letters.broker, letters.db = broker, db
-    kafka._LETTERS[broker] = letters
+    consumer.attach(broker, letters)
     return letters
 
 
@@ -62,20 +62,20 @@ def response(status: int) -> httpx.Response:
 @pytest.mark.parametrize("error", [
     ServerSelectionTimeoutError("no servers"), KafkaConnectionError(), TimeoutError(), ConnectionRefusedError(),
     httpx.ConnectError("refused"), httpx.HTTPStatusError("503", request=response(503).request, response=response(503)),
-    OperationFailure("not primary", code=10107), kafka.Transient("peer down"),
+    OperationFailure("not primary", code=10107), consumer.Transient("peer down"),
 ])
 def test_outages_are_transient(error):
-    assert kafka.is_transient(error)
+    assert consumer.is_transient(error)
 
 
 @pytest.mark.parametrize("error", [
     KeyError("state"), ValueError("year -1 is out of range"), OverflowError("date value out of range"),
-    MessageSizeTooLargeError(), DuplicateKeyError("dup"), OperationFailure("bad", code=2), kafka.Poison("bad"),
+    MessageSizeTooLargeError(), DuplicateKeyError("dup"), OperationFailure("bad", code=2), consumer.Poison("bad"),
     httpx.HTTPStatusError("404", request=response(404).request, response=response(404)),
     httpx.UnsupportedProtocol("ftp"),
 ])
 def test_what_the_record_itself_causes_is_not(error):
-    assert not kafka.is_transient(error)
+    assert not consumer.is_transient(error)
 
 
 class Applier:
@@ -101,7 +101,7 @@ async def test_a_bad_record_is_decided_and_the_records_around_it_go_through():
     async def decide(record, value, error):
         decided.append((record.offset, value, str(error)))
 
-    await kafka.apply_batch(broker, records, read=lambda v: v, apply=apply, decide=decide)
+    await consumer.apply_batch(broker, records, read=lambda v: v, apply=apply, decide=decide)
     assert apply.applied == [b"a", b"b"]
     assert decided == [(2, b"bad", "'seq'")]
     assert apply.calls.count([b"bad"]) == 2, "decided once it failed the same way twice"
@@ -111,7 +111,7 @@ async def test_a_bad_record_is_decided_and_the_records_around_it_go_through():
 async def test_without_a_decision_a_bad_record_is_dead_lettered_with_its_reason():
     broker = FakeBroker()
     letters_for(broker)
-    await kafka.apply_batch(broker, [Record(7, b"bad"), Record(8, b"ok")], read=lambda v: v,
+    await consumer.apply_batch(broker, [Record(7, b"bad"), Record(8, b"ok")], read=lambda v: v,
                             apply=Applier({b"bad": ValueError("year -1 is out of range")}))
     [(topic, value, headers)] = broker.published
     assert (topic, value) == ("t.events.accepted.dlq", b"bad")
@@ -124,7 +124,7 @@ async def test_an_outage_is_raised_so_the_batch_is_read_again_and_nothing_is_dec
     letters_for(broker)
     apply = Applier({b"a": ServerSelectionTimeoutError("no servers")})
     with pytest.raises(ServerSelectionTimeoutError):
-        await kafka.apply_batch(broker, [Record(1, b"a"), Record(2, b"b")], read=lambda v: v, apply=apply,
+        await consumer.apply_batch(broker, [Record(1, b"a"), Record(2, b"b")], read=lambda v: v, apply=apply,
                                 decide=pytest.fail)
     assert broker.published == [] and apply.applied == []
 
@@ -137,7 +137,7 @@ async def test_an_outage_while_a_bad_record_is_decided_is_waited_out_too():
         raise ServerSelectionTimeoutError("no servers")
 
     with pytest.raises(ServerSelectionTimeoutError):
-        await kafka.apply_batch(broker, [Record(1, b"bad")], read=lambda v: v, apply=Applier({b"bad": KeyError("x")}),
+        await consumer.apply_batch(broker, [Record(1, b"bad")], read=lambda v: v, apply=Applier({b"bad": KeyError("x")}),
                                 decide=decide)
     assert broker.published == [], "not dead-lettered because the decision met an outage"
 
@@ -148,12 +148,12 @@ async def test_a_record_is_dead_lettered_once_however_often_its_batch_is_read_ag
 
     def read(value: bytes) -> bytes:
         if value == b"\x00":
-            raise kafka.Poison("not JSON")
+            raise consumer.Poison("not JSON")
         return value
 
     records = [Record(1, b"\x00"), Record(2, b"ok")]
     for _ in range(3):  # e.g. the batch failed later by an outage and was read again
-        await kafka.apply_batch(broker, records, read=read, apply=Applier({}))
+        await consumer.apply_batch(broker, records, read=read, apply=Applier({}))
     assert [p[1] for p in broker.published] == [b"\x00"]
 
 
@@ -172,9 +172,9 @@ async def consume(middleware, record, error: Exception | None):
 
 
 async def test_a_single_record_subscriber_waits_out_an_outage_however_long(monkeypatch):
-    monkeypatch.setattr(kafka.asyncio, "sleep", _no_sleep)
+    monkeypatch.setattr(consumer.asyncio, "sleep", _no_sleep)
     broker = FakeBroker()
-    middleware = kafka.dead_letter_middleware(letters_for(broker), max_attempts=5)
+    middleware = consumer.dead_letter_middleware(letters_for(broker), max_attempts=5)
     record = Record(3, b"registry change", topic="t.programs.changes")
     for _ in range(20):
         with pytest.raises(ServerSelectionTimeoutError):
@@ -184,9 +184,9 @@ async def test_a_single_record_subscriber_waits_out_an_outage_however_long(monke
 
 
 async def test_a_single_record_that_fails_the_same_way_twice_is_dead_lettered(monkeypatch):
-    monkeypatch.setattr(kafka.asyncio, "sleep", _no_sleep)
+    monkeypatch.setattr(consumer.asyncio, "sleep", _no_sleep)
     broker = FakeBroker()
-    middleware = kafka.dead_letter_middleware(letters_for(broker), max_attempts=5)
+    middleware = consumer.dead_letter_middleware(letters_for(broker), max_attempts=5)
     record = Record(4, b"{}", topic="t.programs.changes")
     with pytest.raises(KeyError):
         await consume(middleware, record, KeyError("seq"))
