@@ -378,9 +378,15 @@ def _task_state(task: dict) -> dict:
     return {k: v for k, v in task.items() if k != "_id"}
 
 
+# What a status report changes: the old state of a task change says only this, so that a
+# change (the task's whole state plus its old status) always fits in one Kafka record.
+STATUS_FIELDS = ("status", "progress", "as_of", "status_version", "seq", "dropped")
+
+
 def _task_change(event: Envelope, accepted_at: str, task: dict, before: dict | None = None) -> Change:
+    old = {k: before[k] for k in STATUS_FIELDS if k in before} if before else None
     return _change(event, accepted_at, kind="task", id=task["_id"], programme=task["programme"],
-                   seq=task["seq"], state=_task_state(task), old=_task_state(before) if before else None)
+                   seq=task["seq"], state=_task_state(task), old=old)
 
 
 def _rejected_plan_change(event: Envelope, accepted_at: str) -> list[Change]:
