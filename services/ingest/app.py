@@ -72,6 +72,14 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
         event_id = request.path_params["id"]  # read here, not validated by FastAPI: any string is an id
         return await service.event_status(store=store(), unit=who.unit, event_id=event_id)
 
+    @app.get("/v1/whoami", response_model=None, responses=openapi.WHOAMI_RESPONSES,
+             openapi_extra={"security": openapi.SECURITY},
+             summary="The unit (and issued key) a bearer key authenticates as")
+    async def whoami(request: Request) -> dict:
+        # Other services authenticate a unit's key here instead of reading ingest's database.
+        who = await caller(request)
+        return {"unit": who.unit, "key_id": who.key_id}
+
     return app
 
 

@@ -47,6 +47,10 @@ STATUS_SCHEMA = {
         "duplicates": {"type": "integer", "minimum": 0},
     },
 }
+WHOAMI_SCHEMA = {"type": "object", "required": ["unit", "key_id"],
+                 "properties": {"unit": {"type": "string", "description": "the unit the key belongs to"},
+                                "key_id": {"type": ["string", "null"],
+                                           "description": "the issued key's id; null for a development key"}}}
 SIGNATURE_PARAMETERS = [
     {"name": name, "in": "header", "required": False, "schema": {"type": "string"}, "description": text}
     for name, text in (
@@ -77,6 +81,11 @@ POST_RESPONSES = {
 GET_RESPONSES = {
     200: {"description": "The event's status and outcome.", "content": {"application/json": {"schema": STATUS_SCHEMA}}},
     **AUTH_PROBLEMS, 404: _problem(404),
+}
+WHOAMI_RESPONSES = {
+    200: {"description": "The key is good: its unit, and its id when it is an issued key.",
+          "content": {"application/json": {"schema": WHOAMI_SCHEMA}}},
+    **AUTH_PROBLEMS,
 }
 
 

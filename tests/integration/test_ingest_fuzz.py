@@ -33,8 +33,10 @@ UNIT, KEY = "SO-KHDT", "fuzz-key-so-khdt"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance]
 # Requests per (operation, generation mode); positive cases are valid per the schema.
-PLAN = {("POST", GenerationMode.POSITIVE): 450, ("POST", GenerationMode.NEGATIVE): 250,
-        ("GET", GenerationMode.POSITIVE): 200, ("GET", GenerationMode.NEGATIVE): 150}
+EVENTS, EVENT, WHOAMI = ("POST", "/v1/events"), ("GET", "/v1/events/{id}"), ("GET", "/v1/whoami")
+PLAN = {(EVENTS, GenerationMode.POSITIVE): 450, (EVENTS, GenerationMode.NEGATIVE): 250,
+        (EVENT, GenerationMode.POSITIVE): 200, (EVENT, GenerationMode.NEGATIVE): 150,
+        (WHOAMI, GenerationMode.POSITIVE): 20, (WHOAMI, GenerationMode.NEGATIVE): 20}
 
 
 def as_own_unit(body):
@@ -57,7 +59,7 @@ def fuzz(operation, mode: GenerationMode, examples: int, statuses: Counter) -> N
             for name in SIGNATURE_HEADERS:  # random ones never verify: 401 (negative cases still send them)
                 (case.headers or {}).pop(name, None)
         response = case.call(headers={"Authorization": f"Bearer {KEY}"})
-        statuses[(operation.method.upper(), response.status_code)] += 1
+        statuses[(operation.method.upper(), operation.path, response.status_code)] += 1
         negative = [negative_data_rejection] if mode is GenerationMode.NEGATIVE else []  # must be a 4xx
         case.validate_response(response, checks=CHECKS + negative)
 
@@ -70,13 +72,14 @@ def test_generated_requests_get_only_documented_answers(isolated):
     statuses: Counter = Counter()
     try:
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)  # starts the app's lifespan
-        operations = {op.method.upper(): op for op in (result.ok() for result in schema.get_all_operations())}
-        assert set(operations) == {"POST", "GET"}
-        for (method, mode), examples in PLAN.items():
-            fuzz(operations[method], mode, examples, statuses)
+        operations = {(op.method.upper(), op.path): op for op in (r.ok() for r in schema.get_all_operations())}
+        assert set(operations) == {EVENTS, EVENT, WHOAMI}
+        for (operation, mode), examples in PLAN.items():
+            fuzz(operations[operation], mode, examples, statuses)
     finally:
         asgi.shutdown_lifespans()
     total = sum(statuses.values())
     print(f"\n{total} generated requests in {time.monotonic() - started:.1f} s: {dict(sorted(statuses.items()))}")
     assert total >= 1000
-    assert statuses[("POST", 202)] > 0 and statuses[("POST", 422)] > 0 and statuses[("GET", 404)] > 0
+    assert statuses[(*EVENTS, 202)] > 0 and statuses[(*EVENTS, 422)] > 0 and statuses[(*EVENT, 404)] > 0
+    assert statuses[(*WHOAMI, 200)] > 0

@@ -89,6 +89,36 @@ async def test_only_a_good_key_of_the_events_own_unit_gets_in(isolated):
     assert published == ["MARK"]
 
 
+async def test_whoami_authenticates_a_key_exactly_as_publishing_does(isolated):
+    settings = isolated.settings(IngestSettings, ingest_dev_keys={"dev-khdt": "SO-KHDT"},
+                                 ingest_rate_limit="4/minute")
+    app = build(settings)
+    async with running(app) as client:
+        good, good_doc, _ = await issue(app, "SO-TC")
+        revoked, revoked_doc, _ = await issue(app, "SO-TC")
+        await service.revoke_key(store=IngestStore(app.state.runtime.db), key_id=revoked_doc["key_id"],
+                                 now=datetime.now(timezone.utc))
+        expired, _, _ = await issue(app, "SO-TC", expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
+        whoami = lambda headers: client.get("/v1/whoami", headers=headers)
+        answers = {"dev key": await whoami(auth("dev-khdt")), "issued key": await whoami(auth(good)),
+                   "revoked": await whoami(auth(revoked)), "expired": await whoami(auth(expired)),
+                   "no key": await whoami({}), "unknown": await whoami(auth("nqt_0000000000000000_nothing"))}
+        # The rate is the unit's, whatever it asks: one POST and two more whoami fill SO-KHDT's 4/minute.
+        posted = await client.post("/v1/events", json=update("SO-KHDT", "W-1"), headers=auth("dev-khdt"))
+        within = [await whoami(auth("dev-khdt")) for _ in range(2)]
+        limited = await whoami(auth("dev-khdt"))
+
+    assert answers["dev key"].json() == {"unit": "SO-KHDT", "key_id": None}
+    assert answers["issued key"].json() == {"unit": "SO-TC", "key_id": good_doc["key_id"]}
+    for name in ("revoked", "expired", "no key", "unknown"):
+        assert answers[name].status_code == 401, name
+        assert answers[name].headers["content-type"] == "application/problem+json", name
+    assert "revoked" in answers["revoked"].json()["detail"] and "expired" in answers["expired"].json()["detail"]
+    assert posted.status_code == 202 and [r.status_code for r in within] == [200, 200]
+    assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert limited.headers["content-type"] == "application/problem+json"
+
+
 async def test_signed_requests_bad_stale_replayed_or_missing_are_refused(isolated):
     settings = isolated.settings(IngestSettings, ingest_dev_keys={"dev-khdt": "SO-KHDT"})
     app = build(settings)

@@ -249,3 +249,6 @@ async def test_openapi_describes_the_key_the_signature_the_body_and_every_proble
     for status in ("400", "401", "403", "413", "422", "429", "503"):
         assert list(post["responses"][status]["content"]) == ["application/problem+json"]
     assert post["responses"]["429"]["headers"]["Retry-After"]["required"]
+    whoami = spec["paths"]["/v1/whoami"]["get"]
+    assert whoami["security"] == [{"unitKey": []}] and set(whoami["responses"]) == {"200", "401", "429"}
+    assert whoami["responses"]["200"]["content"]["application/json"]["schema"]["required"] == ["unit", "key_id"]
