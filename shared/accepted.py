@@ -23,10 +23,16 @@ def stamp(event: Envelope, *, now: datetime | None = None) -> tuple[str, bytes]:
     return partition_key(event), kafka.dumps(body)
 
 
+def size(event: Envelope) -> int:
+    """The bytes of the event's accepted record, as `stamp` writes it."""
+    return len(stamp(event)[1])
+
+
 def read(value: bytes) -> tuple[Envelope, str, str]:
     """Envelope, acceptance time and acceptance id of an accepted record."""
     raw = kafka.loads(value)
-    accepted_at, accept_id = raw.get(ACCEPTED_TIME), raw.get(ACCEPT_ID)
+    # The stamps are ingest's, not the publisher's: they do not count among its extensions.
+    accepted_at, accept_id = raw.pop(ACCEPTED_TIME, None), raw.pop(ACCEPT_ID, None)
     if not accepted_at or not accept_id:
         raise ValueError(f"record lacks {ACCEPTED_TIME}/{ACCEPT_ID}: not stamped by ingest")
     return parse_event(raw), accepted_at, accept_id

@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from services.ingest import handlers, openapi, service
+from services.ingest import domain, handlers, openapi, service
 from services.ingest.problems import ProblemError, problem_response
 from services.ingest.settings import IngestSettings
 from services.ingest.store import INDEXES, IngestStore
@@ -20,8 +20,9 @@ from shared.runtime import Runtime, create_app
 
 def build(settings: IngestSettings | None = None) -> FastAPI:
     settings = settings or IngestSettings()
-    runtime = Runtime("ingest", settings, make_broker(settings, service="ingest"), INDEXES | handlers.intake.INTAKE_INDEXES)
-    handlers.register(runtime, settings.ingest_group)
+    runtime = Runtime("ingest", settings, make_broker(settings, service="ingest"), INDEXES)
+    term, bounds = service.Term(), domain.Bounds.of(settings)
+    handlers.register(runtime, settings.ingest_group, term=term)
     app = create_app(runtime, title="nq-tracker ingest")
 
     guard = service.Guard(settings.ingest_rate_limit)
@@ -59,8 +60,8 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
         with logs.about_event(event_id=None, unit=who.unit):
             body = await read_body(request, settings.ingest_max_body_bytes)
             ids = await service.submit(broker=runtime.broker, topic=settings.topics.accepted,
-                                       store=store(), guard=guard, caller=who, body=body,
-                                       headers=request.headers, max_batch=settings.ingest_max_batch,
+                                       store=store(), guard=guard, term=term, caller=who, body=body,
+                                       headers=request.headers, bounds=bounds,
                                        timeout_s=settings.ingest_publish_timeout_s)
             structlog.get_logger("nqt.ingest").info("events accepted", count=len(ids), event_ids=ids[:20])
         return {"accepted": len(ids), "ids": ids}

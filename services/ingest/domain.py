@@ -7,7 +7,8 @@ never hides the original outcome; it only shows as the status while the original
 outcome is unknown here (e.g. the key was first published by another route).
 
 It also decides about credentials: the form of an issued API key, whether a presented
-key is good, and what a signed request must carry."""
+key is good, and what a signed request must carry; and what the door admits beyond the
+event schema: how many events, how large, and when they may have happened."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import hashlib
 import hmac
 import math
 from collections import deque
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -116,6 +118,47 @@ class MovingWindow:
 def retry_after(seconds: float) -> int:
     """The Retry-After for a slot that frees in `seconds`: whole seconds, at least 1."""
     return max(1, math.ceil(seconds))
+
+
+# --- what the door admits beyond the schema ------------------------------------------
+
+@dataclass(frozen=True)
+class Bounds:
+    """Events per request, one event's serialised bytes, and the window its `time` must lie in."""
+
+    max_batch: int
+    max_event_bytes: int
+    margin: timedelta   # how long before the term's start
+    floor: datetime     # the earliest time while the registry's term is not known yet
+    skew: timedelta     # how far past now a publisher's clock may run ahead
+    timezone: str       # where the term's first day begins
+
+    @classmethod
+    def of(cls, settings) -> "Bounds":
+        return cls(max_batch=settings.ingest_max_batch, max_event_bytes=settings.ingest_max_event_bytes,
+                   margin=timedelta(days=settings.ingest_time_margin_days),
+                   floor=settings.ingest_earliest_event_time,
+                   skew=timedelta(seconds=settings.ingest_max_clock_skew_s), timezone=settings.timezone)
+
+    def window(self, *, term_start: date | None, now: datetime) -> tuple[datetime, datetime]:
+        """The earliest and the latest event time admitted at `now`."""
+        if term_start is None:
+            return self.floor, now + self.skew
+        start = datetime.combine(term_start, time.min, tzinfo=ZoneInfo(self.timezone))
+        try:
+            return start - self.margin, now + self.skew
+        except OverflowError:  # a term that starts in year 1: nothing is earlier
+            return datetime.min.replace(tzinfo=timezone.utc), now + self.skew
+
+
+def time_refusal(moment: datetime, window: tuple[datetime, datetime]) -> tuple[str, str] | None:
+    """Why an event's time is refused, in Vietnamese and English (None: it lies in the window)."""
+    earliest, latest = window
+    if earliest <= moment <= latest:
+        return None
+    span = f"{earliest.isoformat(timespec='seconds')} .. {latest.isoformat(timespec='seconds')}"
+    return (f"thời điểm sự kiện (time) phải nằm trong khoảng {span}: từ trước nhiệm kỳ đến hiện tại",
+            f"the event time must lie in {span}: from before the term to now")
 
 
 def _aware(moment: datetime) -> datetime:

@@ -1,5 +1,6 @@
 """Subscribers of ingest: the outcomes of the events it accepted, events published
-straight to Kafka (`inbound.events`) and the registry's units they are checked against."""
+straight to Kafka (`inbound.events`) and what ingest keeps of the registry: the units
+that may publish there and the term that bounds when events may have happened."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ def _outcome(value: bytes) -> dict:
     return outcome
 
 
-def register(runtime: Runtime, group_id: str) -> None:
-    topics = runtime.settings.topics
+def register(runtime: Runtime, group_id: str, *, term: service.Term) -> None:
+    topics, bounds = runtime.settings.topics, domain.Bounds.of(runtime.settings)
 
     @kafka.batch_subscriber(runtime, topics.outcomes, group_id=group_id,
                             max_records=runtime.settings.ingest_outcomes_batch)
@@ -38,12 +39,14 @@ def register(runtime: Runtime, group_id: str) -> None:
                                ack_policy=kafka.COMMIT_AFTER_WRITE, auto_offset_reset="earliest")
     async def on_inbound(msg: KafkaMessage) -> None:
         with metrics.HANDLER_SECONDS.labels(service="ingest", handler="inbound").time():
-            await intake.take_in(broker=runtime.broker, topic=topics.accepted, db=runtime.db,
-                                 body=msg.body or b"", max_bytes=runtime.settings.ingest_max_body_bytes)
+            await intake.take_in(broker=runtime.broker, topic=topics.accepted, store=IngestStore(runtime.db),
+                                 term=term, bounds=bounds, body=msg.body or b"")
 
     @runtime.broker.subscriber(topics.changes, group_id=f"{group_id}.registry",
                                ack_policy=kafka.COMMIT_AFTER_WRITE, auto_offset_reset="earliest")
     async def on_change(msg: KafkaMessage) -> None:
         change = kafka.record(msg.body, required=("kind", "id", "state"))
         if change["kind"] == "unit":
-            await intake.remember_unit(db=runtime.db, state=change["state"])
+            await IngestStore(runtime.db).put_unit(change["state"])
+        elif change["kind"] == "settings":  # the term bounds an event's time
+            await term.remember(IngestStore(runtime.db), change["state"].get("term") or {})

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import Field, TypeAdapter
 
-from shared.events import EVENT_MODELS, EXTENSION_NAME, INBOUND_TYPES
+from shared.events import EVENT_MODELS, EXTENSION_NAME, INBOUND_TYPES, INT32, MAX_EXTENSION_TEXT, MAX_EXTENSIONS
 
 from services.ingest.problems import PROBLEM, TITLES
 
@@ -30,7 +30,7 @@ PROBLEM_SCHEMA = {
                    "items": {"type": "object", "required": ["pointer", "detail"],
                              "properties": {"index": {"type": "integer", "minimum": 0},
                                             "pointer": {"type": "string"}, "code": {"type": "string"},
-                                            "detail": {"type": "string"}}}},
+                                            "detail": {"type": "string"}, "detail_vi": {"type": "string"}}}},
     },
 }
 ACCEPTED_SCHEMA = {"type": "object", "required": ["accepted", "ids"],
@@ -60,6 +60,11 @@ SIGNATURE_PARAMETERS = [
                               "key's `whsec_` secret. Required when the key was issued with --require-signature."),
     )
 ]
+
+
+EXTENSION_SCHEMA = {"type": ["string", "boolean", "integer", "null"], "maxLength": MAX_EXTENSION_TEXT,
+                    "minimum": INT32[0], "maximum": INT32[1],
+                    "description": f"a CloudEvents extension attribute: a scalar; at most {MAX_EXTENSIONS} of them"}
 
 
 def _problem(status: int, *, headers: dict[str, dict] | None = None) -> dict:
@@ -111,10 +116,15 @@ def event_schemas() -> dict[str, dict]:
     defs = schema.pop("$defs")
     for event_type in INBOUND_TYPES:
         envelope = defs[EVENT_MODELS[event_type].__name__]
-        # Attributes beyond the envelope's are CloudEvents extensions, with names of this form.
+        # Attributes beyond the envelope's are CloudEvents extensions, with names of this form. The
+        # envelope's own names fit the form too: excluded, or they would have to be scalars as well.
+        own = "|".join(envelope["properties"])
         envelope["additionalProperties"] = False
-        envelope["patternProperties"] = {EXTENSION_NAME.pattern: {}}
-        envelope["properties"]["time"]["description"] = "when it happened at the source: RFC 3339 with an offset"
+        envelope["patternProperties"] = {f"^(?!({own})$){EXTENSION_NAME.pattern.removeprefix('^')}": EXTENSION_SCHEMA}
+        envelope["maxProperties"] = len(envelope["properties"]) + MAX_EXTENSIONS
+        envelope["properties"]["time"]["description"] = (
+            "when it happened at the source: RFC 3339 with an offset; from before the term's start "
+            "(NQT_INGEST_TIME_MARGIN_DAYS) to a few minutes past now (NQT_INGEST_MAX_CLOCK_SKEW_S)")
     return defs | {"CloudEvent": schema, "Problem": PROBLEM_SCHEMA}
 
 

@@ -11,7 +11,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any, Mapping
 
 import limits
@@ -60,6 +60,29 @@ class Guard:
         wait = domain.retry_after(free_in)
         raise ProblemError(429, f"unit {unit!r} may send {self.item}; retry in {wait} s",
                            headers={"Retry-After": str(wait)})
+
+
+class Term:
+    """The term's start, as ingest's copy of the registry has it. Each process reads it again
+    at most every REFRESH_S, not on every request; the process that reads the registry's
+    changes is told at once."""
+
+    REFRESH_S = 30.0
+
+    def __init__(self):
+        self.known: date | None = None
+        self.read_at = float("-inf")  # monotonic
+
+    async def start(self, store: IngestStore) -> date | None:
+        if time.monotonic() - self.read_at > self.REFRESH_S:
+            self.known, self.read_at = await store.term_start(), time.monotonic()
+        return self.known
+
+    async def remember(self, store: IngestStore, term: dict) -> None:
+        """Keep the term of the registry's settings (a `programs.changes` record)."""
+        await store.put_term(term)
+        self.known = date.fromisoformat(term["start"]) if term.get("start") else None
+        self.read_at = time.monotonic()
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -125,8 +148,8 @@ async def claim_webhook_id(*, store: IngestStore, guard: Guard, unit: str, webho
         raise ProblemError(401, f"webhook-id {webhook_id!r} was already used: a replayed request")
 
 
-def validate(body: bytes, *, unit: str, max_batch: int) -> list[Any]:
-    """Parse one event or a batch; all-or-nothing, every bad field named with a JSON pointer."""
+def decode(body: bytes, *, max_batch: int) -> tuple[list[Any], bool]:
+    """The items of a request body and whether it is a batch; 400, 422 or 413 when it holds no events."""
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError as err:
@@ -137,17 +160,43 @@ def validate(body: bytes, *, unit: str, max_batch: int) -> list[Any]:
         raise ProblemError(422, "the batch is empty", errors=[{"pointer": "", "detail": "at least one event"}])
     if len(items) > max_batch:
         raise ProblemError(413, f"a batch holds at most {max_batch} events, got {len(items)}")
+    return items, batch
+
+
+def check(items: list[Any], *, batch: bool, bounds: domain.Bounds, window: tuple[datetime, datetime]) -> list[Any]:
+    """Every item a valid event of its time window and small enough to publish; all or nothing,
+    each bad field named with a JSON pointer (422), each oversized event by its index (413)."""
     events, errors = [], []
     for i, item in enumerate(items):
         prefix = f"/{i}" if batch else ""
         try:
-            events.append(parse_event(item, allowed_types=INBOUND_TYPES))
+            event = parse_event(item, allowed_types=INBOUND_TYPES)
         except InvalidEvent as err:
             errors += [{"index": i, "pointer": prefix + p.pointer, "code": p.code, "detail": p.message}
                        for p in err.problems]
+            continue
+        if refusal := domain.time_refusal(event.time, window):
+            vi, en = refusal
+            errors.append({"index": i, "pointer": f"{prefix}/time", "code": "time_out_of_range", "detail": en,
+                           "detail_vi": vi})
+        events.append(event)
     if errors:
         raise ProblemError(422, f"{len({e['index'] for e in errors})} of {len(items)} event(s) invalid; "
                                 "nothing was published", errors=errors)
+    sizes = [(i, accepted.size(event)) for i, event in enumerate(events)]
+    oversized = [(i, size) for i, size in sizes if size > bounds.max_event_bytes]
+    if oversized:
+        raise ProblemError(413, f"event {oversized[0][0]} is {oversized[0][1]} bytes serialised; at most "
+                                f"{bounds.max_event_bytes} per event", errors=[
+            {"index": i, "pointer": f"/{i}" if batch else "", "detail": f"{size} bytes; at most {bounds.max_event_bytes}"}
+            for i, size in oversized])
+    return events
+
+
+def validate(body: bytes, *, unit: str, bounds: domain.Bounds, window: tuple[datetime, datetime]) -> list[Any]:
+    """Parse one event or a batch of the caller's unit; all-or-nothing."""
+    items, batch = decode(body, max_batch=bounds.max_batch)
+    events = check(items, batch=batch, bounds=bounds, window=window)
     foreign = [(i, e.source) for i, e in enumerate(events) if e.source != unit]
     if foreign:
         i, source = foreign[0]
@@ -157,18 +206,19 @@ def validate(body: bytes, *, unit: str, max_batch: int) -> list[Any]:
     return events
 
 
-async def submit(*, broker: KafkaBroker, topic: str, store: IngestStore, guard: Guard, caller: Caller, body: bytes,
-                 headers: Mapping[str, str], max_batch: int, timeout_s: float) -> list[str]:
+async def submit(*, broker: KafkaBroker, topic: str, store: IngestStore, guard: Guard, term: Term, caller: Caller,
+                 body: bytes, headers: Mapping[str, str], bounds: domain.Bounds, timeout_s: float) -> list[str]:
     """POST /v1/events once authenticated: signature, validation, a signed request's id
     claimed once, then publish. A failed publish gives the id back, so that the very
     same signed request can be retried (the 503 says it is safe to)."""
     webhook_id = verify_signature(caller=caller, body=body, headers=headers)
-    events = validate(body, unit=caller.unit, max_batch=max_batch)
+    now = datetime.now(timezone.utc)
+    events = validate(body, unit=caller.unit, bounds=bounds,
+                      window=bounds.window(term_start=await term.start(store), now=now))
     for event in events:
         metrics.event("ingest", event.type, "received")
     if webhook_id is None:
         return await publish(broker, topic, events, store=store, timeout_s=timeout_s)
-    now = datetime.now(timezone.utc)
     await claim_webhook_id(store=store, guard=guard, unit=caller.unit, webhook_id=webhook_id, now=now)
     try:
         return await publish(broker, topic, events, store=store, timeout_s=timeout_s)

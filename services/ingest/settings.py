@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import limits
-from pydantic import Field, field_validator, model_validator
+from pydantic import AwareDatetime, Field, field_validator, model_validator
 
 from shared.settings import CommonSettings
 
@@ -16,6 +18,14 @@ class IngestSettings(CommonSettings):
     ingest_dev_keys: dict[str, str] = Field(default_factory=dict)
     ingest_max_batch: int = Field(1000, ge=1)
     ingest_max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    # One event's accepted record, serialised: below what the producer may send (aiokafka's
+    # max_request_size and the broker's message.max.bytes, both about 1 MiB), with room to spare.
+    ingest_max_event_bytes: int = Field(512 * 1024, ge=1024, le=900 * 1024)
+    # An event's `time` lies between the term's start (from the registry) minus this margin
+    # and now plus the clock skew; until the registry is known, no earlier than the floor.
+    ingest_time_margin_days: int = Field(366, ge=0, le=36_500)
+    ingest_earliest_event_time: AwareDatetime = datetime(2000, 1, 1, tzinfo=timezone(timedelta(hours=7)))
+    ingest_max_clock_skew_s: float = Field(300.0, ge=0, le=86_400)
     # Requests per unit, as a moving window kept in each process's memory (`limits` notation,
     # e.g. "600/minute"). With N replicas behind a load balancer a unit gets up to N times this.
     ingest_rate_limit: str = "600/minute"

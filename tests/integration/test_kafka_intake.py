@@ -116,7 +116,7 @@ def auth(unit: str) -> dict:
 @asynccontextmanager
 async def stack(isolated):
     programs = build_programs(isolated.settings(ProgramsSettings))
-    settings = isolated.settings(IngestSettings, ingest_dev_keys=KEYS, ingest_max_body_bytes=MAX_BYTES,
+    settings = isolated.settings(IngestSettings, ingest_dev_keys=KEYS, ingest_max_event_bytes=MAX_BYTES,
                                  ingest_group=f"{isolated.prefix}-ingest")
     async with running(programs), running(build_ingest(settings)) as client:
         intake = Intake(client, settings)

@@ -16,6 +16,7 @@ from services.ingest.problems import ProblemError
 from services.ingest.settings import IngestSettings
 
 NOW = datetime(2026, 6, 1, 8, 0, tzinfo=timezone.utc)
+BOUNDS = domain.Bounds.of(IngestSettings(ingest_max_batch=10))
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 EVENT = {"specversion": "1.0", "id": "SO-KHDT-1", "source": "SO-KHDT", "type": "task.updated",
          "time": "2021-03-20T08:30:00+07:00",
@@ -180,13 +181,16 @@ class FakeStore:
     async def forget_webhook_ids(self, *, seen_before):
         return 0
 
+    async def term_start(self):
+        return None
+
 
 async def test_no_acknowledgement_in_time_is_503_with_retry_after_and_nothing_accepted():
     store = FakeStore()
     with pytest.raises(ProblemError) as exc:
         await service.submit(broker=SilentBroker(), topic="events.accepted", store=store,
-                             guard=service.Guard("9/second"), caller=DEV, body=orjson.dumps(EVENT), headers={},
-                             max_batch=10, timeout_s=0.05)
+                             guard=service.Guard("9/second"), term=service.Term(), caller=DEV,
+                             body=orjson.dumps(EVENT), headers={}, bounds=BOUNDS, timeout_s=0.05)
     assert exc.value.status == 503 and exc.value.headers["Retry-After"] == "1"
     assert "within 0.05 s" in exc.value.detail
     assert store.accepted == []
@@ -195,8 +199,8 @@ async def test_no_acknowledgement_in_time_is_503_with_retry_after_and_nothing_ac
 async def test_a_signed_request_that_failed_to_publish_can_be_sent_again():
     store, body = FakeStore(), orjson.dumps(EVENT)
     headers = signed_headers(body)
-    submit = dict(topic="events.accepted", store=store, guard=service.Guard("9/second"), caller=OPTIONAL, body=body,
-                  headers=headers, max_batch=10, timeout_s=0.05)
+    submit = dict(topic="events.accepted", store=store, guard=service.Guard("9/second"), term=service.Term(),
+                  caller=OPTIONAL, body=body, headers=headers, bounds=BOUNDS, timeout_s=0.05)
     with pytest.raises(ProblemError):
         await service.submit(broker=SilentBroker(), **submit)
     assert store.webhook_ids == set()  # given back: the retry below is not a replay
