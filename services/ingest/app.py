@@ -7,15 +7,19 @@ from datetime import datetime, timezone
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException
 
-from services.ingest import domain, handlers, openapi, service
+from services.ingest import domain, handlers, openapi, problems, service
 from services.ingest.problems import ProblemError, problem_response
 from services.ingest.settings import IngestSettings
 from services.ingest.store import INDEXES, IngestStore
 from shared import logs, mongo
 from shared.kafka import make_broker
 from shared.runtime import Runtime, create_app
+
+
+log = structlog.get_logger("nqt.ingest")
 
 
 def build(settings: IngestSettings | None = None) -> FastAPI:
@@ -37,6 +41,21 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
     @app.exception_handler(ProblemError)
     async def on_problem(request: Request, err: ProblemError) -> JSONResponse:
         return problem_response(err, request.url.path)
+
+    @app.exception_handler(domain.Refusal)
+    async def on_refusal(request: Request, err: domain.Refusal) -> JSONResponse:
+        return problem_response(problems.from_refusal(err), request.url.path)
+
+    @app.exception_handler(ConnectionFailure)  # the database unreachable, or a failover under way
+    async def on_database_down(request: Request, err: ConnectionFailure) -> JSONResponse:
+        log.warning("database unavailable", error=str(err))
+        problem = ProblemError(503, "the database did not answer; it is safe to send the same request again",
+                               headers={"Retry-After": "2"})
+        return problem_response(problem, request.url.path)
+
+    @app.exception_handler(Exception)  # a bug: still a problem document (Starlette logs it after)
+    async def on_error(request: Request, err: Exception) -> JSONResponse:
+        return problem_response(ProblemError(500, f"unexpected {type(err).__name__}"), request.url.path)
 
     @app.exception_handler(HTTPException)  # unknown paths, wrong methods: problem documents too
     async def on_http_error(request: Request, err: HTTPException) -> JSONResponse:
@@ -63,7 +82,7 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
                                        store=store(), guard=guard, term=term, caller=who, body=body,
                                        headers=request.headers, bounds=bounds,
                                        timeout_s=settings.ingest_publish_timeout_s)
-            structlog.get_logger("nqt.ingest").info("events accepted", count=len(ids), event_ids=ids[:20])
+            log.info("events accepted", count=len(ids), event_ids=ids[:20])
         return {"accepted": len(ids), "ids": ids}
 
     @app.get("/v1/events/{id:path}", response_model=None, responses=openapi.GET_RESPONSES,

@@ -20,6 +20,61 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+# --- what a use case refuses (app.py answers each with a problem document; Kafka intake
+# dead-letters the record) ------------------------------------------------------------
+
+class Refusal(Exception):
+    """Why a use case did not do what it was asked; `errors` name each bad field (JSON pointers)."""
+
+    def __init__(self, detail: str, *, errors: list[dict] | None = None):
+        self.detail, self.errors = detail, errors or []
+        super().__init__(detail)
+
+
+class Malformed(Refusal):
+    """Not JSON, or not events at all."""
+
+
+class Unauthenticated(Refusal):
+    """No key, a bad key, or a missing, bad, stale or replayed signature."""
+
+    def __init__(self, detail: str, *, challenge: str | None = None):
+        super().__init__(detail)
+        self.challenge = challenge  # what a client should present instead (WWW-Authenticate)
+
+
+class Forbidden(Refusal):
+    """The caller may not speak for the event's unit."""
+
+
+class NotFound(Refusal):
+    pass
+
+
+class TooLarge(Refusal):
+    """Too many events, or an event too large to publish."""
+
+
+class InvalidEvents(Refusal):
+    """Events that break the contract; nothing of the batch is published."""
+
+
+class RateLimited(Refusal):
+    def __init__(self, detail: str, *, retry_after: int):
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class Unavailable(Refusal):
+    """Kafka or the database did not answer in time; the very same request may be sent again."""
+
+    def __init__(self, detail: str, *, retry_after: int = 1):
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+# --- event statuses ----------------------------------------------------------------------
+
 ACCEPTED, APPLIED, DUPLICATE, REJECTED = "accepted", "applied", "duplicate", "rejected"
 FINAL = (APPLIED, DUPLICATE, REJECTED)
 OPTIONAL = ("decided_at", "code", "message_vi", "message_en", "findings")

@@ -22,7 +22,6 @@ from shared import kafka, metrics
 from shared.events import Envelope
 
 from services.ingest import domain, service
-from services.ingest.problems import ProblemError
 from services.ingest.store import IngestStore
 
 # The class name becomes the dead letter's `nqt-dlq-error-class` header, the message its
@@ -59,9 +58,9 @@ def parse(body: bytes, *, bounds: domain.Bounds, window: tuple[datetime, datetim
         raise Malformed("a JSON array is not accepted on Kafka: publish one event per record")
     try:
         [event] = service.check([raw], batch=False, bounds=bounds, window=window)
-    except ProblemError as err:
-        if err.status == 413:
-            raise TooLarge(f"{err.detail} (ingest_max_event_bytes)") from err
+    except domain.TooLarge as err:
+        raise TooLarge(f"{err.detail} (ingest_max_event_bytes)") from err
+    except domain.InvalidEvents as err:
         raise SchemaInvalid("; ".join(f"{e['pointer'] or '/'}: {e['detail']} ({e['code']})"
                                       for e in err.errors)) from err
     return event

@@ -75,22 +75,23 @@ def _problem(status: int, *, headers: dict[str, dict] | None = None) -> dict:
 
 RETRY_AFTER = {"Retry-After": {"required": True, "description": "seconds to wait before retrying",
                                "schema": {"type": "integer", "minimum": 1}}}
-AUTH_PROBLEMS = {401: _problem(401), 429: _problem(429, headers=RETRY_AFTER)}
+# Any request: a bad key, over its unit's rate; the database or Kafka unavailable; a failure of ingest's own.
+EVERY_REQUEST = {401: _problem(401), 429: _problem(429, headers=RETRY_AFTER), 500: _problem(500),
+                 503: _problem(503, headers=RETRY_AFTER)}
 
 POST_RESPONSES = {
     202: {"description": "Kafka acknowledged every event (acks=all).",
           "content": {"application/json": {"schema": ACCEPTED_SCHEMA}}},
-    400: _problem(400), **AUTH_PROBLEMS, 403: _problem(403), 413: _problem(413), 422: _problem(422),
-    503: _problem(503, headers=RETRY_AFTER),
+    400: _problem(400), **EVERY_REQUEST, 403: _problem(403), 413: _problem(413), 422: _problem(422),
 }
 GET_RESPONSES = {
     200: {"description": "The event's status and outcome.", "content": {"application/json": {"schema": STATUS_SCHEMA}}},
-    **AUTH_PROBLEMS, 404: _problem(404),
+    **EVERY_REQUEST, 404: _problem(404),
 }
 WHOAMI_RESPONSES = {
     200: {"description": "The key is good: its unit, and its id when it is an issued key.",
           "content": {"application/json": {"schema": WHOAMI_SCHEMA}}},
-    **AUTH_PROBLEMS,
+    **EVERY_REQUEST,
 }
 
 

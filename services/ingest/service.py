@@ -24,12 +24,11 @@ from shared import accepted, metrics
 from shared.events import INBOUND_TYPES, InvalidEvent, parse_event, utc_now
 
 from services.ingest import domain
-from services.ingest.problems import ProblemError
 from services.ingest.store import IngestStore
 
 log = logging.getLogger("nqt.ingest")
 
-BAD_TOKEN = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+BAD_TOKEN = 'Bearer error="invalid_token"'
 
 
 @dataclass(frozen=True)
@@ -58,8 +57,7 @@ class Guard:
         if free_in is None:
             return
         wait = domain.retry_after(free_in)
-        raise ProblemError(429, f"unit {unit!r} may send {self.item}; retry in {wait} s",
-                           headers={"Retry-After": str(wait)})
+        raise domain.RateLimited(f"unit {unit!r} may send {self.item}; retry in {wait} s", retry_after=wait)
 
 
 class Term:
@@ -89,8 +87,7 @@ def bearer_token(authorization: str | None) -> str:
     """The token of an `Authorization: Bearer` header; 401 when there is none."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ProblemError(401, "send 'Authorization: Bearer <API key>'",
-                           headers={"WWW-Authenticate": 'Bearer realm="nq-tracker"'})
+        raise domain.Unauthenticated("send 'Authorization: Bearer <API key>'", challenge='Bearer realm="nq-tracker"')
     return token.strip()
 
 
@@ -98,7 +95,7 @@ def unit_for_key(authorization: str | None, keys: dict[str, str]) -> str:
     """The unit a development API key belongs to; 401 for no key or an unknown one."""
     unit = keys.get(bearer_token(authorization))
     if unit is None:
-        raise ProblemError(401, "unknown API key", headers=BAD_TOKEN)
+        raise domain.Unauthenticated("unknown API key", challenge=BAD_TOKEN)
     return unit
 
 
@@ -113,7 +110,7 @@ async def authenticate(*, store: IngestStore, authorization: str | None, dev_key
     doc = await store.key(key_id) if key_id else None
     refusal = domain.key_refusal(doc, token, now)
     if refusal:
-        raise ProblemError(401, refusal, headers=BAD_TOKEN)
+        raise domain.Unauthenticated(refusal, challenge=BAD_TOKEN)
     return Caller(unit=doc["unit"], key_id=key_id, signing_secret=doc.get("signing_secret"),
                   require_signature=bool(doc.get("require_signature")))
 
@@ -124,28 +121,28 @@ def verify_signature(*, caller: Caller, body: bytes, headers: Mapping[str, str])
     signed = domain.signature_headers(headers)
     if not signed:
         if caller.require_signature:
-            raise ProblemError(401, "this API key requires signed requests (webhook-id, webhook-timestamp, "
-                                    "webhook-signature)")
+            raise domain.Unauthenticated("this API key requires signed requests (webhook-id, webhook-timestamp, "
+                                         "webhook-signature)")
         return None
     if not caller.signing_secret:
-        raise ProblemError(401, "the request is signed but its API key has no signing secret")
+        raise domain.Unauthenticated("the request is signed but its API key has no signing secret")
     try:
         Webhook(caller.signing_secret).verify(body, signed, json_parse=False)
     except WebhookVerificationError as err:  # bad signature, timestamp more than 5 minutes off, ...
-        raise ProblemError(401, f"bad signature: {err}") from err
+        raise domain.Unauthenticated(f"bad signature: {err}") from err
     except ValueError as err:  # the library trips on garbage: no comma, not base64, not UTF-8
-        raise ProblemError(401, "bad signature: malformed webhook-signature or body") from err
+        raise domain.Unauthenticated("bad signature: malformed webhook-signature or body") from err
     return signed["webhook-id"]
 
 
-async def claim_webhook_id(*, store: IngestStore, guard: Guard, unit: str, webhook_id: str,
-                           now: datetime) -> None:
-    """Remember a signed request's id for its unit; 401 when it was seen already (a replay)."""
+async def unseen_webhook_id(*, store: IngestStore, guard: Guard, unit: str, webhook_id: str,
+                            now: datetime) -> None:
+    """401 when the unit already used this signed request's id (a replay)."""
     if time.monotonic() - guard.pruned_at > 60:  # opportunistic: no TTL indexes on FerretDB
         guard.pruned_at = time.monotonic()
         await store.forget_webhook_ids(seen_before=now - domain.WEBHOOK_ID_KEPT)
-    if not await store.remember_webhook_id(unit=unit, webhook_id=webhook_id, seen_at=now):
-        raise ProblemError(401, f"webhook-id {webhook_id!r} was already used: a replayed request")
+    if await store.webhook_id_seen(unit=unit, webhook_id=webhook_id):
+        raise domain.Unauthenticated(f"webhook-id {webhook_id!r} was already used: a replayed request")
 
 
 def decode(body: bytes, *, max_batch: int) -> tuple[list[Any], bool]:
@@ -153,13 +150,13 @@ def decode(body: bytes, *, max_batch: int) -> tuple[list[Any], bool]:
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError as err:
-        raise ProblemError(400, f"the body is not valid JSON: {err}") from err
+        raise domain.Malformed(f"the body is not valid JSON: {err}") from err
     batch = isinstance(raw, list)
     items = raw if batch else [raw]
     if not items:
-        raise ProblemError(422, "the batch is empty", errors=[{"pointer": "", "detail": "at least one event"}])
+        raise domain.InvalidEvents("the batch is empty", errors=[{"pointer": "", "detail": "at least one event"}])
     if len(items) > max_batch:
-        raise ProblemError(413, f"a batch holds at most {max_batch} events, got {len(items)}")
+        raise domain.TooLarge(f"a batch holds at most {max_batch} events, got {len(items)}")
     return items, batch
 
 
@@ -181,13 +178,13 @@ def check(items: list[Any], *, batch: bool, bounds: domain.Bounds, window: tuple
                            "detail_vi": vi})
         events.append(event)
     if errors:
-        raise ProblemError(422, f"{len({e['index'] for e in errors})} of {len(items)} event(s) invalid; "
-                                "nothing was published", errors=errors)
+        raise domain.InvalidEvents(f"{len({e['index'] for e in errors})} of {len(items)} event(s) invalid; "
+                                   "nothing was published", errors=errors)
     sizes = [(i, accepted.size(event)) for i, event in enumerate(events)]
     oversized = [(i, size) for i, size in sizes if size > bounds.max_event_bytes]
     if oversized:
-        raise ProblemError(413, f"event {oversized[0][0]} is {oversized[0][1]} bytes serialised; at most "
-                                f"{bounds.max_event_bytes} per event", errors=[
+        raise domain.TooLarge(f"event {oversized[0][0]} is {oversized[0][1]} bytes serialised; at most "
+                              f"{bounds.max_event_bytes} per event", errors=[
             {"index": i, "pointer": f"/{i}" if batch else "", "detail": f"{size} bytes; at most {bounds.max_event_bytes}"}
             for i, size in oversized])
     return events
@@ -200,31 +197,39 @@ def validate(body: bytes, *, unit: str, bounds: domain.Bounds, window: tuple[dat
     foreign = [(i, e.source) for i, e in enumerate(events) if e.source != unit]
     if foreign:
         i, source = foreign[0]
-        raise ProblemError(403, f"event {i} has source {source!r} but the API key belongs to {unit!r}",
-                           errors=[{"index": i, "pointer": (f"/{i}" if batch else "") + "/source",
-                                    "detail": "must equal the key's unit"} for i, _ in foreign])
+        raise domain.Forbidden(f"event {i} has source {source!r} but the API key belongs to {unit!r}",
+                               errors=[{"index": i, "pointer": (f"/{i}" if batch else "") + "/source",
+                                        "detail": "must equal the key's unit"} for i, _ in foreign])
     return events
 
 
 async def submit(*, broker: KafkaBroker, topic: str, store: IngestStore, guard: Guard, term: Term, caller: Caller,
                  body: bytes, headers: Mapping[str, str], bounds: domain.Bounds, timeout_s: float) -> list[str]:
-    """POST /v1/events once authenticated: signature, validation, a signed request's id
-    claimed once, then publish. A failed publish gives the id back, so that the very
-    same signed request can be retried (the 503 says it is safe to)."""
+    """POST /v1/events once authenticated: signature, validation, then publish. A signed
+    request's id is recorded only once Kafka acknowledged its events: a request cut short
+    before (a 503, a crash) may be sent again as it was; after, it is a replay."""
     webhook_id = verify_signature(caller=caller, body=body, headers=headers)
     now = datetime.now(timezone.utc)
     events = validate(body, unit=caller.unit, bounds=bounds,
                       window=bounds.window(term_start=await term.start(store), now=now))
+    if webhook_id is not None:
+        await unseen_webhook_id(store=store, guard=guard, unit=caller.unit, webhook_id=webhook_id, now=now)
     for event in events:
         metrics.event("ingest", event.type, "received")
-    if webhook_id is None:
-        return await publish(broker, topic, events, store=store, timeout_s=timeout_s)
-    await claim_webhook_id(store=store, guard=guard, unit=caller.unit, webhook_id=webhook_id, now=now)
+    ids = await publish(broker, topic, events, store=store, timeout_s=timeout_s)
+    if webhook_id is not None:
+        await remember_webhook_id(store=store, unit=caller.unit, webhook_id=webhook_id, now=now)
+    return ids
+
+
+async def remember_webhook_id(*, store: IngestStore, unit: str, webhook_id: str, now: datetime) -> None:
+    """Record a signed request's id once its events are in Kafka. Two copies racing here have
+    both published, which is harmless: the same events have one effect."""
     try:
-        return await publish(broker, topic, events, store=store, timeout_s=timeout_s)
-    except ProblemError:
-        await store.forget_webhook_id(unit=caller.unit, webhook_id=webhook_id)
-        raise
+        await store.remember_webhook_id(unit=unit, webhook_id=webhook_id, seen_at=now)
+    except Exception:
+        # Kafka has the events, so they are accepted; the id may then be used once more.
+        log.exception("could not record webhook-id %r of %s", webhook_id, unit)
 
 
 async def publish(broker: KafkaBroker, topic: str, events: list[Any], *, store: IngestStore,
@@ -236,8 +241,8 @@ async def publish(broker: KafkaBroker, topic: str, events: list[Any], *, store: 
         # Nothing is claimed accepted. The producer may still deliver what it sent, which is
         # harmless: the same (source, id) sent again has one effect.
         why = f"no acknowledgement within {timeout_s} s" if isinstance(err, TimeoutError) else type(err).__name__
-        raise ProblemError(503, f"Kafka did not acknowledge the events ({why}); "
-                                "it is safe to send the same events again", headers={"Retry-After": "1"}) from err
+        raise domain.Unavailable(f"Kafka did not acknowledge the events ({why}); "
+                                 "it is safe to send the same events again") from err
     for event in events:
         metrics.event("ingest", event.type, "published")
     try:
@@ -259,7 +264,7 @@ async def event_status(*, store: IngestStore, unit: str, event_id: str) -> dict:
     """The status of the caller's own event; 404 when the unit has no such event."""
     doc = await store.event(source=unit, event_id=event_id)
     if doc is None:
-        raise ProblemError(404, f"unit {unit!r} has published no event with id {event_id!r}")
+        raise domain.NotFound(f"unit {unit!r} has published no event with id {event_id!r}")
     return domain.view(doc)
 
 

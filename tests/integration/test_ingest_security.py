@@ -19,9 +19,8 @@ from standardwebhooks import Webhook
 from tests import kafkatools, samples
 from tests.integration.conftest import running
 
-from services.ingest import service
+from services.ingest import domain, service
 from services.ingest.app import build
-from services.ingest.problems import ProblemError
 from services.ingest.settings import IngestSettings
 from services.ingest.store import IngestStore
 
@@ -241,11 +240,10 @@ async def test_webhook_ids_are_kept_ten_minutes_then_pruned(isolated):
         store, now = IngestStore(app.state.runtime.db), datetime.now(timezone.utc)
         for webhook_id, age in (("old", 11), ("recent", 9)):
             await store.remember_webhook_id(unit="SO-KHDT", webhook_id=webhook_id, seen_at=now - timedelta(minutes=age))
-        await service.claim_webhook_id(store=store, guard=service.Guard("9/second"), unit="SO-KHDT",
-                                       webhook_id="new", now=now)
+        await service.unseen_webhook_id(store=store, guard=service.Guard("9/second"), unit="SO-KHDT",
+                                        webhook_id="old", now=now)
         kept = sorted([d["_id"] async for d in app.state.runtime.db.webhook_ids.find({})])
-        with pytest.raises(ProblemError) as replay:
-            await service.claim_webhook_id(store=store, guard=service.Guard("9/second"), unit="SO-KHDT",
-                                           webhook_id="recent", now=now)
-    assert kept == ["SO-KHDT:new", "SO-KHDT:recent"]
-    assert replay.value.status == 401
+        with pytest.raises(domain.Unauthenticated, match="replayed"):
+            await service.unseen_webhook_id(store=store, guard=service.Guard("9/second"), unit="SO-KHDT",
+                                            webhook_id="recent", now=now)
+    assert kept == ["SO-KHDT:recent"]

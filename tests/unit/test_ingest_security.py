@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 from standardwebhooks import Webhook
 
-from services.ingest import domain, service
+from services.ingest import domain, problems, service
 from services.ingest.problems import ProblemError
 from services.ingest.settings import IngestSettings
 
@@ -25,9 +25,10 @@ EVENT = {"specversion": "1.0", "id": "SO-KHDT-1", "source": "SO-KHDT", "type": "
 
 
 def refusal(fn, *args, **kwargs) -> ProblemError:
-    with pytest.raises(ProblemError) as exc:
+    """The problem document a refusal of `fn` is answered with."""
+    with pytest.raises(domain.Refusal) as exc:
         fn(*args, **kwargs)
-    return exc.value
+    return problems.from_refusal(exc.value)
 
 
 # --- keys ---------------------------------------------------------------------------
@@ -169,14 +170,11 @@ class FakeStore:
     async def record_accepted(self, events, *, accepted_at):
         self.accepted += events
 
-    async def remember_webhook_id(self, *, unit, webhook_id, seen_at):
-        if (unit, webhook_id) in self.webhook_ids:
-            return False
-        self.webhook_ids.add((unit, webhook_id))
-        return True
+    async def webhook_id_seen(self, *, unit, webhook_id):
+        return (unit, webhook_id) in self.webhook_ids
 
-    async def forget_webhook_id(self, *, unit, webhook_id):
-        self.webhook_ids.discard((unit, webhook_id))
+    async def remember_webhook_id(self, *, unit, webhook_id, seen_at):
+        self.webhook_ids.add((unit, webhook_id))
 
     async def forget_webhook_ids(self, *, seen_before):
         return 0
@@ -187,12 +185,13 @@ class FakeStore:
 
 async def test_no_acknowledgement_in_time_is_503_with_retry_after_and_nothing_accepted():
     store = FakeStore()
-    with pytest.raises(ProblemError) as exc:
+    with pytest.raises(domain.Unavailable) as exc:
         await service.submit(broker=SilentBroker(), topic="events.accepted", store=store,
                              guard=service.Guard("9/second"), term=service.Term(), caller=DEV,
                              body=orjson.dumps(EVENT), headers={}, bounds=BOUNDS, timeout_s=0.05)
-    assert exc.value.status == 503 and exc.value.headers["Retry-After"] == "1"
-    assert "within 0.05 s" in exc.value.detail
+    problem = problems.from_refusal(exc.value)
+    assert problem.status == 503 and problem.headers["Retry-After"] == "1"
+    assert "within 0.05 s" in problem.detail
     assert store.accepted == []
 
 
@@ -201,12 +200,37 @@ async def test_a_signed_request_that_failed_to_publish_can_be_sent_again():
     headers = signed_headers(body)
     submit = dict(topic="events.accepted", store=store, guard=service.Guard("9/second"), term=service.Term(),
                   caller=OPTIONAL, body=body, headers=headers, bounds=BOUNDS, timeout_s=0.05)
-    with pytest.raises(ProblemError):
+    with pytest.raises(domain.Unavailable):
         await service.submit(broker=SilentBroker(), **submit)
-    assert store.webhook_ids == set()  # given back: the retry below is not a replay
-    with pytest.raises(ProblemError) as exc:
+    assert store.webhook_ids == set()  # not recorded: the retry below is not a replay
+    with pytest.raises(domain.Unavailable):
         await service.submit(broker=SilentBroker(), **submit)
-    assert exc.value.status == 503
+
+
+class CutShortBroker:
+    """A broker whose publish never returns: the request is cut short (a client gone, a
+    process killed) before Kafka acknowledged anything."""
+
+    async def publish(self, *args, **kwargs):
+        raise asyncio.CancelledError
+
+
+class AckingBroker:
+    async def publish(self, *args, **kwargs):
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+async def test_a_signed_request_cut_short_before_the_ack_is_no_replay_when_sent_again():
+    store, body = FakeStore(), orjson.dumps(EVENT)
+    submit = dict(topic="events.accepted", store=store, guard=service.Guard("9/second"), term=service.Term(),
+                  caller=OPTIONAL, body=body, headers=signed_headers(body), bounds=BOUNDS, timeout_s=1)
+    with pytest.raises(asyncio.CancelledError):
+        await service.submit(broker=CutShortBroker(), **submit)
+    assert await service.submit(broker=AckingBroker(), **submit) == ["SO-KHDT-1"]
+    with pytest.raises(domain.Unauthenticated, match="replayed"):  # acknowledged once: now it is a replay
+        await service.submit(broker=AckingBroker(), **submit)
 
 
 # --- settings -------------------------------------------------------------------------
@@ -248,11 +272,12 @@ async def test_openapi_describes_the_key_the_signature_the_body_and_every_proble
     assert set(event_types) == {"programme.issued", "plan.submitted", "task.updated", "indicator.reported",
                                 "unit-report.submitted", "supervision.recorded"}
     assert spec["components"]["schemas"]["TaskUpdated"]["properties"]["progress"]["maximum"] == 100
-    assert set(post["responses"]) == {"202", "400", "401", "403", "413", "422", "429", "503"}
-    assert set(get["responses"]) == {"200", "401", "404", "429"}
-    for status in ("400", "401", "403", "413", "422", "429", "503"):
+    assert set(post["responses"]) == {"202", "400", "401", "403", "413", "422", "429", "500", "503"}
+    assert set(get["responses"]) == {"200", "401", "404", "429", "500", "503"}
+    for status in ("400", "401", "403", "413", "422", "429", "500", "503"):
         assert list(post["responses"][status]["content"]) == ["application/problem+json"]
     assert post["responses"]["429"]["headers"]["Retry-After"]["required"]
+    assert get["responses"]["503"]["headers"]["Retry-After"]["required"]
     whoami = spec["paths"]["/v1/whoami"]["get"]
-    assert whoami["security"] == [{"unitKey": []}] and set(whoami["responses"]) == {"200", "401", "429"}
+    assert whoami["security"] == [{"unitKey": []}] and set(whoami["responses"]) == {"200", "401", "429", "500", "503"}
     assert whoami["responses"]["200"]["content"]["application/json"]["schema"]["required"] == ["unit", "key_id"]

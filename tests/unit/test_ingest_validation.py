@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 import orjson
 import pytest
 
-from services.ingest import domain, service
+from services.ingest import domain, problems, service
 from services.ingest.problems import ProblemError
 from services.ingest.service import unit_for_key
 from services.ingest.settings import IngestSettings
@@ -37,9 +37,10 @@ def body(value) -> bytes:
 
 
 def problem(fn, *args, **kwargs) -> ProblemError:
-    with pytest.raises(ProblemError) as exc:
+    """The problem document a refusal of `fn` is answered with."""
+    with pytest.raises(domain.Refusal) as exc:
         fn(*args, **kwargs)
-    return exc.value
+    return problems.from_refusal(exc.value)
 
 
 # --- authentication ---------------------------------------------------------------
