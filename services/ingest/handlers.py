@@ -22,8 +22,9 @@ def _outcome(value: bytes) -> dict:
     return outcome
 
 
-def register(runtime: Runtime, group_id: str, *, term: service.Term) -> None:
-    topics, bounds = runtime.settings.topics, domain.Bounds.of(runtime.settings)
+def register(runtime: Runtime, group_id: str, term: service.Term | None = None) -> None:
+    """The subscribers; `term` is shared with the HTTP routes, which then learn a new term at once."""
+    topics, bounds, term = runtime.settings.topics, domain.Bounds.of(runtime.settings), term or service.Term()
 
     @kafka.batch_subscriber(runtime, topics.outcomes, group_id=group_id,
                             max_records=runtime.settings.ingest_outcomes_batch)

@@ -199,7 +199,7 @@ async def nqt(isolated, *args: str) -> subprocess.CompletedProcess:
     """`nqt keys ...` as an operator runs it, in its own process (the service keeps running)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NQT_")}
     env |= {"NQT_MONGO_URL": isolated.mongo, "NQT_DB_PREFIX": isolated.prefix, "NQT_ENV": "test"}
-    return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "shared.cli", "keys", *args], cwd=ROOT,
+    return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "nqt.cli", "keys", *args], cwd=ROOT,
                                    env=env, capture_output=True, text=True, timeout=60)
 
 

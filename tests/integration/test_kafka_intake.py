@@ -130,7 +130,7 @@ async def nqt_dlq(isolated, *args: str) -> str:
     env = {**os.environ, "NQT_KAFKA_BOOTSTRAP": isolated.kafka, "NQT_TOPIC_PREFIX": f"{isolated.prefix}.",
            "NQT_ENV": "test"}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from shared.cli_dlq import dlq_app; dlq_app()", *args, cwd=ROOT, env=env,
+        sys.executable, "-c", "from nqt.dlq import dlq_app; dlq_app()", *args, cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await process.communicate()
     assert process.returncode == 0, err.decode()
