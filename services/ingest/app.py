@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException
 
-from services.ingest import domain, handlers, openapi, problems, service
+from services.ingest import access, asyncapi, domain, handlers, openapi, problems, service
 from services.ingest.problems import ProblemError, problem_response
 from services.ingest.settings import IngestSettings
 from services.ingest.store import INDEXES, IngestStore
@@ -25,11 +25,10 @@ log = structlog.get_logger("nqt.ingest")
 def build(settings: IngestSettings | None = None) -> FastAPI:
     settings = settings or IngestSettings()
     runtime = Runtime("ingest", settings, make_broker(settings, service="ingest"), INDEXES)
-    term, bounds = service.Term(), domain.Bounds.of(settings)
-    handlers.register(runtime, settings.ingest_group, term=term)
+    term, bounds, guard = service.Term(), domain.Bounds.of(settings), access.Guard(settings.ingest_rate_limit)
+    handlers.register(runtime, settings.ingest_group, term=term, guard=guard)
     app = create_app(runtime, title="nq-tracker ingest")
 
-    guard = service.Guard(settings.ingest_rate_limit)
     group: list[mongo.GroupInsert] = []  # created once the database is connected
 
     def store() -> IngestStore:
@@ -37,6 +36,7 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
             group.append(mongo.GroupInsert(runtime.db.events))
         return IngestStore(runtime.db, accepted=group[0])
     openapi.install(app)
+    described: list[dict] = []  # the AsyncAPI document, made once
 
     @app.exception_handler(ProblemError)
     async def on_problem(request: Request, err: ProblemError) -> JSONResponse:
@@ -63,11 +63,12 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
         problem = ProblemError(err.status_code, str(err.detail), headers=dict(err.headers or {}), title=title)
         return problem_response(problem, request.url.path)
 
-    async def caller(request: Request) -> service.Caller:
+    async def caller(request: Request) -> access.Caller:
         """Authenticate the request's key, then count it against its unit's rate."""
-        who = await service.authenticate(store=store(), dev_keys=settings.ingest_dev_keys,
-                                         authorization=request.headers.get("authorization"),
-                                         now=datetime.now(timezone.utc))
+        who = await access.authenticate(store=store(), dev_keys=settings.ingest_dev_keys,
+                                        dev_secrets=settings.ingest_dev_signing_secrets,
+                                        authorization=request.headers.get("authorization"),
+                                        now=datetime.now(timezone.utc))
         guard.admit(who.unit)
         return who
 
@@ -91,6 +92,14 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
         who = await caller(request)
         event_id = request.path_params["id"]  # read here, not validated by FastAPI: any string is an id
         return await service.event_status(store=store(), unit=who.unit, event_id=event_id)
+
+    @app.get("/asyncapi.json", include_in_schema=False)
+    async def asyncapi_document() -> dict:
+        """Kafka intake (inbound.events), as /openapi.json is the HTTP API."""
+        if not described:
+            described.append(asyncapi.document(runtime.broker, settings.topics.inbound, title=app.title,
+                                               version=app.version))
+        return described[0]
 
     @app.get("/v1/whoami", response_model=None, responses=openapi.WHOAMI_RESPONSES,
              openapi_extra={"security": openapi.SECURITY},

@@ -9,7 +9,7 @@ from faststream.kafka.annotations import KafkaMessage
 from shared import kafka, metrics
 from shared.runtime import Runtime
 
-from services.ingest import domain, intake, service
+from services.ingest import access, domain, intake, service
 from services.ingest.store import IngestStore
 
 REQUIRED = ("event_key", "source", "id", "outcome", "accept_id")
@@ -22,9 +22,14 @@ def _outcome(value: bytes) -> dict:
     return outcome
 
 
-def register(runtime: Runtime, group_id: str, term: service.Term | None = None) -> None:
-    """The subscribers; `term` is shared with the HTTP routes, which then learn a new term at once."""
-    topics, bounds, term = runtime.settings.topics, domain.Bounds.of(runtime.settings), term or service.Term()
+def register(runtime: Runtime, group_id: str, term: service.Term | None = None,
+             guard: access.Guard | None = None) -> None:
+    """The subscribers; `term` and `guard` are shared with the HTTP routes (one per process)."""
+    settings, term = runtime.settings, term or service.Term()
+    topics = settings.topics
+    door = intake.Door(bounds=domain.Bounds.of(settings), term=term,
+                       guard=guard or access.Guard(settings.ingest_rate_limit),
+                       dev_secrets=settings.ingest_dev_signing_secrets)
 
     @kafka.batch_subscriber(runtime, topics.outcomes, group_id=group_id,
                             max_records=runtime.settings.ingest_outcomes_batch)
@@ -41,7 +46,7 @@ def register(runtime: Runtime, group_id: str, term: service.Term | None = None) 
     async def on_inbound(msg: KafkaMessage) -> None:
         with metrics.HANDLER_SECONDS.labels(service="ingest", handler="inbound").time():
             await intake.take_in(broker=runtime.broker, topic=topics.accepted, store=IngestStore(runtime.db),
-                                 term=term, bounds=bounds, body=msg.body or b"")
+                                 door=door, record=intake.Record.of(msg.raw_message))
 
     @runtime.broker.subscriber(topics.changes, group_id=f"{group_id}.registry",
                                ack_policy=kafka.COMMIT_AFTER_WRITE, auto_offset_reset="earliest")

@@ -1,63 +1,26 @@
-"""Use cases of ingest: authenticate the caller (API key, optional signature, rate),
-validate every event, publish them to `events.accepted` and answer only after the
-broker acknowledged all of them; keep and tell each publisher the status of its own
-events; issue, list and revoke the units' API keys."""
+"""Use cases of ingest: validate every event a unit publishes (over HTTP or straight to
+Kafka), publish them to `events.accepted` and answer only after the broker acknowledged
+all of them; keep and tell each publisher the status of its own events. Who may publish
+as which unit is services.ingest.access."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
-import secrets
 import time
-from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, Mapping
 
-import limits
 import orjson
 from faststream.kafka import KafkaBroker
-from standardwebhooks import Webhook
-from standardwebhooks.webhooks import WebhookVerificationError
 
 from shared import accepted, metrics
 from shared.events import INBOUND_TYPES, InvalidEvent, parse_event, utc_now
 
-from services.ingest import domain
+from services.ingest import access, domain
 from services.ingest.store import IngestStore
 
 log = logging.getLogger("nqt.ingest")
-
-BAD_TOKEN = 'Bearer error="invalid_token"'
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who sent a request: the key's unit, and what its key says about signing."""
-
-    unit: str
-    key_id: str | None = None  # None: a development key
-    signing_secret: str | None = None
-    require_signature: bool = False
-
-
-class Guard:
-    """What one ingest process keeps in memory to guard its endpoints: the requests per
-    unit in a moving window (with N replicas the effective limit is N times the setting,
-    as each replica counts only what it sees), and when it last pruned the webhook ids."""
-
-    def __init__(self, rate: str):
-        self.item = limits.parse(rate)
-        self.window = domain.MovingWindow(limit=self.item.amount, seconds=self.item.get_expiry())
-        self.pruned_at = float("-inf")  # when (monotonic) this process last pruned the webhook ids
-
-    def admit(self, unit: str) -> None:
-        """Count one request of `unit`; 429 with Retry-After when it is over its rate."""
-        free_in = self.window.hit(unit, time.monotonic())
-        if free_in is None:
-            return
-        wait = domain.retry_after(free_in)
-        raise domain.RateLimited(f"unit {unit!r} may send {self.item}; retry in {wait} s", retry_after=wait)
 
 
 class Term:
@@ -81,68 +44,6 @@ class Term:
         await store.put_term(term)
         self.known = date.fromisoformat(term["start"]) if term.get("start") else None
         self.read_at = time.monotonic()
-
-
-def bearer_token(authorization: str | None) -> str:
-    """The token of an `Authorization: Bearer` header; 401 when there is none."""
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise domain.Unauthenticated("send 'Authorization: Bearer <API key>'", challenge='Bearer realm="nq-tracker"')
-    return token.strip()
-
-
-def unit_for_key(authorization: str | None, keys: dict[str, str]) -> str:
-    """The unit a development API key belongs to; 401 for no key or an unknown one."""
-    unit = keys.get(bearer_token(authorization))
-    if unit is None:
-        raise domain.Unauthenticated("unknown API key", challenge=BAD_TOKEN)
-    return unit
-
-
-async def authenticate(*, store: IngestStore, authorization: str | None, dev_keys: dict[str, str],
-                       now: datetime) -> Caller:
-    """The caller of a request: a development key, else an issued key that is neither
-    revoked nor expired; 401 otherwise."""
-    token = bearer_token(authorization)
-    if token in dev_keys:
-        return Caller(unit=dev_keys[token])
-    key_id = domain.key_id_of(token)
-    doc = await store.key(key_id) if key_id else None
-    refusal = domain.key_refusal(doc, token, now)
-    if refusal:
-        raise domain.Unauthenticated(refusal, challenge=BAD_TOKEN)
-    return Caller(unit=doc["unit"], key_id=key_id, signing_secret=doc.get("signing_secret"),
-                  require_signature=bool(doc.get("require_signature")))
-
-
-def verify_signature(*, caller: Caller, body: bytes, headers: Mapping[str, str]) -> str | None:
-    """Check a Standard Webhooks signature over the raw body; the request's webhook-id when
-    signed, None when unsigned and allowed to be. 401 for a bad, stale or missing one."""
-    signed = domain.signature_headers(headers)
-    if not signed:
-        if caller.require_signature:
-            raise domain.Unauthenticated("this API key requires signed requests (webhook-id, webhook-timestamp, "
-                                         "webhook-signature)")
-        return None
-    if not caller.signing_secret:
-        raise domain.Unauthenticated("the request is signed but its API key has no signing secret")
-    try:
-        Webhook(caller.signing_secret).verify(body, signed, json_parse=False)
-    except WebhookVerificationError as err:  # bad signature, timestamp more than 5 minutes off, ...
-        raise domain.Unauthenticated(f"bad signature: {err}") from err
-    except ValueError as err:  # the library trips on garbage: no comma, not base64, not UTF-8
-        raise domain.Unauthenticated("bad signature: malformed webhook-signature or body") from err
-    return signed["webhook-id"]
-
-
-async def unseen_webhook_id(*, store: IngestStore, guard: Guard, unit: str, webhook_id: str,
-                            now: datetime) -> None:
-    """401 when the unit already used this signed request's id (a replay)."""
-    if time.monotonic() - guard.pruned_at > 60:  # opportunistic: no TTL indexes on FerretDB
-        guard.pruned_at = time.monotonic()
-        await store.forget_webhook_ids(seen_before=now - domain.WEBHOOK_ID_KEPT)
-    if await store.webhook_id_seen(unit=unit, webhook_id=webhook_id):
-        raise domain.Unauthenticated(f"webhook-id {webhook_id!r} was already used: a replayed request")
 
 
 def decode(body: bytes, *, max_batch: int) -> tuple[list[Any], bool]:
@@ -203,40 +104,32 @@ def validate(body: bytes, *, unit: str, bounds: domain.Bounds, window: tuple[dat
     return events
 
 
-async def submit(*, broker: KafkaBroker, topic: str, store: IngestStore, guard: Guard, term: Term, caller: Caller,
-                 body: bytes, headers: Mapping[str, str], bounds: domain.Bounds, timeout_s: float) -> list[str]:
+async def submit(*, broker: KafkaBroker, topic: str, store: IngestStore, guard: access.Guard, term: Term,
+                 caller: access.Caller, body: bytes, headers: Mapping[str, str], bounds: domain.Bounds,
+                 timeout_s: float) -> list[str]:
     """POST /v1/events once authenticated: signature, validation, then publish. A signed
     request's id is recorded only once Kafka acknowledged its events: a request cut short
     before (a 503, a crash) may be sent again as it was; after, it is a replay."""
-    webhook_id = verify_signature(caller=caller, body=body, headers=headers)
+    webhook_id = access.verify_signature(caller=caller, body=body, headers=headers)
     now = datetime.now(timezone.utc)
     events = validate(body, unit=caller.unit, bounds=bounds,
                       window=bounds.window(term_start=await term.start(store), now=now))
     if webhook_id is not None:
-        await unseen_webhook_id(store=store, guard=guard, unit=caller.unit, webhook_id=webhook_id, now=now)
-    for event in events:
-        metrics.event("ingest", event.type, "received")
+        await access.unseen_webhook_id(store=store, guard=guard, unit=caller.unit, webhook_id=webhook_id, now=now)
     ids = await publish(broker, topic, events, store=store, timeout_s=timeout_s)
     if webhook_id is not None:
-        await remember_webhook_id(store=store, unit=caller.unit, webhook_id=webhook_id, now=now)
+        await access.remember_webhook_id(store=store, unit=caller.unit, webhook_id=webhook_id, now=now)
     return ids
 
 
-async def remember_webhook_id(*, store: IngestStore, unit: str, webhook_id: str, now: datetime) -> None:
-    """Record a signed request's id once its events are in Kafka. Two copies racing here have
-    both published, which is harmless: the same events have one effect."""
-    try:
-        await store.remember_webhook_id(unit=unit, webhook_id=webhook_id, seen_at=now)
-    except Exception:
-        # Kafka has the events, so they are accepted; the id may then be used once more.
-        log.exception("could not record webhook-id %r of %s", webhook_id, unit)
-
-
 async def publish(broker: KafkaBroker, topic: str, events: list[Any], *, store: IngestStore,
-                  timeout_s: float | None = None) -> list[str]:
-    """Publish all events, wait for every acknowledgement (acks=all), then record them accepted."""
+                  timeout_s: float | None = None, accept_id: str | None = None) -> list[str]:
+    """Publish all events, wait for every acknowledgement (acks=all), then record them accepted.
+    `accept_id`: of a single event taken in again after a crash, the same acceptance as before."""
+    for event in events:
+        metrics.event("ingest", event.type, "received")
     try:
-        await asyncio.wait_for(accepted.publish(broker, topic, events), timeout_s)
+        await asyncio.wait_for(accepted.publish(broker, topic, events, accept_id=accept_id), timeout_s)
     except Exception as err:
         # Nothing is claimed accepted. The producer may still deliver what it sent, which is
         # harmless: the same (source, id) sent again has one effect.
@@ -268,29 +161,3 @@ async def event_status(*, store: IngestStore, unit: str, event_id: str) -> dict:
     return domain.view(doc)
 
 
-# --- API keys (the `nqt keys` commands) ---------------------------------------------
-
-async def issue_key(*, store: IngestStore, unit: str, expires_at: datetime | None, require_signature: bool,
-                    now: datetime) -> tuple[dict, str, str | None]:
-    """A new key for `unit`: its stored document, the key and the signing secret (given out once)."""
-    key_id = secrets.token_hex(8)
-    key = domain.make_key(key_id, secrets.token_urlsafe(32))
-    # The signing secret is kept as it is: verifying an HMAC needs it (unlike the key, which
-    # only has to be recognised). It is given out only with a key that asks for signing.
-    signing_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode() if require_signature else None
-    doc = {"_id": key_id, "key_id": key_id, "unit": unit, "hash": domain.hash_key(key), "created_at": now,
-           "expires_at": expires_at, "revoked_at": None, "require_signature": require_signature,
-           "signing_secret": signing_secret}
-    await store.add_key(doc)
-    return doc, key, signing_secret
-
-
-async def revoke_key(*, store: IngestStore, key_id: str, now: datetime) -> dict | None:
-    """Revoke a key for good; None when there is no such key."""
-    return await store.revoke_key(key_id, at=now)
-
-
-async def list_keys(*, store: IngestStore, unit: str | None = None) -> list[dict]:
-    """The keys (of one unit), without their hashes or secrets."""
-    return [{f: doc.get(f) for f in ("key_id", "unit", "created_at", "expires_at", "revoked_at", "require_signature")}
-            for doc in await store.keys(unit)]

@@ -107,15 +107,16 @@ class IngestStore:
         await self.db.keys.update_one({"_id": key_id, "revoked_at": None}, {"$set": {"revoked_at": at}})
         return await self.key(key_id)
 
-    async def webhook_id_seen(self, *, unit: str, webhook_id: str) -> bool:
-        """Whether the unit already used this signed request's id."""
-        return await self.db.webhook_ids.find_one({"_id": f"{unit}:{webhook_id}"}) is not None
+    async def webhook_id_use(self, *, unit: str, webhook_id: str) -> dict | None:
+        """Where the unit already used this signed id (`record`: a Kafka record's place), if it did."""
+        return await self.db.webhook_ids.find_one({"_id": f"{unit}:{webhook_id}"})
 
-    async def remember_webhook_id(self, *, unit: str, webhook_id: str, seen_at: datetime) -> None:
+    async def remember_webhook_id(self, *, unit: str, webhook_id: str, seen_at: datetime,
+                                  record: str | None = None) -> None:
         """Record an id the unit used. A unique insert, the first one stays: concurrent
         findAndModify on one document is not atomic on FerretDB."""
         await mongo.insert_once(self.db.webhook_ids, {"_id": f"{unit}:{webhook_id}", "unit": unit,
-                                                      "seen_at": seen_at})
+                                                      "seen_at": seen_at, "record": record})
 
     # --- ingest's copy of the registry ---
 

@@ -19,7 +19,7 @@ from standardwebhooks import Webhook
 from tests import kafkatools, samples
 from tests.integration.conftest import running
 
-from services.ingest import domain, service
+from services.ingest import access, domain
 from services.ingest.app import build
 from services.ingest.settings import IngestSettings
 from services.ingest.store import IngestStore
@@ -38,7 +38,7 @@ def update(source: str, event_id: str, progress: float = 10) -> dict:
 async def issue(app, unit: str, **options) -> tuple[str, dict, str | None]:
     """Issue a key straight through the service (the CLI has its own test below)."""
     now = datetime.now(timezone.utc)
-    doc, key, secret = await service.issue_key(store=IngestStore(app.state.runtime.db), unit=unit,
+    doc, key, secret = await access.issue_key(store=IngestStore(app.state.runtime.db), unit=unit,
                                                expires_at=options.get("expires_at"),
                                                require_signature=options.get("require_signature", False), now=now)
     return key, doc, secret
@@ -63,7 +63,7 @@ async def test_only_a_good_key_of_the_events_own_unit_gets_in(isolated):
     async with running(app) as client:
         good, _, _ = await issue(app, "SO-KHDT")
         revoked, revoked_doc, _ = await issue(app, "SO-KHDT")
-        await service.revoke_key(store=IngestStore(app.state.runtime.db), key_id=revoked_doc["key_id"],
+        await access.revoke_key(store=IngestStore(app.state.runtime.db), key_id=revoked_doc["key_id"],
                                  now=datetime.now(timezone.utc))
         expired, _, _ = await issue(app, "SO-KHDT", expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
         forged = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")  # right key id, wrong secret
@@ -95,7 +95,7 @@ async def test_whoami_authenticates_a_key_exactly_as_publishing_does(isolated):
     async with running(app) as client:
         good, good_doc, _ = await issue(app, "SO-TC")
         revoked, revoked_doc, _ = await issue(app, "SO-TC")
-        await service.revoke_key(store=IngestStore(app.state.runtime.db), key_id=revoked_doc["key_id"],
+        await access.revoke_key(store=IngestStore(app.state.runtime.db), key_id=revoked_doc["key_id"],
                                  now=datetime.now(timezone.utc))
         expired, _, _ = await issue(app, "SO-TC", expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
         whoami = lambda headers: client.get("/v1/whoami", headers=headers)
@@ -240,10 +240,10 @@ async def test_webhook_ids_are_kept_ten_minutes_then_pruned(isolated):
         store, now = IngestStore(app.state.runtime.db), datetime.now(timezone.utc)
         for webhook_id, age in (("old", 11), ("recent", 9)):
             await store.remember_webhook_id(unit="SO-KHDT", webhook_id=webhook_id, seen_at=now - timedelta(minutes=age))
-        await service.unseen_webhook_id(store=store, guard=service.Guard("9/second"), unit="SO-KHDT",
+        await access.unseen_webhook_id(store=store, guard=access.Guard("9/second"), unit="SO-KHDT",
                                         webhook_id="old", now=now)
         kept = sorted([d["_id"] async for d in app.state.runtime.db.webhook_ids.find({})])
         with pytest.raises(domain.Unauthenticated, match="replayed"):
-            await service.unseen_webhook_id(store=store, guard=service.Guard("9/second"), unit="SO-KHDT",
+            await access.unseen_webhook_id(store=store, guard=access.Guard("9/second"), unit="SO-KHDT",
                                             webhook_id="recent", now=now)
     assert kept == ["SO-KHDT:recent"]

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 from standardwebhooks import Webhook
 
-from services.ingest import domain, problems, service
+from services.ingest import access, domain, problems, service
 from services.ingest.problems import ProblemError
 from services.ingest.settings import IngestSettings
 
@@ -70,20 +70,20 @@ def signed_headers(body: bytes, *, secret: str = SECRET, msg_id: str = "msg-1", 
             "webhook-signature": Webhook(secret).sign(msg_id, at, body.decode())}
 
 
-SIGNING = service.Caller(unit="SO-KHDT", key_id="k1", signing_secret=SECRET, require_signature=True)
-OPTIONAL = service.Caller(unit="SO-KHDT", key_id="k2", signing_secret=SECRET)
-DEV = service.Caller(unit="SO-KHDT")
+SIGNING = access.Caller(unit="SO-KHDT", key_id="k1", signing_secret=SECRET, require_signature=True)
+OPTIONAL = access.Caller(unit="SO-KHDT", key_id="k2", signing_secret=SECRET)
+DEV = access.Caller(unit="SO-KHDT")
 
 
 def test_a_good_signature_gives_the_request_id():
     body = orjson.dumps(EVENT)
-    assert service.verify_signature(caller=SIGNING, body=body, headers=signed_headers(body)) == "msg-1"
+    assert access.verify_signature(caller=SIGNING, body=body, headers=signed_headers(body)) == "msg-1"
 
 
 def test_unsigned_requests_pass_only_when_the_key_does_not_require_signing():
-    assert service.verify_signature(caller=OPTIONAL, body=b"{}", headers={}) is None
-    assert service.verify_signature(caller=DEV, body=b"{}", headers={}) is None
-    assert "requires signed" in refusal(service.verify_signature, caller=SIGNING, body=b"{}", headers={}).detail
+    assert access.verify_signature(caller=OPTIONAL, body=b"{}", headers={}) is None
+    assert access.verify_signature(caller=DEV, body=b"{}", headers={}) is None
+    assert "requires signed" in refusal(access.verify_signature, caller=SIGNING, body=b"{}", headers={}).detail
 
 
 @pytest.mark.parametrize("change", [
@@ -93,7 +93,7 @@ def test_unsigned_requests_pass_only_when_the_key_does_not_require_signing():
 ])
 def test_any_bad_signature_header_is_401_never_an_error(change):
     body = orjson.dumps(EVENT)
-    err = refusal(service.verify_signature, caller=OPTIONAL, body=body, headers=signed_headers(body) | change)
+    err = refusal(access.verify_signature, caller=OPTIONAL, body=body, headers=signed_headers(body) | change)
     assert err.status == 401
 
 
@@ -101,26 +101,26 @@ def test_a_partly_signed_a_not_utf8_or_a_tampered_body_is_401():
     body = orjson.dumps(EVENT)
     headers = signed_headers(body)
     partial = {k: v for k, v in headers.items() if k != "webhook-signature"}
-    assert refusal(service.verify_signature, caller=OPTIONAL, body=body, headers=partial).status == 401
-    assert refusal(service.verify_signature, caller=OPTIONAL, body=b"\xff" + body, headers=headers).status == 401
-    assert refusal(service.verify_signature, caller=OPTIONAL, body=body + b" ", headers=headers).status == 401
-    assert "no signing secret" in refusal(service.verify_signature, caller=DEV, body=body, headers=headers).detail
+    assert refusal(access.verify_signature, caller=OPTIONAL, body=body, headers=partial).status == 401
+    assert refusal(access.verify_signature, caller=OPTIONAL, body=b"\xff" + body, headers=headers).status == 401
+    assert refusal(access.verify_signature, caller=OPTIONAL, body=body + b" ", headers=headers).status == 401
+    assert "no signing secret" in refusal(access.verify_signature, caller=DEV, body=body, headers=headers).detail
 
 
 def test_a_timestamp_more_than_five_minutes_off_is_401():
     body = orjson.dumps(EVENT)
     for minutes in (-6, 6):
         at = datetime.now(timezone.utc) + timedelta(minutes=minutes)
-        assert refusal(service.verify_signature, caller=OPTIONAL, body=body,
+        assert refusal(access.verify_signature, caller=OPTIONAL, body=body,
                        headers=signed_headers(body, at=at)).status == 401
     at = datetime.now(timezone.utc) - timedelta(minutes=4)
-    assert service.verify_signature(caller=OPTIONAL, body=body, headers=signed_headers(body, at=at)) == "msg-1"
+    assert access.verify_signature(caller=OPTIONAL, body=body, headers=signed_headers(body, at=at)) == "msg-1"
 
 
 # --- rate ---------------------------------------------------------------------------
 
 def test_a_unit_over_its_rate_gets_429_with_retry_after_and_others_do_not():
-    guard = service.Guard("2/minute")
+    guard = access.Guard("2/minute")
     guard.admit("SO-KHDT")
     guard.admit("SO-KHDT")
     err = refusal(guard.admit, "SO-KHDT")
@@ -170,10 +170,10 @@ class FakeStore:
     async def record_accepted(self, events, *, accepted_at):
         self.accepted += events
 
-    async def webhook_id_seen(self, *, unit, webhook_id):
-        return (unit, webhook_id) in self.webhook_ids
+    async def webhook_id_use(self, *, unit, webhook_id):
+        return {"record": None} if (unit, webhook_id) in self.webhook_ids else None
 
-    async def remember_webhook_id(self, *, unit, webhook_id, seen_at):
+    async def remember_webhook_id(self, *, unit, webhook_id, seen_at, record=None):
         self.webhook_ids.add((unit, webhook_id))
 
     async def forget_webhook_ids(self, *, seen_before):
@@ -187,7 +187,7 @@ async def test_no_acknowledgement_in_time_is_503_with_retry_after_and_nothing_ac
     store = FakeStore()
     with pytest.raises(domain.Unavailable) as exc:
         await service.submit(broker=SilentBroker(), topic="events.accepted", store=store,
-                             guard=service.Guard("9/second"), term=service.Term(), caller=DEV,
+                             guard=access.Guard("9/second"), term=service.Term(), caller=DEV,
                              body=orjson.dumps(EVENT), headers={}, bounds=BOUNDS, timeout_s=0.05)
     problem = problems.from_refusal(exc.value)
     assert problem.status == 503 and problem.headers["Retry-After"] == "1"
@@ -198,7 +198,7 @@ async def test_no_acknowledgement_in_time_is_503_with_retry_after_and_nothing_ac
 async def test_a_signed_request_that_failed_to_publish_can_be_sent_again():
     store, body = FakeStore(), orjson.dumps(EVENT)
     headers = signed_headers(body)
-    submit = dict(topic="events.accepted", store=store, guard=service.Guard("9/second"), term=service.Term(),
+    submit = dict(topic="events.accepted", store=store, guard=access.Guard("9/second"), term=service.Term(),
                   caller=OPTIONAL, body=body, headers=headers, bounds=BOUNDS, timeout_s=0.05)
     with pytest.raises(domain.Unavailable):
         await service.submit(broker=SilentBroker(), **submit)
@@ -224,7 +224,7 @@ class AckingBroker:
 
 async def test_a_signed_request_cut_short_before_the_ack_is_no_replay_when_sent_again():
     store, body = FakeStore(), orjson.dumps(EVENT)
-    submit = dict(topic="events.accepted", store=store, guard=service.Guard("9/second"), term=service.Term(),
+    submit = dict(topic="events.accepted", store=store, guard=access.Guard("9/second"), term=service.Term(),
                   caller=OPTIONAL, body=body, headers=signed_headers(body), bounds=BOUNDS, timeout_s=1)
     with pytest.raises(asyncio.CancelledError):
         await service.submit(broker=CutShortBroker(), **submit)

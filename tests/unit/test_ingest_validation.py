@@ -10,7 +10,7 @@ import pytest
 
 from services.ingest import domain, problems, service
 from services.ingest.problems import ProblemError
-from services.ingest.service import unit_for_key
+from services.ingest.access import unit_for_key
 from services.ingest.settings import IngestSettings
 
 KEYS = {"k-sokhdt-3f9a": "SO-KHDT", "k-hoankiem-77c1": "Q-HOANKIEM"}
