@@ -59,7 +59,7 @@ def issue(
     if expires_at is not None and expires_at <= now:
         raise typer.BadParameter(f"{expires} has passed", param_hint="--expires")
     doc, key, secret = _run(lambda store: access.issue_key(store=store, unit=unit, expires_at=expires_at,
-                                                             require_signature=require_signature, now=now))
+                                                            require_signature=require_signature, now=now))
     typer.echo(f"key id:   {doc['key_id']}\nunit:     {unit}\nexpires:  {_when(expires_at)}")
     typer.echo(f"API key:  {key}")
     if secret:

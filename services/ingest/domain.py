@@ -70,7 +70,7 @@ class RateLimited(Refusal):
 
 
 class Unavailable(Refusal):
-    """Kafka or the database did not answer in time; the very same request may be sent again."""
+    """Kafka did not acknowledge in time; the very same request may be sent again."""
 
     def __init__(self, detail: str, *, retry_after: int = 1):
         super().__init__(detail)
@@ -160,8 +160,8 @@ def signature_headers(headers) -> dict[str, str]:
     return {name: headers[name] for name in SIGNATURE_HEADERS if headers.get(name) is not None}
 
 
-def signed_id(signed: dict[str, str], body: bytes, secrets: list[str], *, at: datetime) -> str:
-    """The webhook-id of a body signed the Standard Webhooks way with one of `secrets`, its
+def signed_id(signed: dict[str, str], body: bytes, candidates: list[str], *, at: datetime) -> str:
+    """The webhook-id of a body signed the Standard Webhooks way with one of the `candidates` secrets, its
     timestamp within 5 minutes of `at`: the wall clock for a request, the broker's clock for a
     record read later. The library's own verify compares with the wall clock only, so this
     checks the time here and has the library make the signature to compare with."""
@@ -178,7 +178,7 @@ def signed_id(signed: dict[str, str], body: bytes, secrets: list[str], *, at: da
     if abs(sent_at - at) > SIGNATURE_TOLERANCE:
         raise Unauthenticated(f"bad signature: message timestamp too {'old' if sent_at < at else 'new'} "
                               f"(more than 5 minutes from {at.isoformat(timespec='seconds')})")
-    for secret in secrets:
+    for secret in candidates:
         expected = Webhook(secret).sign(signed["webhook-id"], sent_at, text).partition(",")[2]
         if any(hmac.compare_digest(base64.b64decode(expected), sig) for sig in given):
             return signed["webhook-id"]

@@ -81,13 +81,13 @@ def check(items: list[Any], *, batch: bool, bounds: domain.Bounds, window: tuple
     if errors:
         raise domain.InvalidEvents(f"{len({e['index'] for e in errors})} of {len(items)} event(s) invalid; "
                                    "nothing was published", errors=errors)
-    sizes = [(i, accepted.size(event)) for i, event in enumerate(events)]
-    oversized = [(i, size) for i, size in sizes if size > bounds.max_event_bytes]
+    limit = bounds.max_event_bytes
+    oversized = [(i, size) for i, event in enumerate(events) if (size := accepted.size(event)) > limit]
     if oversized:
-        raise domain.TooLarge(f"event {oversized[0][0]} is {oversized[0][1]} bytes serialised; at most "
-                              f"{bounds.max_event_bytes} per event", errors=[
-            {"index": i, "pointer": f"/{i}" if batch else "", "detail": f"{size} bytes; at most {bounds.max_event_bytes}"}
-            for i, size in oversized])
+        first, size = oversized[0]
+        raise domain.TooLarge(f"event {first} is {size} bytes serialised; at most {limit} per event",
+                              errors=[{"index": i, "pointer": f"/{i}" if batch else "",
+                                       "detail": f"{n} bytes; at most {limit}"} for i, n in oversized])
     return events
 
 

@@ -39,9 +39,19 @@ async def issue(app, unit: str, **options) -> tuple[str, dict, str | None]:
     """Issue a key straight through the service (the CLI has its own test below)."""
     now = datetime.now(timezone.utc)
     doc, key, secret = await access.issue_key(store=IngestStore(app.state.runtime.db), unit=unit,
-                                               expires_at=options.get("expires_at"),
-                                               require_signature=options.get("require_signature", False), now=now)
+                                              expires_at=options.get("expires_at"),
+                                              require_signature=options.get("require_signature", False), now=now)
     return key, doc, secret
+
+
+async def good_revoked_expired(app, unit: str) -> tuple[tuple[str, dict], str, str]:
+    """Three keys of `unit`: a good one (and its document), a revoked one, an expired one."""
+    good, good_doc, _ = await issue(app, unit)
+    revoked, revoked_doc, _ = await issue(app, unit)
+    await access.revoke_key(store=IngestStore(app.state.runtime.db), key_id=revoked_doc["key_id"],
+                            now=datetime.now(timezone.utc))
+    expired, _, _ = await issue(app, unit, expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
+    return (good, good_doc), revoked, expired
 
 
 def signed(secret: str, key: str, body: bytes, msg_id: str, *, at: datetime | None = None) -> dict:
@@ -61,11 +71,7 @@ async def test_only_a_good_key_of_the_events_own_unit_gets_in(isolated):
     settings = isolated.settings(IngestSettings)
     app = build(settings)
     async with running(app) as client:
-        good, _, _ = await issue(app, "SO-KHDT")
-        revoked, revoked_doc, _ = await issue(app, "SO-KHDT")
-        await access.revoke_key(store=IngestStore(app.state.runtime.db), key_id=revoked_doc["key_id"],
-                                 now=datetime.now(timezone.utc))
-        expired, _, _ = await issue(app, "SO-KHDT", expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
+        (good, _), revoked, expired = await good_revoked_expired(app, "SO-KHDT")
         forged = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")  # right key id, wrong secret
         post = lambda event_id, headers: client.post("/v1/events", json=update("SO-KHDT", event_id), headers=headers)
         answers = {"no key": await post("NO-KEY", {}),
@@ -93,11 +99,7 @@ async def test_whoami_authenticates_a_key_exactly_as_publishing_does(isolated):
                                  ingest_rate_limit="4/minute")
     app = build(settings)
     async with running(app) as client:
-        good, good_doc, _ = await issue(app, "SO-TC")
-        revoked, revoked_doc, _ = await issue(app, "SO-TC")
-        await access.revoke_key(store=IngestStore(app.state.runtime.db), key_id=revoked_doc["key_id"],
-                                 now=datetime.now(timezone.utc))
-        expired, _, _ = await issue(app, "SO-TC", expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
+        (good, good_doc), revoked, expired = await good_revoked_expired(app, "SO-TC")
         whoami = lambda headers: client.get("/v1/whoami", headers=headers)
         answers = {"dev key": await whoami(auth("dev-khdt")), "issued key": await whoami(auth(good)),
                    "revoked": await whoami(auth(revoked)), "expired": await whoami(auth(expired)),
@@ -241,9 +243,9 @@ async def test_webhook_ids_are_kept_ten_minutes_then_pruned(isolated):
         for webhook_id, age in (("old", 11), ("recent", 9)):
             await store.remember_webhook_id(unit="SO-KHDT", webhook_id=webhook_id, seen_at=now - timedelta(minutes=age))
         await access.unseen_webhook_id(store=store, guard=access.Guard("9/second"), unit="SO-KHDT",
-                                        webhook_id="old", now=now)
+                                       webhook_id="old", now=now)
         kept = sorted([d["_id"] async for d in app.state.runtime.db.webhook_ids.find({})])
         with pytest.raises(domain.Unauthenticated, match="replayed"):
             await access.unseen_webhook_id(store=store, guard=access.Guard("9/second"), unit="SO-KHDT",
-                                            webhook_id="recent", now=now)
+                                           webhook_id="recent", now=now)
     assert kept == ["SO-KHDT:recent"]
