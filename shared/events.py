@@ -4,10 +4,9 @@ events an operator publishes with `nqt registry load`.
 
 Inbound models are frozen and forbid unknown fields, so a typo in a field name is
 an error that names the field instead of a value silently ignored. Every string,
-list and number is bounded, and so are the CloudEvents extension attributes, so
-that what an accepted event leads to (its record, its changes, its outcome) stays
-within what Kafka carries; ingest also bounds one event's serialised size.
-"""
+list and number is bounded, and so are the CloudEvents extension attributes (small
+scalars: nothing too deep to serialise); ingest also bounds one event's serialised
+size, so that its record stays well within what Kafka carries."""
 
 from __future__ import annotations
 
