@@ -10,6 +10,7 @@ COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
 COPY shared ./shared
 COPY services ./services
+COPY nqt ./nqt
 COPY deploy/__init__.py ./deploy/
 COPY deploy/local ./deploy/local
 COPY deploy/registry ./deploy/registry

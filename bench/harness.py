@@ -167,7 +167,7 @@ class Running:
 
     def cli(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
         """`nqt ...` against this deployment (e.g. `registry load FILE`)."""
-        return subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=ROOT, env=self.env,
+        return subprocess.run([sys.executable, "-m", "nqt.cli", *args], cwd=ROOT, env=self.env,
                               capture_output=True, text=True, timeout=timeout)
 
 

@@ -14,28 +14,43 @@ ACCEPTED_TIME = "nqtacceptedtime"
 ACCEPT_ID = "nqtacceptid"
 
 
-def stamp(event: Envelope, *, now: datetime | None = None) -> tuple[str, bytes]:
+def stamp(event: Envelope, *, now: datetime | None = None, accept_id: str | None = None) -> tuple[str, bytes]:
     """Key and value of the accepted record. Each acceptance gets its own id, so a
     re-sent event is told apart from a redelivered record."""
     body = event.model_dump(mode="json", exclude_none=True)
     body[ACCEPTED_TIME] = utc_iso(now or datetime.now(timezone.utc))
-    body[ACCEPT_ID] = uuid.uuid4().hex
+    body[ACCEPT_ID] = accept_id or uuid.uuid4().hex
     return partition_key(event), kafka.dumps(body)
+
+
+def accept_id_of(where: str) -> str:
+    """The acceptance id of a submission that can be taken in more than once, named by where it
+    is (a Kafka record: topic, partition, offset): read again after a crash, it is the same
+    acceptance, not a second submission of its event."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"nqt:{where}").hex
+
+
+def size(event: Envelope) -> int:
+    """The bytes of the event's accepted record, as `stamp` writes it."""
+    return len(stamp(event)[1])
 
 
 def read(value: bytes) -> tuple[Envelope, str, str]:
     """Envelope, acceptance time and acceptance id of an accepted record."""
     raw = kafka.loads(value)
-    accepted_at, accept_id = raw.get(ACCEPTED_TIME), raw.get(ACCEPT_ID)
+    # The stamps are ingest's, not the publisher's: they do not count among its extensions.
+    accepted_at, accept_id = raw.pop(ACCEPTED_TIME, None), raw.pop(ACCEPT_ID, None)
     if not accepted_at or not accept_id:
         raise ValueError(f"record lacks {ACCEPTED_TIME}/{ACCEPT_ID}: not stamped by ingest")
     return parse_event(raw), accepted_at, accept_id
 
 
-async def publish(broker, topic: str, events: list[Envelope]) -> None:
+async def publish(broker, topic: str, events: list[Envelope], *, accept_id: str | None = None) -> None:
     """Publish stamped events and wait until the broker acknowledged every one (acks=all)."""
+    if accept_id is not None and len(events) != 1:
+        raise ValueError("an acceptance id names one event's acceptance")
     sends = []
     for event in events:
-        key, value = stamp(event)
+        key, value = stamp(event, accept_id=accept_id)
         sends.append(await broker.publish(value, topic, key=key.encode(), no_confirm=True))
     await asyncio.gather(*sends)

@@ -3,12 +3,13 @@
 events an operator publishes with `nqt registry load`.
 
 Inbound models are frozen and forbid unknown fields, so a typo in a field name is
-an error that names the field instead of a value silently ignored.
-"""
+an error that names the field instead of a value silently ignored. Every string,
+list and number is bounded, and so are the CloudEvents extension attributes (small
+scalars: nothing too deep to serialise); ingest also bounds one event's serialised
+size, so that its record stays well within what Kafka carries."""
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import date, datetime, timezone
 from typing import Annotated, Any, Literal, Union
@@ -31,6 +32,10 @@ INDICATOR_CODE = r"^[A-Z]+-[0-9]{2,3}$"
 PERIOD = r"^[0-9]{4}(-H[12]|-Q[1-4])?$"
 CYCLE = r"^[0-9]{4}(-Q[1-4]|-H[12]|-[0-9]{4})?$"
 EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+MAX_EXTENSIONS = 20
+MAX_EXTENSION_TEXT = 1024
+INT32 = (-2**31, 2**31 - 1)  # a CloudEvents Integer
+MAX_MAGNITUDE = 1e15  # of any number: far beyond any indicator, and exact as a double
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20000)]
@@ -39,15 +44,10 @@ UnitCode = Annotated[str, StringConstraints(max_length=32, pattern=UNIT_CODE)]
 ProgrammeCode = Annotated[str, StringConstraints(pattern=PROGRAMME_CODE)]
 IndicatorCode = Annotated[str, StringConstraints(pattern=INDICATOR_CODE)]
 TaskStatus = Literal["not_started", "in_progress", "completed", "blocked", "cancelled"]
-
-
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return value
-
-
-Finite = Annotated[float, AfterValidator(_finite)]
+Email = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=254)]
+Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2048)]
+Key = Annotated[str, StringConstraints(min_length=1, max_length=64)]  # of a small map in the registry
+Finite = Annotated[float, Field(ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE, allow_inf_nan=False)]
 
 
 def _rfc3339_string(value: Any) -> Any:
@@ -56,7 +56,16 @@ def _rfc3339_string(value: Any) -> Any:
     return value
 
 
-EventTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_string)]
+def _utc_representable(value: datetime) -> datetime:
+    # 0001-01-01T00:00:00+07:00 parses, but has no UTC time: every later comparison would crash.
+    try:
+        value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("must lie between the years 0001 and 9999 in UTC") from None
+    return value
+
+
+EventTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_string), AfterValidator(_utc_representable)]
 
 
 class Inbound(BaseModel):
@@ -91,12 +100,12 @@ class PlanTask(Inbound):
     title: Text
     lead_unit: UnitCode
     lead_person: Person
-    coordinating_units: list[UnitCode] = []
+    coordinating_units: list[UnitCode] = Field([], max_length=50)
     due_date: date
     # May be empty at this level: an empty roadmap is a rule of the programme
     # (`invalid_plan`, one finding per task), decided by the programs service.
-    milestones: list[Milestone]
-    tags: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = []
+    milestones: list[Milestone] = Field(max_length=50)
+    tags: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field([], max_length=20)
 
 
 class PlanSubmitted(Inbound):
@@ -105,15 +114,14 @@ class PlanSubmitted(Inbound):
     title: Text
     document_no: Text
     issued_on: date
-    tasks: list[PlanTask] = Field(min_length=1, max_length=5000)
+    tasks: list[PlanTask] = Field(min_length=1, max_length=1000)
 
 
 class TaskUpdated(Inbound):
     task_id: Ident
     programme: ProgrammeCode
     status: TaskStatus
-    # Bounds before the finiteness check, so the JSON schema (OpenAPI) says minimum/maximum.
-    progress: Annotated[float, Field(ge=0, le=100), AfterValidator(_finite)]
+    progress: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
     as_of: date
     note: LongText | None = None
     reported_by: Person
@@ -146,22 +154,31 @@ class SupervisionRecorded(Inbound):
 
 # --- registry (reference data), published by the Office with `nqt registry load` ---
 
+class PersonInCharge(Inbound):
+    """Whom escalations about a unit also reach."""
+
+    name: Text
+    position: Text
+    email: Email | None = None
+
+
 class RegistryUnit(Inbound):
     code: UnitCode
     name: Text
     kind: Text
     parent: UnitCode | None = None
-    email: Text | None = None
-    webhook: Text | None = None
-    channels: list[Literal["email", "webhook"]] | None = None  # unset: every channel it has an address for
-    person_in_charge: dict[str, Any] | None = None
+    email: Email | None = None
+    webhook: Url | None = None
+    # unset: every channel it has an address for
+    channels: list[Literal["email", "webhook"]] | None = Field(None, max_length=2)
+    person_in_charge: PersonInCharge | None = None
 
 
 class RegistryProgramme(Inbound):
     code: ProgrammeCode
     title: Text
     lead_unit: UnitCode
-    period: dict[str, date]
+    period: dict[Literal["start", "end"], date]
     issue_by: date | None = None
 
 
@@ -184,9 +201,9 @@ class RegistryIndicator(Inbound):
 
 class Reporting(Inbound):
     # "default": every department, every district, HDND, UBND and MTTQ (contract section 5).
-    expected_units: Literal["default"] | list[UnitCode] = "default"
+    expected_units: Literal["default"] | Annotated[list[UnitCode], Field(max_length=1000)] = "default"
     due_working_days: int = Field(2, ge=0, le=30)
-    recipients: list[UnitCode] = Field(min_length=1)
+    recipients: list[UnitCode] = Field(min_length=1, max_length=100)
 
 
 class RegistrySettings(Inbound):
@@ -196,8 +213,8 @@ class RegistrySettings(Inbound):
     name: Text
     title: Text
     term: dict[Literal["start", "end"], date]
-    issuer: dict[str, Text]
-    indicator_groups: dict[str, Text] = {}
+    issuer: dict[Key, Text] = Field(max_length=20)
+    indicator_groups: dict[Key, Text] = Field({}, max_length=20)
     reporting: Reporting
 
 
@@ -224,11 +241,11 @@ class Envelope(BaseModel):
     specversion: Literal["1.0"]
     id: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     source: UnitCode
-    type: str
+    type: Annotated[str, StringConstraints(max_length=64)]
     time: EventTime
     datacontenttype: Literal["application/json"] = "application/json"
-    subject: str | None = None
-    dataschema: str | None = None
+    subject: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    dataschema: Url | None = None
     data: Any
 
     @property
@@ -276,10 +293,7 @@ def parse_event(raw: Any, *, allowed_types: tuple[str, ...] | None = None) -> En
     event_type = raw.get("type")
     if event_type not in known:
         return _raise_unknown_type(raw, event_type, known)
-    bad_ext = [k for k in raw if k not in Envelope.model_fields and not EXTENSION_NAME.match(str(k))]
-    problems = [Problem(pointer=_pointer((k,)), code="extension_name",
-                        message="extension attribute names are 1-20 lowercase letters or digits")
-                for k in bad_ext]
+    problems = _extension_problems(raw)
     try:
         event = _EVENT.validate_python(raw)
     except ValidationError as err:
@@ -289,6 +303,33 @@ def parse_event(raw: Any, *, allowed_types: tuple[str, ...] | None = None) -> En
     if problems:
         raise InvalidEvent(problems)
     return event
+
+
+def _extension_problems(raw: dict) -> list[Problem]:
+    """CloudEvents extension attributes: well named, scalar, small and few, so that none can
+    make the accepted record too large to publish (or too deep to serialise)."""
+    problems = []
+    for n, (name, value) in enumerate((k, v) for k, v in raw.items() if k not in Envelope.model_fields):
+        pointer = _pointer((name,))
+        if not EXTENSION_NAME.match(str(name)):
+            problems.append(Problem(pointer=pointer, code="extension_name",
+                                    message="extension attribute names are 1-20 lowercase letters or digits"))
+        if n == MAX_EXTENSIONS:
+            problems.append(Problem(pointer=pointer, code="extension_count",
+                                    message=f"at most {MAX_EXTENSIONS} extension attributes"))
+        if why := _extension_value_problem(value):
+            problems.append(Problem(pointer=pointer, code="extension_value", message=why))
+    return problems
+
+
+def _extension_value_problem(value: Any) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return None if INT32[0] <= value <= INT32[1] else f"an integer extension lies in {INT32[0]}..{INT32[1]}"
+    if isinstance(value, str):
+        return None if len(value) <= MAX_EXTENSION_TEXT else f"at most {MAX_EXTENSION_TEXT} characters"
+    return "an extension attribute is a string, a boolean or an integer (no objects, arrays or fractions)"
 
 
 def _raise_unknown_type(raw: dict, event_type: Any, known: tuple[str, ...]) -> Envelope:
@@ -314,8 +355,10 @@ def partition_key(event: Envelope) -> str:
 
 
 def utc_iso(moment: datetime) -> str:
-    """Fixed-width UTC ISO-8601, so that strings sort in time order."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Fixed-width UTC ISO-8601, so that strings sort in time order. The year is written
+    with four digits by hand: strftime's %Y does not pad years before 1000 on Linux."""
+    moment = moment.astimezone(timezone.utc)
+    return f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S.%fZ")
 
 
 def utc_now() -> str:

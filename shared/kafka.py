@@ -122,8 +122,8 @@ async def ensure_topics(settings: CommonSettings, names: list[str] | None = None
             return
         try:
             await admin.create_topics(
-                [NewTopic(n, num_partitions=settings.topic_partitions,
-                          replication_factor=settings.topic_replication) for n in missing])
+                [NewTopic(n, num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication,
+                          topic_configs=settings.topics.config(n)) for n in missing])
         except TopicAlreadyExistsError:
             pass
     finally:

@@ -46,6 +46,11 @@ class Topics:
     def dlq(topic: str) -> str:
         return topic + DLQ_SUFFIX
 
+    def config(self, topic: str) -> dict[str, str]:
+        """Topic settings beyond the broker's defaults. `inbound.events` stamps each record with the
+        broker's clock on arrival, so that a signature's age is judged by it, not by the publisher's."""
+        return {"message.timestamp.type": "LogAppendTime"} if topic == self.inbound else {}
+
     def all(self) -> list[str]:
         main = [self.inbound, self.accepted, self.outcomes, self.changes, self.due, self.generated]
         return main + [self.dlq(t) for t in main]

@@ -1,13 +1,26 @@
-"""Small real-Kafka helpers for tests: read a topic from the beginning until enough arrived."""
+"""Small real-Kafka helpers for tests: read a topic from the beginning until enough arrived;
+sign a record for `inbound.events` as a unit's system does."""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
+from datetime import datetime, timezone
 from typing import Callable
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from standardwebhooks import Webhook
+
+
+def signature(value: bytes, secret: str, *, msg_id: str | None = None,
+              at: datetime | None = None) -> list[tuple[str, bytes]]:
+    """The Standard Webhooks headers of a record on inbound.events, signed over its value."""
+    msg_id, at = msg_id or f"msg-{secrets.token_hex(8)}", at or datetime.now(timezone.utc)
+    signed = Webhook(secret).sign(msg_id, at, value.decode("utf-8", "replace"))
+    return [("webhook-id", msg_id.encode()), ("webhook-timestamp", str(int(at.timestamp())).encode()),
+            ("webhook-signature", signed.encode())]
 
 
 async def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes | None = None) -> None:

@@ -163,7 +163,7 @@ def main() -> int:
     env = load_env()
     keys = {unit: key for key, unit in json.loads(Path(env["NQT_DEV_KEYS_FILE"]).read_text()).items()}
     print("demo: loading the Hanoi registry (units, 10 programmes, sample indicators) ...", flush=True)
-    loaded = subprocess.run([sys.executable, "-m", "shared.cli", "registry", "load", str(REGISTRY)],
+    loaded = subprocess.run([sys.executable, "-m", "nqt.cli", "registry", "load", str(REGISTRY)],
                             cwd=ROOT, env={**os.environ, "NQT_KAFKA_BOOTSTRAP": env["NQT_KAFKA_BOOTSTRAP"]})
     if loaded.returncode:
         return loaded.returncode

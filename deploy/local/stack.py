@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from deploy.local import infra, prometheus, provision
+from services.ingest.domain import new_signing_secret
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = Path(os.environ.get("NQT_LOCAL_DIR", ROOT / ".local"))
@@ -92,15 +93,26 @@ def wait_ready(name: str, port: int, proc: subprocess.Popen, log: Path, timeout:
 
 def dev_keys(registry: Path = REGISTRY) -> dict[str, str]:
     """One development API key per unit of the registry, kept in .local/dev-keys.json."""
-    path = LOCAL / "dev-keys.json"
+    return _kept(LOCAL / "dev-keys.json", lambda units: {f"dev-{code.lower()}-{secrets.token_hex(8)}": code
+                                                          for code in units}, registry)
+
+
+def dev_signing_secrets(registry: Path = REGISTRY) -> dict[str, str]:
+    """One development signing secret per unit of the registry (what its records on
+    inbound.events are signed with), kept in .local/dev-signing-secrets.json."""
+    return _kept(LOCAL / "dev-signing-secrets.json",
+                 lambda units: {code: new_signing_secret() for code in units}, registry)
+
+
+def _kept(path: Path, make, registry: Path) -> dict[str, str]:
+    """What `make` makes of the registry's unit codes, made once and kept (owner-only) in `path`."""
     if path.exists():
         return json.loads(path.read_text())
-    units = [u["code"] for u in yaml.safe_load(registry.read_text(encoding="utf-8"))["units"]]
-    keys = {f"dev-{code.lower()}-{secrets.token_hex(8)}": code for code in units}
+    made = make([u["code"] for u in yaml.safe_load(registry.read_text(encoding="utf-8"))["units"]])
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(keys, indent=1))
+    path.write_text(json.dumps(made, indent=1))
     path.chmod(0o600)
-    return keys
+    return made
 
 
 def _alive(pid: int) -> bool:
@@ -148,7 +160,7 @@ def up() -> None:
         pace = {k: os.environ.get(k, v) for k, v in (("NQT_REPORTS_SCHEDULE_SECONDS", "5"),
                                                       ("NQT_NOTIFY_SCAN_SECONDS", "5"))}
         env = service_env(kafka=kafka_url, mongo=mongo_url, smtp_port=smtp_port, ports=ports, dev_keys=dev_keys(),
-                          extra=pace)
+                          extra={**pace, "NQT_INGEST_DEV_SIGNING_SECRETS": json.dumps(dev_signing_secrets())})
         procs = {}
         for name in SERVICES:
             procs[name] = start_service(name, env, LOCAL / "logs" / f"{name}.log", detach=True)
@@ -172,6 +184,7 @@ def up() -> None:
         "NQT_PROMETHEUS_URL": f"http://127.0.0.1:{prometheus_port}",
         "NQT_SMTP_SINK": f"127.0.0.1:{smtp_port} -> {LOCAL / 'mail'}",
         "NQT_DEV_KEYS_FILE": str(LOCAL / "dev-keys.json"),
+        "NQT_DEV_SIGNING_SECRETS_FILE": str(LOCAL / "dev-signing-secrets.json"),
     }
     (LOCAL / "stack.env").write_text("".join(f"{k}={v}\n" for k, v in stack_env.items()))
     print(f"stack: up in {time.monotonic() - started:.1f}s; URLs in {LOCAL / 'stack.env'}, logs in {LOCAL / 'logs'}")

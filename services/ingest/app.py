@@ -7,9 +7,10 @@ from datetime import datetime, timezone
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException
 
-from services.ingest import handlers, openapi, service
+from services.ingest import access, asyncapi, domain, handlers, openapi, problems, service
 from services.ingest.problems import ProblemError, problem_response
 from services.ingest.settings import IngestSettings
 from services.ingest.store import INDEXES, IngestStore
@@ -18,13 +19,16 @@ from shared.kafka import make_broker
 from shared.runtime import Runtime, create_app
 
 
+log = structlog.get_logger("nqt.ingest")
+
+
 def build(settings: IngestSettings | None = None) -> FastAPI:
     settings = settings or IngestSettings()
-    runtime = Runtime("ingest", settings, make_broker(settings, service="ingest"), INDEXES | handlers.intake.INTAKE_INDEXES)
-    handlers.register(runtime, settings.ingest_group)
+    runtime = Runtime("ingest", settings, make_broker(settings, service="ingest"), INDEXES)
+    term, bounds, guard = service.Term(), domain.Bounds.of(settings), access.Guard(settings.ingest_rate_limit)
+    handlers.register(runtime, settings.ingest_group, term=term, guard=guard)
     app = create_app(runtime, title="nq-tracker ingest")
 
-    guard = service.Guard(settings.ingest_rate_limit)
     group: list[mongo.GroupInsert] = []  # created once the database is connected
 
     def store() -> IngestStore:
@@ -32,10 +36,26 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
             group.append(mongo.GroupInsert(runtime.db.events))
         return IngestStore(runtime.db, accepted=group[0])
     openapi.install(app)
+    described: list[dict] = []  # the AsyncAPI document, made once
 
     @app.exception_handler(ProblemError)
     async def on_problem(request: Request, err: ProblemError) -> JSONResponse:
         return problem_response(err, request.url.path)
+
+    @app.exception_handler(domain.Refusal)
+    async def on_refusal(request: Request, err: domain.Refusal) -> JSONResponse:
+        return problem_response(problems.from_refusal(err), request.url.path)
+
+    @app.exception_handler(ConnectionFailure)  # the database unreachable, or a failover under way
+    async def on_database_down(request: Request, err: ConnectionFailure) -> JSONResponse:
+        log.warning("database unavailable", error=str(err))
+        problem = ProblemError(503, "the database did not answer; it is safe to send the same request again",
+                               headers={"Retry-After": "2"})
+        return problem_response(problem, request.url.path)
+
+    @app.exception_handler(Exception)  # a bug: still a problem document (Starlette logs it after)
+    async def on_error(request: Request, err: Exception) -> JSONResponse:
+        return problem_response(ProblemError(500, f"unexpected {type(err).__name__}"), request.url.path)
 
     @app.exception_handler(HTTPException)  # unknown paths, wrong methods: problem documents too
     async def on_http_error(request: Request, err: HTTPException) -> JSONResponse:
@@ -43,11 +63,12 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
         problem = ProblemError(err.status_code, str(err.detail), headers=dict(err.headers or {}), title=title)
         return problem_response(problem, request.url.path)
 
-    async def caller(request: Request) -> service.Caller:
+    async def caller(request: Request) -> access.Caller:
         """Authenticate the request's key, then count it against its unit's rate."""
-        who = await service.authenticate(store=store(), dev_keys=settings.ingest_dev_keys,
-                                         authorization=request.headers.get("authorization"),
-                                         now=datetime.now(timezone.utc))
+        who = await access.authenticate(store=store(), dev_keys=settings.ingest_dev_keys,
+                                        dev_secrets=settings.ingest_dev_signing_secrets,
+                                        authorization=request.headers.get("authorization"),
+                                        now=datetime.now(timezone.utc))
         guard.admit(who.unit)
         return who
 
@@ -59,10 +80,10 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
         with logs.about_event(event_id=None, unit=who.unit):
             body = await read_body(request, settings.ingest_max_body_bytes)
             ids = await service.submit(broker=runtime.broker, topic=settings.topics.accepted,
-                                       store=store(), guard=guard, caller=who, body=body,
-                                       headers=request.headers, max_batch=settings.ingest_max_batch,
+                                       store=store(), guard=guard, term=term, caller=who, body=body,
+                                       headers=request.headers, bounds=bounds,
                                        timeout_s=settings.ingest_publish_timeout_s)
-            structlog.get_logger("nqt.ingest").info("events accepted", count=len(ids), event_ids=ids[:20])
+            log.info("events accepted", count=len(ids), event_ids=ids[:20])
         return {"accepted": len(ids), "ids": ids}
 
     @app.get("/v1/events/{id:path}", response_model=None, responses=openapi.GET_RESPONSES,
@@ -71,6 +92,22 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
         who = await caller(request)
         event_id = request.path_params["id"]  # read here, not validated by FastAPI: any string is an id
         return await service.event_status(store=store(), unit=who.unit, event_id=event_id)
+
+    @app.get("/asyncapi.json", include_in_schema=False)
+    async def asyncapi_document() -> dict:
+        """Kafka intake (inbound.events), as /openapi.json is the HTTP API."""
+        if not described:
+            described.append(asyncapi.document(runtime.broker, settings.topics.inbound, title=app.title,
+                                               version=app.version))
+        return described[0]
+
+    @app.get("/v1/whoami", response_model=None, responses=openapi.WHOAMI_RESPONSES,
+             openapi_extra={"security": openapi.SECURITY},
+             summary="The unit (and issued key) a bearer key authenticates as")
+    async def whoami(request: Request) -> dict:
+        # Other services authenticate a unit's key here instead of reading ingest's database.
+        who = await caller(request)
+        return {"unit": who.unit, "key_id": who.key_id}
 
     return app
 

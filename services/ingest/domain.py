@@ -7,16 +7,77 @@ never hides the original outcome; it only shows as the status while the original
 outcome is unknown here (e.g. the key was first published by another route).
 
 It also decides about credentials: the form of an issued API key, whether a presented
-key is good, and what a signed request must carry."""
+key is good, and what a signed request must carry; and what the door admits beyond the
+event schema: how many events, how large, and when they may have happened."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import math
+import secrets
 from collections import deque
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
+
+from standardwebhooks import Webhook
+
+# --- what a use case refuses (app.py answers each with a problem document; Kafka intake
+# dead-letters the record) ------------------------------------------------------------
+
+class Refusal(Exception):
+    """Why a use case did not do what it was asked; `errors` name each bad field (JSON pointers)."""
+
+    def __init__(self, detail: str, *, errors: list[dict] | None = None):
+        self.detail, self.errors = detail, errors or []
+        super().__init__(detail)
+
+
+class Malformed(Refusal):
+    """Not JSON, or not events at all."""
+
+
+class Unauthenticated(Refusal):
+    """No key, a bad key, or a missing, bad, stale or replayed signature."""
+
+    def __init__(self, detail: str, *, challenge: str | None = None):
+        super().__init__(detail)
+        self.challenge = challenge  # what a client should present instead (WWW-Authenticate)
+
+
+class Forbidden(Refusal):
+    """The caller may not speak for the event's unit."""
+
+
+class NotFound(Refusal):
+    pass
+
+
+class TooLarge(Refusal):
+    """Too many events, or an event too large to publish."""
+
+
+class InvalidEvents(Refusal):
+    """Events that break the contract; nothing of the batch is published."""
+
+
+class RateLimited(Refusal):
+    def __init__(self, detail: str, *, retry_after: int):
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class Unavailable(Refusal):
+    """Kafka did not acknowledge in time; the very same request may be sent again."""
+
+    def __init__(self, detail: str, *, retry_after: int = 1):
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+# --- event statuses ----------------------------------------------------------------------
 
 ACCEPTED, APPLIED, DUPLICATE, REJECTED = "accepted", "applied", "duplicate", "rejected"
 FINAL = (APPLIED, DUPLICATE, REJECTED)
@@ -46,7 +107,13 @@ KEY_PREFIX = "nqt"
 SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 # A signature's timestamp may be 5 minutes off (Standard Webhooks' tolerance), so an id seen
 # at T can only be replayed successfully until T + 10 minutes: that is how long it is kept.
-WEBHOOK_ID_KEPT = timedelta(minutes=10)
+SIGNATURE_TOLERANCE = timedelta(minutes=5)
+WEBHOOK_ID_KEPT = 2 * SIGNATURE_TOLERANCE
+
+
+def new_signing_secret() -> str:
+    """A Standard Webhooks signing secret: `whsec_` and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def make_key(key_id: str, secret: str) -> str:
@@ -93,6 +160,37 @@ def signature_headers(headers) -> dict[str, str]:
     return {name: headers[name] for name in SIGNATURE_HEADERS if headers.get(name) is not None}
 
 
+def signed_id(signed: dict[str, str], body: bytes, candidates: list[str], *, at: datetime) -> str:
+    """The webhook-id of a body signed the Standard Webhooks way with one of the `candidates` secrets, its
+    timestamp within 5 minutes of `at`: the wall clock for a request, the broker's clock for a
+    record read later. The library's own verify compares with the wall clock only, so this
+    checks the time here and has the library make the signature to compare with."""
+    missing = [name for name in SIGNATURE_HEADERS if not signed.get(name)]
+    if missing:
+        raise Unauthenticated(f"bad signature: no {', '.join(missing)}")
+    try:
+        sent_at = datetime.fromtimestamp(float(signed["webhook-timestamp"]), tz=timezone.utc)
+        text = body.decode()
+        given = [base64.b64decode(sig.partition(",")[2]) for sig in signed["webhook-signature"].split(" ")
+                 if sig.startswith("v1,")]
+    except (ValueError, OverflowError, OSError) as err:  # not a number, not UTF-8, not base64
+        raise Unauthenticated("bad signature: malformed webhook-timestamp, webhook-signature or body") from err
+    if abs(sent_at - at) > SIGNATURE_TOLERANCE:
+        raise Unauthenticated(f"bad signature: message timestamp too {'old' if sent_at < at else 'new'} "
+                              f"(more than 5 minutes from {at.isoformat(timespec='seconds')})")
+    for secret in candidates:
+        expected = Webhook(secret).sign(signed["webhook-id"], sent_at, text).partition(",")[2]
+        if any(hmac.compare_digest(base64.b64decode(expected), sig) for sig in given):
+            return signed["webhook-id"]
+    raise Unauthenticated("bad signature: no matching signature")
+
+
+def signing_secrets(keys: list[dict], now: datetime) -> list[str]:
+    """The signing secrets of a unit's issued keys that are neither revoked nor expired."""
+    return [k["signing_secret"] for k in keys if k.get("signing_secret") and k.get("revoked_at") is None
+            and (k.get("expires_at") is None or _aware(k["expires_at"]) > now)]
+
+
 class MovingWindow:
     """At most `limit` hits per key in any `seconds`: each key keeps the times of its hits
     still inside the window (at most `limit`), so a hit costs no thread and no timer."""
@@ -116,6 +214,47 @@ class MovingWindow:
 def retry_after(seconds: float) -> int:
     """The Retry-After for a slot that frees in `seconds`: whole seconds, at least 1."""
     return max(1, math.ceil(seconds))
+
+
+# --- what the door admits beyond the schema ------------------------------------------
+
+@dataclass(frozen=True)
+class Bounds:
+    """Events per request, one event's serialised bytes, and the window its `time` must lie in."""
+
+    max_batch: int
+    max_event_bytes: int
+    margin: timedelta   # how long before the term's start
+    floor: datetime     # the earliest time while the registry's term is not known yet
+    skew: timedelta     # how far past now a publisher's clock may run ahead
+    timezone: str       # where the term's first day begins
+
+    @classmethod
+    def of(cls, settings) -> "Bounds":
+        return cls(max_batch=settings.ingest_max_batch, max_event_bytes=settings.ingest_max_event_bytes,
+                   margin=timedelta(days=settings.ingest_time_margin_days),
+                   floor=settings.ingest_earliest_event_time,
+                   skew=timedelta(seconds=settings.ingest_max_clock_skew_s), timezone=settings.timezone)
+
+    def window(self, *, term_start: date | None, now: datetime) -> tuple[datetime, datetime]:
+        """The earliest and the latest event time admitted at `now`."""
+        if term_start is None:
+            return self.floor, now + self.skew
+        start = datetime.combine(term_start, time.min, tzinfo=ZoneInfo(self.timezone))
+        try:
+            return start - self.margin, now + self.skew
+        except OverflowError:  # a term that starts in year 1: nothing is earlier
+            return datetime.min.replace(tzinfo=timezone.utc), now + self.skew
+
+
+def time_refusal(moment: datetime, window: tuple[datetime, datetime]) -> tuple[str, str] | None:
+    """Why an event's time is refused, in Vietnamese and English (None: it lies in the window)."""
+    earliest, latest = window
+    if earliest <= moment <= latest:
+        return None
+    span = f"{earliest.isoformat(timespec='seconds')} .. {latest.isoformat(timespec='seconds')}"
+    return (f"thời điểm sự kiện (time) phải nằm trong khoảng {span}: từ trước nhiệm kỳ đến hiện tại",
+            f"the event time must lie in {span}: from before the term to now")
 
 
 def _aware(moment: datetime) -> datetime:

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import Field, TypeAdapter
 
-from shared.events import EVENT_MODELS, EXTENSION_NAME, INBOUND_TYPES
+from shared.events import EVENT_MODELS, EXTENSION_NAME, INBOUND_TYPES, INT32, MAX_EXTENSION_TEXT, MAX_EXTENSIONS
 
 from services.ingest.problems import PROBLEM, TITLES
 
@@ -30,7 +30,7 @@ PROBLEM_SCHEMA = {
                    "items": {"type": "object", "required": ["pointer", "detail"],
                              "properties": {"index": {"type": "integer", "minimum": 0},
                                             "pointer": {"type": "string"}, "code": {"type": "string"},
-                                            "detail": {"type": "string"}}}},
+                                            "detail": {"type": "string"}, "detail_vi": {"type": "string"}}}},
     },
 }
 ACCEPTED_SCHEMA = {"type": "object", "required": ["accepted", "ids"],
@@ -47,6 +47,10 @@ STATUS_SCHEMA = {
         "duplicates": {"type": "integer", "minimum": 0},
     },
 }
+WHOAMI_SCHEMA = {"type": "object", "required": ["unit", "key_id"],
+                 "properties": {"unit": {"type": "string", "description": "the unit the key belongs to"},
+                                "key_id": {"type": ["string", "null"],
+                                           "description": "the issued key's id; null for a development key"}}}
 SIGNATURE_PARAMETERS = [
     {"name": name, "in": "header", "required": False, "schema": {"type": "string"}, "description": text}
     for name, text in (
@@ -58,6 +62,11 @@ SIGNATURE_PARAMETERS = [
 ]
 
 
+EXTENSION_SCHEMA = {"type": ["string", "boolean", "integer", "null"], "maxLength": MAX_EXTENSION_TEXT,
+                    "minimum": INT32[0], "maximum": INT32[1],
+                    "description": f"a CloudEvents extension attribute: a scalar; at most {MAX_EXTENSIONS} of them"}
+
+
 def _problem(status: int, *, headers: dict[str, dict] | None = None) -> dict:
     vi, en = TITLES[status]
     response = {"description": f"{en} ({vi})", "content": {PROBLEM: {"schema": {"$ref": REF.format(model="Problem")}}}}
@@ -66,17 +75,23 @@ def _problem(status: int, *, headers: dict[str, dict] | None = None) -> dict:
 
 RETRY_AFTER = {"Retry-After": {"required": True, "description": "seconds to wait before retrying",
                                "schema": {"type": "integer", "minimum": 1}}}
-AUTH_PROBLEMS = {401: _problem(401), 429: _problem(429, headers=RETRY_AFTER)}
+# Any request: a bad key, over its unit's rate; the database or Kafka unavailable; a failure of ingest's own.
+EVERY_REQUEST = {401: _problem(401), 429: _problem(429, headers=RETRY_AFTER), 500: _problem(500),
+                 503: _problem(503, headers=RETRY_AFTER)}
 
 POST_RESPONSES = {
     202: {"description": "Kafka acknowledged every event (acks=all).",
           "content": {"application/json": {"schema": ACCEPTED_SCHEMA}}},
-    400: _problem(400), **AUTH_PROBLEMS, 403: _problem(403), 413: _problem(413), 422: _problem(422),
-    503: _problem(503, headers=RETRY_AFTER),
+    400: _problem(400), **EVERY_REQUEST, 403: _problem(403), 413: _problem(413), 422: _problem(422),
 }
 GET_RESPONSES = {
     200: {"description": "The event's status and outcome.", "content": {"application/json": {"schema": STATUS_SCHEMA}}},
-    **AUTH_PROBLEMS, 404: _problem(404),
+    **EVERY_REQUEST, 404: _problem(404),
+}
+WHOAMI_RESPONSES = {
+    200: {"description": "The key is good: its unit, and its id when it is an issued key.",
+          "content": {"application/json": {"schema": WHOAMI_SCHEMA}}},
+    **EVERY_REQUEST,
 }
 
 
@@ -102,10 +117,15 @@ def event_schemas() -> dict[str, dict]:
     defs = schema.pop("$defs")
     for event_type in INBOUND_TYPES:
         envelope = defs[EVENT_MODELS[event_type].__name__]
-        # Attributes beyond the envelope's are CloudEvents extensions, with names of this form.
+        # Attributes beyond the envelope's are CloudEvents extensions, with names of this form. The
+        # envelope's own names fit the form too: excluded, or they would have to be scalars as well.
+        own = "|".join(envelope["properties"])
         envelope["additionalProperties"] = False
-        envelope["patternProperties"] = {EXTENSION_NAME.pattern: {}}
-        envelope["properties"]["time"]["description"] = "when it happened at the source: RFC 3339 with an offset"
+        envelope["patternProperties"] = {f"^(?!({own})$){EXTENSION_NAME.pattern.removeprefix('^')}": EXTENSION_SCHEMA}
+        envelope["maxProperties"] = len(envelope["properties"]) + MAX_EXTENSIONS
+        envelope["properties"]["time"]["description"] = (
+            "when it happened at the source: RFC 3339 with an offset; from before the term's start "
+            "(NQT_INGEST_TIME_MARGIN_DAYS) to a few minutes past now (NQT_INGEST_MAX_CLOCK_SKEW_S)")
     return defs | {"CloudEvent": schema, "Problem": PROBLEM_SCHEMA}
 
 

@@ -1,10 +1,14 @@
-"""RFC 9457 problem documents, in Vietnamese and English."""
+"""RFC 9457 problem documents, in Vietnamese and English: what ingest's HTTP API answers
+for each refusal of its use cases (services.ingest.domain), for HTTP's own errors, and
+for any failure of its own, so that every 4xx and 5xx is a problem document."""
 
 from __future__ import annotations
 
 from http import HTTPStatus
 
 from fastapi.responses import JSONResponse
+
+from services.ingest import domain
 
 PROBLEM = "application/problem+json"
 
@@ -17,7 +21,12 @@ TITLES = {
     413: ("Nội dung quá lớn", "Request body too large"),
     422: ("Sự kiện không hợp lệ", "Invalid event(s)"),
     429: ("Gửi quá nhiều yêu cầu, vui lòng gửi lại sau", "Too many requests; retry later"),
-    503: ("Chưa ghi được vào Kafka, vui lòng gửi lại", "Could not write to Kafka; retry"),
+    500: ("Lỗi hệ thống, chưa rõ sự kiện đã được nhận hay chưa", "Internal error; the events may not have been taken"),
+    503: ("Dịch vụ tạm thời chưa sẵn sàng, vui lòng gửi lại", "Temporarily unavailable; retry"),
+}
+STATUS: dict[type[domain.Refusal], int] = {
+    domain.Malformed: 400, domain.Unauthenticated: 401, domain.Forbidden: 403, domain.NotFound: 404,
+    domain.TooLarge: 413, domain.InvalidEvents: 422, domain.RateLimited: 429, domain.Unavailable: 503,
 }
 
 
@@ -27,6 +36,17 @@ class ProblemError(Exception):
         self.status, self.detail, self.errors, self.headers = status, detail, errors or [], headers or {}
         self.title = title  # (vi, en) when the status's usual title would mislead
         super().__init__(detail)
+
+
+def from_refusal(err: domain.Refusal) -> ProblemError:
+    """The problem a use case's refusal is answered with: its status, and what to do next."""
+    headers = {}
+    if isinstance(err, domain.Unauthenticated) and err.challenge:
+        headers["WWW-Authenticate"] = err.challenge
+    if isinstance(err, (domain.RateLimited, domain.Unavailable)):
+        headers["Retry-After"] = str(err.retry_after)
+    status = next(code for cls, code in STATUS.items() if isinstance(err, cls))
+    return ProblemError(status, err.detail, errors=err.errors, headers=headers)
 
 
 def problem_response(err: ProblemError, instance: str) -> JSONResponse:

@@ -6,12 +6,14 @@ arrival: an outcome is written under a status guard (`domain.replaceable`), so
 the first final one wins, and "accepted" is only ever inserted, never written over
 an outcome.
 
-It also keeps the units' API keys (`keys`: only a hash of each key) and the ids of
-the signed requests seen lately (`webhook_ids`, unique per unit, to refuse a replay)."""
+It also keeps the units' API keys (`keys`: only a hash of each key), the ids of
+the signed requests seen lately (`webhook_ids`, unique per unit, to refuse a replay)
+and its own copy of what it needs of the registry (`units`, `settings`: the term),
+from the `programs.changes` records (a service reads no other's collections)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from pymongo import IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
@@ -25,7 +27,10 @@ INDEXES: mongo.IndexSpec = {
     "events": [],
     "keys": [IndexModel([("unit", 1)], name="unit")],
     "webhook_ids": [IndexModel([("seen_at", 1)], name="seen_at")],  # pruned by time (no TTL on FerretDB)
+    "units": [],     # keyed by unit code (_id): no further index
+    "settings": [],  # one document, "settings"
 }
+UNIT_FIELDS = ("code", "name", "kind", "parent")
 
 DECISION = ("accepted_at", "decided_at", "accept_id", "event_time", "programme",
             "code", "message_vi", "message_en", "findings")
@@ -102,14 +107,34 @@ class IngestStore:
         await self.db.keys.update_one({"_id": key_id, "revoked_at": None}, {"$set": {"revoked_at": at}})
         return await self.key(key_id)
 
-    async def remember_webhook_id(self, *, unit: str, webhook_id: str, seen_at: datetime) -> bool:
-        """Record a signed request's id; False when the unit already sent it (a replay). A unique
-        insert, because concurrent findAndModify on one document is not atomic on FerretDB."""
-        return await mongo.insert_once(self.db.webhook_ids, {"_id": f"{unit}:{webhook_id}", "unit": unit,
-                                                             "seen_at": seen_at})
+    async def webhook_id_use(self, *, unit: str, webhook_id: str) -> dict | None:
+        """Where the unit already used this signed id (`record`: a Kafka record's place), if it did."""
+        return await self.db.webhook_ids.find_one({"_id": f"{unit}:{webhook_id}"})
 
-    async def forget_webhook_id(self, *, unit: str, webhook_id: str) -> None:
-        await self.db.webhook_ids.delete_one({"_id": f"{unit}:{webhook_id}"})
+    async def remember_webhook_id(self, *, unit: str, webhook_id: str, seen_at: datetime,
+                                  record: str | None = None) -> None:
+        """Record an id the unit used. A unique insert, the first one stays: concurrent
+        findAndModify on one document is not atomic on FerretDB."""
+        await mongo.insert_once(self.db.webhook_ids, {"_id": f"{unit}:{webhook_id}", "unit": unit,
+                                                      "seen_at": seen_at, "record": record})
+
+    # --- ingest's copy of the registry ---
+
+    async def put_unit(self, state: dict) -> None:
+        doc = {f: state.get(f) for f in UNIT_FIELDS}
+        await self.db.units.update_one({"_id": state["code"]}, {"$set": doc}, upsert=True)
+
+    async def unit_known(self, code: str) -> bool:
+        return await self.db.units.find_one({"_id": code}) is not None
+
+    async def put_term(self, term: dict) -> None:
+        """Keep the term (ISO dates) of the registry's settings."""
+        await self.db.settings.update_one({"_id": "settings"}, {"$set": {"term": term}}, upsert=True)
+
+    async def term_start(self) -> date | None:
+        doc = await self.db.settings.find_one({"_id": "settings"})
+        start = ((doc or {}).get("term") or {}).get("start")
+        return date.fromisoformat(start) if start else None
 
     async def forget_webhook_ids(self, *, seen_before: datetime) -> int:
         result = await self.db.webhook_ids.delete_many({"seen_at": {"$lt": seen_before}})

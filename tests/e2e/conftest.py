@@ -29,7 +29,7 @@ class Deployment:
         return f"http://127.0.0.1:{self.ports[service]}"
 
     def nqt(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=ROOT, env=self.env,
+        return subprocess.run([sys.executable, "-m", "nqt.cli", *args], cwd=ROOT, env=self.env,
                               capture_output=True, text=True, timeout=timeout)
 
 

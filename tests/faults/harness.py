@@ -7,6 +7,7 @@ is killed, so a record read again after a crash is counted as a redelivery."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import time
@@ -22,6 +23,8 @@ from shared import accepted
 from shared.events import parse_event
 from tests import kafkatools
 from tests.programs_model import REGISTRY, UNITS
+
+from services.ingest.domain import new_signing_secret
 
 SERVICES = tuple(stack.SERVICES)  # ingest, reports, notify, programs
 CONSUMERS = {  # what each service reads, by the Topics attribute and the consumer group's suffix
@@ -70,6 +73,7 @@ class Deployment:
     env: dict[str, str]
     logs: Path
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=5))
+    signing_secrets: dict[str, str] = field(default_factory=dict)  # unit -> what it signs inbound records with
 
     @property
     def topics(self):
@@ -167,6 +171,7 @@ async def deployed(*, kafka: str, mongo: str, prefix: str, logs: Path, replicas:
     smtp_port = infra.free_port()
     controller, mailbox = mailsink.serve(smtp_port, None)
     keys = {unit: f"faults-{unit.lower()}-{prefix}" for unit in UNITS}
+    signing_secrets = {unit: new_signing_secret() for unit in UNITS}
     ports = {s: infra.free_port() for s in SERVICES}
     groups = {f"NQT_{s.upper()}_GROUP": f"{prefix}-{s}" for s in SERVICES}
     env = stack.service_env(kafka=kafka, mongo=service_mongo or mongo, smtp_port=smtp_port, ports=ports,
@@ -175,6 +180,7 @@ async def deployed(*, kafka: str, mongo: str, prefix: str, logs: Path, replicas:
                                    "NQT_TOPIC_PARTITIONS": "4", "NQT_ENV": "test",
                                    "NQT_CLOCK_FIXED": "2021-04-05T09:00:00+07:00",
                                    "NQT_INGEST_RATE_LIMIT": "100000/minute",
+                                   "NQT_INGEST_DEV_SIGNING_SECRETS": json.dumps(signing_secrets),
                                    # no cycles and no report rendering: the load is the events
                                    "NQT_REPORTS_SCHEDULER": "false",
                                    "NQT_NOTIFY_LEASE_SECONDS": "5", "NQT_NOTIFY_RETRY_SECONDS": "1",
@@ -191,7 +197,7 @@ async def deployed(*, kafka: str, mongo: str, prefix: str, logs: Path, replicas:
                 own["NQT_MONGO_URL"] = per_service_mongo[service]
             fleet[service].append(Replica(service, index, port, own, logs / f"{service}-{index}.log"))
     deployment = Deployment(kafka=kafka, mongo=mongo, prefix=prefix, keys=keys, mailbox=mailbox, replicas=fleet,
-                            env=env, logs=logs)
+                            env=env, logs=logs, signing_secrets=signing_secrets)
     scraper = None
     try:
         await asyncio.gather(*(deployment.start(s, r.index) for s, rs in fleet.items() for r in rs))

@@ -17,7 +17,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from tests import samples
+from tests import kafkatools, samples
 from tests.faults.harness import Deployment
 
 LEADS = ("SO-KHDT", "SO-TC")
@@ -216,12 +216,14 @@ class Load:
     async def _produce(self, producer: AIOKafkaProducer, send: Send) -> None:
         event = send.events[0]
         value = orjson.dumps(event)
+        # Signed once: a retry is the same record again (one of the two is taken, the other is a replay).
+        headers = kafkatools.signature(value, self.deployment.signing_secrets[event["source"]])
         deadline, attempt = time.monotonic() + GIVE_UP_S, 0
         while True:
             attempt += 1
             try:
                 await asyncio.wait_for(producer.send_and_wait(self.deployment.topics.inbound, value,
-                                                              key=event["source"].encode()), 20)
+                                                              key=event["source"].encode(), headers=headers), 20)
                 self._record(send)
                 return
             except Exception as err:  # broker down, timed out, connection cut: send the same bytes again

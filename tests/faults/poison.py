@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 
 from shared import kafka
+from tests import kafkatools
 from tests.faults import checker, harness
 from tests.faults.harness import Deployment
 
@@ -55,7 +56,10 @@ async def inject(deployment: Deployment) -> list[Injected]:
                 poisons.append(("unusable", kafka.dumps({"kind": "task", "id": "poison", "state": {}}),
                                 {"reports", "notify"}))
             for kind, value, who in poisons:
-                meta = await producer.send_and_wait(topic, value, key=key)
+                # Signed like the unit's valid records around it, so each meets the check it is about
+                # (not the signature's): ingest refuses it as malformed, invalid or too large.
+                headers = kafkatools.signature(value, deployment.signing_secrets["SO-KHDT"]) if attr == "inbound" else []
+                meta = await producer.send_and_wait(topic, value, key=key, headers=headers)
                 out.append(Injected(topic, meta.partition, meta.offset, kind, frozenset(who or consumers), len(value)))
     finally:
         await producer.stop()

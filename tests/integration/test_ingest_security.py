@@ -19,9 +19,8 @@ from standardwebhooks import Webhook
 from tests import kafkatools, samples
 from tests.integration.conftest import running
 
-from services.ingest import service
+from services.ingest import access, domain
 from services.ingest.app import build
-from services.ingest.problems import ProblemError
 from services.ingest.settings import IngestSettings
 from services.ingest.store import IngestStore
 
@@ -39,10 +38,20 @@ def update(source: str, event_id: str, progress: float = 10) -> dict:
 async def issue(app, unit: str, **options) -> tuple[str, dict, str | None]:
     """Issue a key straight through the service (the CLI has its own test below)."""
     now = datetime.now(timezone.utc)
-    doc, key, secret = await service.issue_key(store=IngestStore(app.state.runtime.db), unit=unit,
-                                               expires_at=options.get("expires_at"),
-                                               require_signature=options.get("require_signature", False), now=now)
+    doc, key, secret = await access.issue_key(store=IngestStore(app.state.runtime.db), unit=unit,
+                                              expires_at=options.get("expires_at"),
+                                              require_signature=options.get("require_signature", False), now=now)
     return key, doc, secret
+
+
+async def good_revoked_expired(app, unit: str) -> tuple[tuple[str, dict], str, str]:
+    """Three keys of `unit`: a good one (and its document), a revoked one, an expired one."""
+    good, good_doc, _ = await issue(app, unit)
+    revoked, revoked_doc, _ = await issue(app, unit)
+    await access.revoke_key(store=IngestStore(app.state.runtime.db), key_id=revoked_doc["key_id"],
+                            now=datetime.now(timezone.utc))
+    expired, _, _ = await issue(app, unit, expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
+    return (good, good_doc), revoked, expired
 
 
 def signed(secret: str, key: str, body: bytes, msg_id: str, *, at: datetime | None = None) -> dict:
@@ -62,11 +71,7 @@ async def test_only_a_good_key_of_the_events_own_unit_gets_in(isolated):
     settings = isolated.settings(IngestSettings)
     app = build(settings)
     async with running(app) as client:
-        good, _, _ = await issue(app, "SO-KHDT")
-        revoked, revoked_doc, _ = await issue(app, "SO-KHDT")
-        await service.revoke_key(store=IngestStore(app.state.runtime.db), key_id=revoked_doc["key_id"],
-                                 now=datetime.now(timezone.utc))
-        expired, _, _ = await issue(app, "SO-KHDT", expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
+        (good, _), revoked, expired = await good_revoked_expired(app, "SO-KHDT")
         forged = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")  # right key id, wrong secret
         post = lambda event_id, headers: client.post("/v1/events", json=update("SO-KHDT", event_id), headers=headers)
         answers = {"no key": await post("NO-KEY", {}),
@@ -87,6 +92,32 @@ async def test_only_a_good_key_of_the_events_own_unit_gets_in(isolated):
     assert answers["forged"].json()["detail"] == "unknown API key"  # nothing told about a key one does not hold
     assert answers["other unit"].json()["errors"][0]["pointer"] == "/source"
     assert published == ["MARK"]
+
+
+async def test_whoami_authenticates_a_key_exactly_as_publishing_does(isolated):
+    settings = isolated.settings(IngestSettings, ingest_dev_keys={"dev-khdt": "SO-KHDT"},
+                                 ingest_rate_limit="4/minute")
+    app = build(settings)
+    async with running(app) as client:
+        (good, good_doc), revoked, expired = await good_revoked_expired(app, "SO-TC")
+        whoami = lambda headers: client.get("/v1/whoami", headers=headers)
+        answers = {"dev key": await whoami(auth("dev-khdt")), "issued key": await whoami(auth(good)),
+                   "revoked": await whoami(auth(revoked)), "expired": await whoami(auth(expired)),
+                   "no key": await whoami({}), "unknown": await whoami(auth("nqt_0000000000000000_nothing"))}
+        # The rate is the unit's, whatever it asks: one POST and two more whoami fill SO-KHDT's 4/minute.
+        posted = await client.post("/v1/events", json=update("SO-KHDT", "W-1"), headers=auth("dev-khdt"))
+        within = [await whoami(auth("dev-khdt")) for _ in range(2)]
+        limited = await whoami(auth("dev-khdt"))
+
+    assert answers["dev key"].json() == {"unit": "SO-KHDT", "key_id": None}
+    assert answers["issued key"].json() == {"unit": "SO-TC", "key_id": good_doc["key_id"]}
+    for name in ("revoked", "expired", "no key", "unknown"):
+        assert answers[name].status_code == 401, name
+        assert answers[name].headers["content-type"] == "application/problem+json", name
+    assert "revoked" in answers["revoked"].json()["detail"] and "expired" in answers["expired"].json()["detail"]
+    assert posted.status_code == 202 and [r.status_code for r in within] == [200, 200]
+    assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert limited.headers["content-type"] == "application/problem+json"
 
 
 async def test_signed_requests_bad_stale_replayed_or_missing_are_refused(isolated):
@@ -170,7 +201,7 @@ async def nqt(isolated, *args: str) -> subprocess.CompletedProcess:
     """`nqt keys ...` as an operator runs it, in its own process (the service keeps running)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NQT_")}
     env |= {"NQT_MONGO_URL": isolated.mongo, "NQT_DB_PREFIX": isolated.prefix, "NQT_ENV": "test"}
-    return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "shared.cli", "keys", *args], cwd=ROOT,
+    return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "nqt.cli", "keys", *args], cwd=ROOT,
                                    env=env, capture_output=True, text=True, timeout=60)
 
 
@@ -211,11 +242,10 @@ async def test_webhook_ids_are_kept_ten_minutes_then_pruned(isolated):
         store, now = IngestStore(app.state.runtime.db), datetime.now(timezone.utc)
         for webhook_id, age in (("old", 11), ("recent", 9)):
             await store.remember_webhook_id(unit="SO-KHDT", webhook_id=webhook_id, seen_at=now - timedelta(minutes=age))
-        await service.claim_webhook_id(store=store, guard=service.Guard("9/second"), unit="SO-KHDT",
-                                       webhook_id="new", now=now)
+        await access.unseen_webhook_id(store=store, guard=access.Guard("9/second"), unit="SO-KHDT",
+                                       webhook_id="old", now=now)
         kept = sorted([d["_id"] async for d in app.state.runtime.db.webhook_ids.find({})])
-        with pytest.raises(ProblemError) as replay:
-            await service.claim_webhook_id(store=store, guard=service.Guard("9/second"), unit="SO-KHDT",
+        with pytest.raises(domain.Unauthenticated, match="replayed"):
+            await access.unseen_webhook_id(store=store, guard=access.Guard("9/second"), unit="SO-KHDT",
                                            webhook_id="recent", now=now)
-    assert kept == ["SO-KHDT:new", "SO-KHDT:recent"]
-    assert replay.value.status == 401
+    assert kept == ["SO-KHDT:recent"]

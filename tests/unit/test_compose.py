@@ -54,6 +54,9 @@ def acls() -> list[tuple[str, str, str, list[str]]]:
             for who, op, kind, names in re.findall(r"^allow (\S+) (\S+) (topic|group|group-prefix) (.+)$", text, re.M)]
 
 
+SYSTEMS = sorted({who for who, *_ in acls() if who.startswith("sys-")})
+
+
 def granted(principal: str, operation: str, kind: str) -> set[str]:
     return {n for who, op, k, names in acls() if (who, op, k) == (principal, operation, kind) for n in names}
 
@@ -222,7 +225,7 @@ def test_each_principal_uses_only_its_own_consumer_groups(name):
 
 def test_every_principal_has_a_password_from_env():
     principals = dict(re.findall(r'^principal (\S+)\s+"\$\{(\w+):-\}"$', KAFKA_INIT, re.M))
-    assert set(principals) == {f"nqt-{s}" for s in SETTINGS} | {"nqt-operator", "nqt-publisher"}
+    assert set(principals) == {f"nqt-{s}" for s in SETTINGS} | {"nqt-operator"} | set(SYSTEMS)
     assert {who for who, *_ in acls()} <= set(principals)
     init_env = SERVICES["kafka-init"]["environment"]
     for principal, variable in principals.items():
@@ -232,15 +235,33 @@ def test_every_principal_has_a_password_from_env():
         assert f"${{{principals[env['NQT_KAFKA_USERNAME']]}:?" in env["NQT_KAFKA_PASSWORD"], name
 
 
-def test_the_operator_and_publishers_touch_only_existing_topics():
+def test_the_operator_touches_only_existing_topics():
     everything = set(Topics("").all())
-    for principal in ("nqt-operator", "nqt-publisher"):
-        for operation in ("Read", "Write"):
-            assert granted(principal, operation, "topic") <= everything
-        assert not granted(principal, "Read", "group") | granted(principal, "Read", "group-prefix")
-    assert granted("nqt-publisher", "Write", "topic") == {Topics("").inbound}
+    for operation in ("Read", "Write"):
+        assert granted("nqt-operator", operation, "topic") <= everything
+    assert not granted("nqt-operator", "Read", "group") | granted("nqt-operator", "Read", "group-prefix")
     assert Topics("").accepted in granted("nqt-operator", "Write", "topic"), "nqt registry load"
     assert Topics("").outcomes in granted("nqt-operator", "Read", "topic"), "nqt registry load waits for outcomes"
+
+
+def test_each_departmental_system_may_only_write_to_inbound_events():
+    """Its own principal, allowed Write and Describe on exactly inbound.events and nothing else
+    (no reading, no group, no dead-letter topic: a prefixed ACL would have covered that)."""
+    assert SYSTEMS, "departmental systems have principals of their own"
+    for system in SYSTEMS:
+        assert [(op, kind, names) for who, op, kind, names in acls() if who == system] == [
+            ("Write", "topic", [Topics("").inbound]), ("Describe", "topic", [Topics("").inbound])]
+    assert "--resource-pattern-type prefixed" not in " ".join(
+        line for line in KAFKA_INIT.splitlines() if "inbound.events" in line)
+
+
+def test_inbound_events_stamps_the_brokers_clock():
+    """A record's signature is judged by when the broker appended it: LogAppendTime, in the
+    topics the services create and in kafka-init."""
+    assert Topics("").config(Topics("").inbound) == {"message.timestamp.type": "LogAppendTime"}
+    assert all(Topics("").config(t) == {} for t in Topics("").all() if t != Topics("").inbound)
+    assert re.search(r"--entity-name inbound\.events\s*\\?\s*--add-config message\.timestamp\.type=LogAppendTime",
+                     KAFKA_INIT)
 
 
 @pytest.mark.parametrize("name", SETTINGS)

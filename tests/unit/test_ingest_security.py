@@ -11,11 +11,12 @@ import pytest
 from pydantic import ValidationError
 from standardwebhooks import Webhook
 
-from services.ingest import domain, service
+from services.ingest import access, domain, problems, service
 from services.ingest.problems import ProblemError
 from services.ingest.settings import IngestSettings
 
 NOW = datetime(2026, 6, 1, 8, 0, tzinfo=timezone.utc)
+BOUNDS = domain.Bounds.of(IngestSettings(ingest_max_batch=10))
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 EVENT = {"specversion": "1.0", "id": "SO-KHDT-1", "source": "SO-KHDT", "type": "task.updated",
          "time": "2021-03-20T08:30:00+07:00",
@@ -24,9 +25,10 @@ EVENT = {"specversion": "1.0", "id": "SO-KHDT-1", "source": "SO-KHDT", "type": "
 
 
 def refusal(fn, *args, **kwargs) -> ProblemError:
-    with pytest.raises(ProblemError) as exc:
+    """The problem document a refusal of `fn` is answered with."""
+    with pytest.raises(domain.Refusal) as exc:
         fn(*args, **kwargs)
-    return exc.value
+    return problems.from_refusal(exc.value)
 
 
 # --- keys ---------------------------------------------------------------------------
@@ -68,20 +70,20 @@ def signed_headers(body: bytes, *, secret: str = SECRET, msg_id: str = "msg-1", 
             "webhook-signature": Webhook(secret).sign(msg_id, at, body.decode())}
 
 
-SIGNING = service.Caller(unit="SO-KHDT", key_id="k1", signing_secret=SECRET, require_signature=True)
-OPTIONAL = service.Caller(unit="SO-KHDT", key_id="k2", signing_secret=SECRET)
-DEV = service.Caller(unit="SO-KHDT")
+SIGNING = access.Caller(unit="SO-KHDT", key_id="k1", signing_secret=SECRET, require_signature=True)
+OPTIONAL = access.Caller(unit="SO-KHDT", key_id="k2", signing_secret=SECRET)
+DEV = access.Caller(unit="SO-KHDT")
 
 
 def test_a_good_signature_gives_the_request_id():
     body = orjson.dumps(EVENT)
-    assert service.verify_signature(caller=SIGNING, body=body, headers=signed_headers(body)) == "msg-1"
+    assert access.verify_signature(caller=SIGNING, body=body, headers=signed_headers(body)) == "msg-1"
 
 
 def test_unsigned_requests_pass_only_when_the_key_does_not_require_signing():
-    assert service.verify_signature(caller=OPTIONAL, body=b"{}", headers={}) is None
-    assert service.verify_signature(caller=DEV, body=b"{}", headers={}) is None
-    assert "requires signed" in refusal(service.verify_signature, caller=SIGNING, body=b"{}", headers={}).detail
+    assert access.verify_signature(caller=OPTIONAL, body=b"{}", headers={}) is None
+    assert access.verify_signature(caller=DEV, body=b"{}", headers={}) is None
+    assert "requires signed" in refusal(access.verify_signature, caller=SIGNING, body=b"{}", headers={}).detail
 
 
 @pytest.mark.parametrize("change", [
@@ -91,7 +93,7 @@ def test_unsigned_requests_pass_only_when_the_key_does_not_require_signing():
 ])
 def test_any_bad_signature_header_is_401_never_an_error(change):
     body = orjson.dumps(EVENT)
-    err = refusal(service.verify_signature, caller=OPTIONAL, body=body, headers=signed_headers(body) | change)
+    err = refusal(access.verify_signature, caller=OPTIONAL, body=body, headers=signed_headers(body) | change)
     assert err.status == 401
 
 
@@ -99,26 +101,26 @@ def test_a_partly_signed_a_not_utf8_or_a_tampered_body_is_401():
     body = orjson.dumps(EVENT)
     headers = signed_headers(body)
     partial = {k: v for k, v in headers.items() if k != "webhook-signature"}
-    assert refusal(service.verify_signature, caller=OPTIONAL, body=body, headers=partial).status == 401
-    assert refusal(service.verify_signature, caller=OPTIONAL, body=b"\xff" + body, headers=headers).status == 401
-    assert refusal(service.verify_signature, caller=OPTIONAL, body=body + b" ", headers=headers).status == 401
-    assert "no signing secret" in refusal(service.verify_signature, caller=DEV, body=body, headers=headers).detail
+    assert refusal(access.verify_signature, caller=OPTIONAL, body=body, headers=partial).status == 401
+    assert refusal(access.verify_signature, caller=OPTIONAL, body=b"\xff" + body, headers=headers).status == 401
+    assert refusal(access.verify_signature, caller=OPTIONAL, body=body + b" ", headers=headers).status == 401
+    assert "no signing secret" in refusal(access.verify_signature, caller=DEV, body=body, headers=headers).detail
 
 
 def test_a_timestamp_more_than_five_minutes_off_is_401():
     body = orjson.dumps(EVENT)
     for minutes in (-6, 6):
         at = datetime.now(timezone.utc) + timedelta(minutes=minutes)
-        assert refusal(service.verify_signature, caller=OPTIONAL, body=body,
+        assert refusal(access.verify_signature, caller=OPTIONAL, body=body,
                        headers=signed_headers(body, at=at)).status == 401
     at = datetime.now(timezone.utc) - timedelta(minutes=4)
-    assert service.verify_signature(caller=OPTIONAL, body=body, headers=signed_headers(body, at=at)) == "msg-1"
+    assert access.verify_signature(caller=OPTIONAL, body=body, headers=signed_headers(body, at=at)) == "msg-1"
 
 
 # --- rate ---------------------------------------------------------------------------
 
 def test_a_unit_over_its_rate_gets_429_with_retry_after_and_others_do_not():
-    guard = service.Guard("2/minute")
+    guard = access.Guard("2/minute")
     guard.admit("SO-KHDT")
     guard.admit("SO-KHDT")
     err = refusal(guard.admit, "SO-KHDT")
@@ -168,41 +170,67 @@ class FakeStore:
     async def record_accepted(self, events, *, accepted_at):
         self.accepted += events
 
-    async def remember_webhook_id(self, *, unit, webhook_id, seen_at):
-        if (unit, webhook_id) in self.webhook_ids:
-            return False
-        self.webhook_ids.add((unit, webhook_id))
-        return True
+    async def webhook_id_use(self, *, unit, webhook_id):
+        return {"record": None} if (unit, webhook_id) in self.webhook_ids else None
 
-    async def forget_webhook_id(self, *, unit, webhook_id):
-        self.webhook_ids.discard((unit, webhook_id))
+    async def remember_webhook_id(self, *, unit, webhook_id, seen_at, record=None):
+        self.webhook_ids.add((unit, webhook_id))
 
     async def forget_webhook_ids(self, *, seen_before):
         return 0
 
+    async def term_start(self):
+        return None
+
 
 async def test_no_acknowledgement_in_time_is_503_with_retry_after_and_nothing_accepted():
     store = FakeStore()
-    with pytest.raises(ProblemError) as exc:
+    with pytest.raises(domain.Unavailable) as exc:
         await service.submit(broker=SilentBroker(), topic="events.accepted", store=store,
-                             guard=service.Guard("9/second"), caller=DEV, body=orjson.dumps(EVENT), headers={},
-                             max_batch=10, timeout_s=0.05)
-    assert exc.value.status == 503 and exc.value.headers["Retry-After"] == "1"
-    assert "within 0.05 s" in exc.value.detail
+                             guard=access.Guard("9/second"), term=service.Term(), caller=DEV,
+                             body=orjson.dumps(EVENT), headers={}, bounds=BOUNDS, timeout_s=0.05)
+    problem = problems.from_refusal(exc.value)
+    assert problem.status == 503 and problem.headers["Retry-After"] == "1"
+    assert "within 0.05 s" in problem.detail
     assert store.accepted == []
 
 
 async def test_a_signed_request_that_failed_to_publish_can_be_sent_again():
     store, body = FakeStore(), orjson.dumps(EVENT)
     headers = signed_headers(body)
-    submit = dict(topic="events.accepted", store=store, guard=service.Guard("9/second"), caller=OPTIONAL, body=body,
-                  headers=headers, max_batch=10, timeout_s=0.05)
-    with pytest.raises(ProblemError):
+    submit = dict(topic="events.accepted", store=store, guard=access.Guard("9/second"), term=service.Term(),
+                  caller=OPTIONAL, body=body, headers=headers, bounds=BOUNDS, timeout_s=0.05)
+    with pytest.raises(domain.Unavailable):
         await service.submit(broker=SilentBroker(), **submit)
-    assert store.webhook_ids == set()  # given back: the retry below is not a replay
-    with pytest.raises(ProblemError) as exc:
+    assert store.webhook_ids == set()  # not recorded: the retry below is not a replay
+    with pytest.raises(domain.Unavailable):
         await service.submit(broker=SilentBroker(), **submit)
-    assert exc.value.status == 503
+
+
+class CutShortBroker:
+    """A broker whose publish never returns: the request is cut short (a client gone, a
+    process killed) before Kafka acknowledged anything."""
+
+    async def publish(self, *args, **kwargs):
+        raise asyncio.CancelledError
+
+
+class AckingBroker:
+    async def publish(self, *args, **kwargs):
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+async def test_a_signed_request_cut_short_before_the_ack_is_no_replay_when_sent_again():
+    store, body = FakeStore(), orjson.dumps(EVENT)
+    submit = dict(topic="events.accepted", store=store, guard=access.Guard("9/second"), term=service.Term(),
+                  caller=OPTIONAL, body=body, headers=signed_headers(body), bounds=BOUNDS, timeout_s=1)
+    with pytest.raises(asyncio.CancelledError):
+        await service.submit(broker=CutShortBroker(), **submit)
+    assert await service.submit(broker=AckingBroker(), **submit) == ["SO-KHDT-1"]
+    with pytest.raises(domain.Unauthenticated, match="replayed"):  # acknowledged once: now it is a replay
+        await service.submit(broker=AckingBroker(), **submit)
 
 
 # --- settings -------------------------------------------------------------------------
@@ -244,8 +272,12 @@ async def test_openapi_describes_the_key_the_signature_the_body_and_every_proble
     assert set(event_types) == {"programme.issued", "plan.submitted", "task.updated", "indicator.reported",
                                 "unit-report.submitted", "supervision.recorded"}
     assert spec["components"]["schemas"]["TaskUpdated"]["properties"]["progress"]["maximum"] == 100
-    assert set(post["responses"]) == {"202", "400", "401", "403", "413", "422", "429", "503"}
-    assert set(get["responses"]) == {"200", "401", "404", "429"}
-    for status in ("400", "401", "403", "413", "422", "429", "503"):
+    assert set(post["responses"]) == {"202", "400", "401", "403", "413", "422", "429", "500", "503"}
+    assert set(get["responses"]) == {"200", "401", "404", "429", "500", "503"}
+    for status in ("400", "401", "403", "413", "422", "429", "500", "503"):
         assert list(post["responses"][status]["content"]) == ["application/problem+json"]
     assert post["responses"]["429"]["headers"]["Retry-After"]["required"]
+    assert get["responses"]["503"]["headers"]["Retry-After"]["required"]
+    whoami = spec["paths"]["/v1/whoami"]["get"]
+    assert whoami["security"] == [{"unitKey": []}] and set(whoami["responses"]) == {"200", "401", "429", "500", "503"}
+    assert whoami["responses"]["200"]["content"]["application/json"]["schema"]["required"] == ["unit", "key_id"]

@@ -3,11 +3,15 @@ published (contract section 4): who it is, and whether its events are valid."""
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta, timezone
+
 import orjson
 import pytest
 
+from services.ingest import domain, problems, service
 from services.ingest.problems import ProblemError
-from services.ingest.service import unit_for_key, validate
+from services.ingest.access import unit_for_key
+from services.ingest.settings import IngestSettings
 
 KEYS = {"k-sokhdt-3f9a": "SO-KHDT", "k-hoankiem-77c1": "Q-HOANKIEM"}
 
@@ -20,14 +24,23 @@ def event(i: int = 0, source: str = "SO-KHDT", **data_over) -> dict:
             "time": "2021-06-14T17:00:00+07:00", "data": data}
 
 
+NOW = datetime(2021, 7, 1, 9, 0, tzinfo=timezone.utc)
+
+
+def validate(body: bytes, *, unit: str, max_batch: int) -> list:
+    bounds = domain.Bounds.of(IngestSettings(ingest_max_batch=max_batch))
+    return service.validate(body, unit=unit, bounds=bounds, window=bounds.window(term_start=None, now=NOW))
+
+
 def body(value) -> bytes:
     return orjson.dumps(value)
 
 
 def problem(fn, *args, **kwargs) -> ProblemError:
-    with pytest.raises(ProblemError) as exc:
+    """The problem document a refusal of `fn` is answered with."""
+    with pytest.raises(domain.Refusal) as exc:
         fn(*args, **kwargs)
-    return exc.value
+    return problems.from_refusal(exc.value)
 
 
 # --- authentication ---------------------------------------------------------------
@@ -123,3 +136,59 @@ def test_registry_events_cannot_be_sent_over_http():
     err = problem(validate, body(raw), unit="VPTU", max_batch=1000)
     assert err.status == 422
     assert [(e["pointer"], e["code"]) for e in err.errors] == [("/type", "unknown_type")]
+
+
+# --- bounds at the door: when an event happened, how large it is ----------------------
+
+def refused_times(times: list[str], *, term_start=None, now: datetime = NOW, **settings) -> ProblemError:
+    bounds = domain.Bounds.of(IngestSettings(**settings))
+    batch = [event(i) | {"time": t} for i, t in enumerate(times)]
+    return problem(service.validate, body(batch), unit="SO-KHDT", bounds=bounds,
+                   window=bounds.window(term_start=term_start, now=now))
+
+
+def test_times_long_before_the_term_or_after_now_are_422_at_their_pointer_in_both_languages():
+    hour_ahead = (NOW + timedelta(hours=1)).isoformat()
+    hostile = ["0999-06-01T00:00:00+07:00", "9999-12-31T23:59:59+07:00", hour_ahead, "2021-06-14T17:00:00+07:00",
+               "1999-12-31T23:59:59+07:00"]
+    err = refused_times(hostile)
+    assert err.status == 422
+    assert [(e["pointer"], e["code"]) for e in err.errors] == [(f"/{i}/time", "time_out_of_range") for i in (0, 1, 2, 4)]
+    assert "2000-01-01T00:00:00+07:00" in err.errors[0]["detail"] and "thời điểm" in err.errors[0]["detail_vi"]
+
+
+def test_the_time_window_follows_the_registrys_term_once_known():
+    term_start = date(2020, 11, 2)  # minus 366 days: 2019-11-02 in Hanoi
+    err = refused_times(["2019-11-01T23:59:59+07:00", "2019-11-02T00:00:00+07:00", "1999-01-01T00:00:00+07:00"],
+                        term_start=term_start)
+    assert [e["pointer"] for e in err.errors] == ["/0/time", "/2/time"]
+    bounds = domain.Bounds.of(IngestSettings(ingest_time_margin_days=0))
+    assert bounds.window(term_start=term_start, now=NOW)[0] == datetime(2020, 11, 1, 17, tzinfo=timezone.utc)
+
+
+def test_a_publishers_clock_may_run_a_few_minutes_ahead():
+    bounds = domain.Bounds.of(IngestSettings())
+    ahead = event() | {"time": (NOW + timedelta(minutes=4)).isoformat()}
+    assert service.validate(body(ahead), unit="SO-KHDT", bounds=bounds, window=bounds.window(term_start=None, now=NOW))
+    assert refused_times([(NOW + timedelta(minutes=6)).isoformat()], ingest_max_clock_skew_s=300).status == 422
+
+
+def test_an_event_over_the_byte_limit_is_413_naming_it():
+    bounds = domain.Bounds.of(IngestSettings(ingest_max_event_bytes=2048))
+    batch = [event(0), event(1, note="Ghi chú. " * 300), event(2)]
+    err = problem(service.validate, body(batch), unit="SO-KHDT", bounds=bounds,
+                  window=bounds.window(term_start=None, now=NOW))
+    assert err.status == 413 and "event 1 is" in err.detail
+    assert [(e["index"], e["pointer"]) for e in err.errors] == [(1, "/1")]
+
+
+def test_the_byte_limit_stays_below_what_kafka_takes():
+    with pytest.raises(ValueError):
+        IngestSettings(ingest_max_event_bytes=901 * 1024)
+    assert IngestSettings().ingest_max_event_bytes == 512 * 1024
+
+
+def test_a_nested_extension_attribute_is_422_naming_it():
+    err = problem(validate, body([event(0), event(1) | {"trace": {"a": [1]}}]), unit="SO-KHDT", max_batch=10)
+    assert err.status == 422
+    assert [(e["pointer"], e["code"]) for e in err.errors] == [("/1/trace", "extension_value")]

@@ -52,13 +52,20 @@ for topic in inbound.events events.accepted programs.outcomes programs.changes r
       --topic "$name" --partitions "$PARTITIONS" --replication-factor 1
   done
 done
+# inbound.events stamps records with the broker's clock on arrival (shared/topics.py Topics.config):
+# ingest judges the age of a record's signature by it, not by the publisher's clock. Set on every
+# run, so a topic created before gets it too.
+"$BIN/kafka-configs.sh" "${admin[@]}" --alter --entity-type topics --entity-name inbound.events \
+  --add-config message.timestamp.type=LogAppendTime
 
 principal nqt-ingest    "${KAFKA_INGEST_PASSWORD:-}"
 principal nqt-programs  "${KAFKA_PROGRAMS_PASSWORD:-}"
 principal nqt-reports   "${KAFKA_REPORTS_PASSWORD:-}"
 principal nqt-notify    "${KAFKA_NOTIFY_PASSWORD:-}"
 principal nqt-operator  "${KAFKA_OPERATOR_PASSWORD:-}"
-principal nqt-publisher "${KAFKA_PUBLISHER_PASSWORD:-}"
+# Departmental systems that publish straight to inbound.events: one principal each (sys-<unit code>).
+principal sys-so-khdt    "${KAFKA_SYS_SO_KHDT_PASSWORD:-}"
+principal sys-q-hoankiem "${KAFKA_SYS_Q_HOANKIEM_PASSWORD:-}"
 
 # ingest: outcomes (event status), inbound.events (direct intake), programs.changes (units) -> events.accepted
 allow nqt-ingest Read topic inbound.events programs.outcomes programs.changes
@@ -88,7 +95,13 @@ allow nqt-operator Read topic programs.outcomes inbound.events.dlq events.accept
 allow nqt-operator Write topic inbound.events events.accepted programs.outcomes programs.changes reports.due \
   reports.generated
 
-# departmental systems that publish straight to Kafka: inbound.events only.
-allow nqt-publisher Write topic inbound.events
+# departmental systems that publish straight to Kafka: write to inbound.events and see its
+# metadata, nothing else (no read, no group, not even its dead letters). A literal ACL: a prefixed
+# one on "inbound.events" would also cover inbound.events.dlq. Which unit a record speaks for is
+# proved by its signature (services/ingest/intake.py), not by the principal.
+allow sys-so-khdt Write topic inbound.events
+allow sys-so-khdt Describe topic inbound.events
+allow sys-q-hoankiem Write topic inbound.events
+allow sys-q-hoankiem Describe topic inbound.events
 
 echo "kafka-init: principals, ACLs and topics are in place"

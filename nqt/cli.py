@@ -12,8 +12,8 @@ from aiokafka import AIOKafkaConsumer
 from faststream.kafka import KafkaBroker
 
 from shared import accepted, kafka
-from shared.cli_dlq import dlq_app
-from shared.cli_keys import keys_app
+from nqt.dlq import dlq_app
+from nqt.keys import keys_app
 from shared.events import InvalidEvent
 from shared.registry import load_events
 from shared.settings import CommonSettings

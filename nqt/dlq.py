@@ -138,14 +138,15 @@ async def _find(settings: CommonSettings, topic: str, offset: int, partition: in
     return found[0]
 
 
-async def _replay(settings: CommonSettings, letter: DeadLetter, value: bytes) -> tuple[str, int, int]:
+async def _replay(settings: CommonSettings, letter: DeadLetter, value: bytes,
+                  replaced: dict[str, str]) -> tuple[str, int, int]:
     target = letter.headers.get(DLQ_HEADER + "original-topic")
     if not target:
         raise typer.BadParameter(f"{letter.topic} {letter.where} has no {DLQ_HEADER}original-topic header: "
                                  "not a dead letter", param_hint="--offset")
-    # Keep the publisher's own headers; say where the record comes back from.
-    headers = [(k, v.encode()) for k, v in letter.headers.items()
-               if not k.startswith(DLQ_HEADER) and k != REPLAYED_FROM]
+    # Keep the publisher's own headers (but those replaced); say where the record comes back from.
+    kept = {k: v for k, v in letter.headers.items() if not k.startswith(DLQ_HEADER) and k != REPLAYED_FROM}
+    headers = [(k, v.encode()) for k, v in (kept | replaced).items()]
     headers.append((REPLAYED_FROM, f"{letter.topic}:{letter.partition}:{letter.offset}".encode()))
     producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True,
                                 client_id="nqt-cli-dlq")
@@ -164,15 +165,21 @@ def dlq_replay(
     partition: int | None = typer.Option(None, min=0, help="Its partition; needed only when the offset is in several."),
     from_file: Path | None = typer.Option(None, exists=True, dir_okay=False, readable=True,
                                           help="Send this file's bytes instead (a fixed record)."),
+    header: list[str] = typer.Option([], help="NAME=VALUE: set this header instead of the original's, e.g. the "
+                                              "webhook-* signature a unit made for its fixed record (repeatable)."),
 ) -> None:
     """Publish a dead letter again to the topic it came from: its original bytes, or a fixed file."""
     settings = CommonSettings()
     topic = _topic(settings, topic)
+    try:
+        replaced = dict(h.split("=", 1) for h in header)
+    except ValueError as err:
+        raise typer.BadParameter("a header is NAME=VALUE", param_hint="--header") from err
 
     async def run():
         letter = await _find(settings, topic, offset, partition)
         value = from_file.read_bytes() if from_file else letter.value
-        return letter, value, await _replay(settings, letter, value)
+        return letter, value, await _replay(settings, letter, value, replaced)
 
     letter, value, (target, to_partition, to_offset) = asyncio.run(run())
     source = f"the bytes of {from_file}" if from_file else "its original bytes"

@@ -15,7 +15,7 @@ from shared import mongo
 from shared.events import UNIT_CODE
 from shared.settings import CommonSettings
 
-from services.ingest import domain, service
+from services.ingest import access, domain
 from services.ingest.store import INDEXES, IngestStore
 
 keys_app = typer.Typer(help="Units' API keys for ingest (NQT_MONGO_URL, NQT_DB_PREFIX).", no_args_is_help=True)
@@ -58,8 +58,8 @@ def issue(
     now = datetime.now(timezone.utc)
     if expires_at is not None and expires_at <= now:
         raise typer.BadParameter(f"{expires} has passed", param_hint="--expires")
-    doc, key, secret = _run(lambda store: service.issue_key(store=store, unit=unit, expires_at=expires_at,
-                                                             require_signature=require_signature, now=now))
+    doc, key, secret = _run(lambda store: access.issue_key(store=store, unit=unit, expires_at=expires_at,
+                                                            require_signature=require_signature, now=now))
     typer.echo(f"key id:   {doc['key_id']}\nunit:     {unit}\nexpires:  {_when(expires_at)}")
     typer.echo(f"API key:  {key}")
     if secret:
@@ -70,7 +70,7 @@ def issue(
 @keys_app.command("revoke")
 def revoke(key_id: str = typer.Argument(..., help="the key id shown by `nqt keys issue` or `nqt keys list`")) -> None:
     """Revoke a key for good: requests with it get 401 from now on."""
-    doc = _run(lambda store: service.revoke_key(store=store, key_id=key_id, now=datetime.now(timezone.utc)))
+    doc = _run(lambda store: access.revoke_key(store=store, key_id=key_id, now=datetime.now(timezone.utc)))
     if doc is None:
         typer.echo(f"no key {key_id!r}", err=True)
         raise typer.Exit(1)
@@ -80,7 +80,7 @@ def revoke(key_id: str = typer.Argument(..., help="the key id shown by `nqt keys
 @keys_app.command("list")
 def list_keys(unit: str | None = typer.Argument(None, help="only this unit's keys")) -> None:
     """List keys (never the keys themselves): id, unit, created, expires, revoked, signed."""
-    keys = _run(lambda store: service.list_keys(store=store, unit=unit))
+    keys = _run(lambda store: access.list_keys(store=store, unit=unit))
     typer.echo(f"{'key id':<16}  {'unit':<12}  {'created':<20}  {'expires':<20}  {'revoked':<20}  signed")
     for k in keys:
         typer.echo(f"{k['key_id']:<16}  {k['unit']:<12}  {_when(k['created_at']):<20}  {_when(k['expires_at']):<20}  "

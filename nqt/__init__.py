@@ -1,0 +1,1 @@
+"""`nqt`: the operator's command line (registry, API keys, dead letters)."""
