@@ -110,7 +110,7 @@ class Notifier:
             if notice["kind"] == "rejected":
                 await self.rejection(trigger)
             elif notice["kind"] == "cycle_opened":
-                await self.cycle_opened({**trigger, "expected_units": [code]}, today)
+                await self.cycle_opened(trigger, today, only=code)
             else:
                 await self.report_generated(trigger, today, fetch, only=code)
             await self.store.forget_waiting(notice["_id"])
@@ -128,10 +128,11 @@ class Notifier:
                                data={k: outcome.get(k) for k in ("id", "type", "code", "message_vi", "message_en",
                                                                  "findings")})
 
-    async def cycle_opened(self, event: dict, today: date) -> None:
-        """Every unit a cycle expects hears that it opened and when its report is due."""
-        await self.store.put_cycle(event)
-        for code in event["expected_units"]:
+    async def cycle_opened(self, event: dict, today: date, only: str | None = None) -> None:
+        """Every unit a cycle expects (or `only` that one) hears that it opened and when its report is due."""
+        if only is None:
+            await self.store.put_cycle(event)
+        for code in [only] if only else event["expected_units"]:
             unit = await self._recipient(code, kind="cycle_opened", about=event["cycle"], trigger=event)
             if unit is None:
                 continue

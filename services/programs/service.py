@@ -365,15 +365,6 @@ def _change(event: Envelope, accepted_at: str, *, kind: str, id: str, state: dic
             "version": domain.version_of(event)}
 
 
-def _event_time(event: Envelope) -> str:
-    """The event's time as UTC text, or as it was written when UTC cannot hold it (an outcome
-    must be told even about an event whose time is out of range)."""
-    try:
-        return utc_iso(event.time)
-    except (OverflowError, ValueError):
-        return event.time.isoformat()
-
-
 def _task_state(task: dict) -> dict:
     return {k: v for k, v in task.items() if k != "_id"}
 
@@ -401,7 +392,7 @@ def _outcome(event: Envelope, accepted_at: str, accept_id: str, outcome: str, *,
              rejection: Rejection | None = None, programme: str | None = None) -> dict:
     doc = {"_id": event.key, "event_key": event.key, "source": event.source, "id": event.id,
            "type": event.type, "programme": programme, "outcome": outcome,
-           "event_time": _event_time(event), "accepted_at": accepted_at, "accept_id": accept_id,
+           "event_time": utc_iso(event.time), "accepted_at": accepted_at, "accept_id": accept_id,
            "decided_at": utc_now(), "changes": changes}
     if rejection is not None:
         doc.update(code=rejection.code, message_vi=rejection.message_vi, message_en=rejection.message_en,
