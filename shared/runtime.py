@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 import uvicorn
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared import kafka, lag, logs, metrics, mongo
+from shared import kafka, lag, logs, metrics, mongo, problems
 from shared.settings import CommonSettings
 
 log = logging.getLogger("nqt.runtime")
@@ -112,6 +113,10 @@ def create_app(runtime: Runtime, *, title: str, jobs: tuple[Job, ...] = ()) -> F
     app.state.runtime = runtime
 
     app.add_middleware(RequestMetrics, service=runtime.service)
+
+    @app.exception_handler(problems.Problem)
+    async def on_problem(request: Request, problem: problems.Problem) -> JSONResponse:
+        return problems.response(problem, request.url.path)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict:

@@ -130,6 +130,11 @@ def test_notify_can_fetch_the_reports_it_is_told_about():
     assert url == f"http://reports.{NAMESPACE}.svc.cluster.local:{service['spec']['ports'][0]['port']}"
 
 
+def test_notify_asks_ingest_where_its_service_listens_whose_a_key_is():
+    port = OBJECTS[("Service", "ingest")]["spec"]["ports"][0]["port"]
+    assert environment("notify")["NQT_NOTIFY_INGEST_URL"] == f"http://ingest.{NAMESPACE}.svc.cluster.local:{port}"
+
+
 @pytest.mark.parametrize("name", SETTINGS)
 def test_resources_spread_and_disruption_budget(name):
     resources = container(name)["resources"]
