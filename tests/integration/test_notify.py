@@ -125,7 +125,9 @@ async def test_webhooks_are_signed_retried_and_a_dead_receiver_holds_up_no_one(i
             await kafkatools.produce(isolated.kafka, settings.topics.due, [kafka.dumps(event)], key=b"2021-Q1")
 
             async def log():
-                return (await client.get("/v1/notifications", headers=OFFICE)).json()
+                response = await client.get("/v1/notifications", headers=OFFICE)
+                assert response.status_code == 200, response.text
+                return response.json()
             done = await kafkatools.eventually(
                 log, lambda ds: len(ds) >= 4 and all(d["status"] != "pending" for d in ds), timeout=30)
         posts = receiver.posts("/hooks/so-tc")
