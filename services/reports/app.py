@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Literal
 
@@ -26,12 +25,14 @@ def build(settings: ReportsSettings | None = None) -> FastAPI:
         return ReportsService(ReportsStore(rt.db), clock, due_working_days=settings.reports_due_working_days)
 
     handlers.register(runtime, settings.reports_group, service_for)
+    renderer = handlers.Renderer(settings.reports_max_renders, settings.reports_render_wait_s)
     schedule = Job("the reporting scheduler", settings.reports_schedule_seconds,
-                   lambda rt: handlers.schedule_once(rt, service_for(rt)))
+                   lambda rt: handlers.schedule_once(rt, service_for(rt), renderer))
     refresh = Job("the programme and report gauges", settings.reports_gauges_seconds,
                   lambda rt: gauges.refresh(service_for(rt)))
     jobs = (schedule, refresh) if settings.reports_scheduler else (refresh,)
     app = create_app(runtime, title="nq-tracker reports", jobs=jobs)
+    app.state.renderer = renderer
 
     @app.get("/v1/status", summary="The live roll-up of every programme, indicator and unit")
     async def status() -> dict:
@@ -48,7 +49,7 @@ def build(settings: ReportsSettings | None = None) -> FastAPI:
             report = await service.report(cycle_code=cycle, known_at=parse_known_at(known_at, clock))
         except BadRequest as err:
             raise HTTPException(400, str(err)) from err
-        body = await asyncio.to_thread(handlers.rendered, report, format)
+        body = await renderer.render(report, format)
         gauges.record_generated("request", format, started)
         return Response(body, media_type=handlers.FORMATS[format], headers=_download(cycle, format))
 

@@ -9,7 +9,7 @@ import time
 from bson import Binary
 from faststream.kafka.annotations import KafkaMessage
 
-from shared import kafka, metrics
+from shared import kafka, metrics, problems
 from shared.runtime import Runtime
 
 from services.reports import gauges, render, word
@@ -53,7 +53,34 @@ def rendered(report: dict, fmt: str) -> bytes:
     return word.render_docx(report)
 
 
-async def schedule_once(runtime: Runtime, service: ReportsService) -> None:
+# Seconds of CPU and a few hundred MB each (WeasyPrint's layout; charts drawn as PNG for Word):
+# a burst of them must not take the whole process, so only so many run at once.
+HEAVY = ("pdf", "docx")
+
+
+class Renderer:
+    """Renders reports in a worker thread, at most `limit` heavy formats at once in this process."""
+
+    def __init__(self, limit: int, wait_s: float):
+        self.slots, self.limit, self.wait_s = asyncio.Semaphore(limit), limit, wait_s
+
+    async def render(self, report: dict, fmt: str, *, patient: bool = False) -> bytes:
+        """The report in `fmt`. A heavy format waits for a free slot: up to `wait_s` (then 503 with
+        Retry-After), or for as long as it takes when `patient` (the scheduler's renders)."""
+        if fmt not in HEAVY:
+            return await asyncio.to_thread(rendered, report, fmt)
+        try:
+            async with asyncio.timeout(None if patient else self.wait_s):
+                await self.slots.acquire()
+        except TimeoutError:
+            raise problems.unavailable(f"PDF and Word reports are rendered {self.limit} at a time and none "
+                                       f"finished within {self.wait_s:g} s; retry shortly") from None
+        work = asyncio.ensure_future(asyncio.to_thread(rendered, report, fmt))
+        work.add_done_callback(lambda _: self.slots.release())  # once the thread is done, even if no one waits
+        return await asyncio.shield(work)
+
+
+async def schedule_once(runtime: Runtime, service: ReportsService, renderer: Renderer) -> None:
     """Open the cycles whose cut-off has come; issue the reports that fell due."""
     topics, broker = runtime.settings.topics, runtime.broker
     for event in await service.due_events():
@@ -67,7 +94,7 @@ async def schedule_once(runtime: Runtime, service: ReportsService) -> None:
     for cycle in await service.reports_to_issue():
         started = time.perf_counter()
         report = await service.issue(cycle, term)
-        files = {fmt: Binary(await asyncio.to_thread(rendered, report, fmt)) for fmt in ("html", "pdf", "docx")}
+        files = {fmt: Binary(await renderer.render(report, fmt, patient=True)) for fmt in ("html", "pdf", "docx")}
         await service.store.update_archive(cycle, report=report, files=files)
         base = runtime.settings.reports_public_url.rstrip("/")
         event = {"id": f"report-generated-{cycle}", "cycle": cycle, "number": report["document"]["number_text"],

@@ -17,5 +17,9 @@ class ReportsSettings(CommonSettings):
     reports_gauges_seconds: float = Field(60.0, gt=0)
     # Working days after the cut-off when units' reports are due; unset = the registry's (default 2).
     reports_due_working_days: int | None = Field(None, ge=0, le=30)
+    # At most this many PDF/DOCX renders at once per process; a request waits this long for
+    # one to free up, then gets 503 (the scheduler's renders wait as long as it takes).
+    reports_max_renders: int = Field(2, ge=1)
+    reports_render_wait_s: float = Field(10.0, ge=0)
     # Where this service is reached, for links in notifications.
     reports_public_url: str = "http://127.0.0.1:8082"

@@ -97,3 +97,21 @@ async def test_a_batch_of_many_known_tasks_is_written_without_stalling_the_datab
     finally:
         await client.close()
     assert progress == {2}
+
+
+async def test_a_pdf_asked_for_while_every_render_slot_is_busy_is_a_503_to_retry(isolated):
+    settings = isolated.settings(ReportsSettings, clock_fixed="2021-04-05T09:00:00+07:00", reports_scheduler=False,
+                                 reports_max_renders=1, reports_render_wait_s=0.2)
+    app = build(settings)
+    params = {"cycle": "2021-Q1", "format": "pdf"}
+    async with running(app) as client:
+        slots = app.state.renderer.slots
+        await slots.acquire()                      # another render holds the only slot
+        busy = await client.get("/v1/reports/standing-committee", params=params)
+        html = await client.get("/v1/reports/standing-committee", params={**params, "format": "html"})
+        slots.release()
+        free = await client.get("/v1/reports/standing-committee", params=params)
+    assert busy.status_code == 503 and busy.headers["content-type"] == "application/problem+json"
+    assert int(busy.headers["retry-after"]) > 0
+    assert html.status_code == 200
+    assert free.status_code == 200 and free.content.startswith(b"%PDF")
