@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 import time
+from datetime import timedelta
 from typing import Literal
 
 from fastapi import FastAPI, HTTPException, Response
 
+from shared.claims import Claims
 from shared.kafka import make_broker
 from shared.runtime import Job, Runtime, create_app
 
@@ -21,8 +26,12 @@ def build(settings: ReportsSettings | None = None) -> FastAPI:
     runtime = Runtime("reports", settings, make_broker(settings, service="reports"), INDEXES)
     clock = settings.clock()
 
+    holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"  # this replica, in its claims
+    stale_after = timedelta(seconds=settings.reports_claim_stale_seconds)
+
     def service_for(rt: Runtime) -> ReportsService:
-        return ReportsService(ReportsStore(rt.db), clock, due_working_days=settings.reports_due_working_days)
+        return ReportsService(ReportsStore(rt.db), clock, due_working_days=settings.reports_due_working_days,
+                              claims=Claims(rt.db.claims, holder=holder, stale_after=stale_after))
 
     handlers.register(runtime, settings.reports_group, service_for)
     renderer = handlers.Renderer(settings.reports_max_renders, settings.reports_render_wait_s)

@@ -13,6 +13,9 @@ class ReportsSettings(CommonSettings):
     # Open cycles (report.due) and issue their reports once due; every replica may run it.
     reports_scheduler: bool = True
     reports_schedule_seconds: float = Field(30.0, gt=0)
+    # A replica opening a cycle or issuing a report refreshes its claim a few times in this
+    # window; a claim left this long unrefreshed (its replica died) is taken over.
+    reports_claim_stale_seconds: float = Field(120.0, gt=0)
     # How often the programme gauges and the overdue-report gauges are brought up to date.
     reports_gauges_seconds: float = Field(60.0, gt=0)
     # Working days after the cut-off when units' reports are due; unset = the registry's (default 2).
