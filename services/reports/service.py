@@ -82,7 +82,8 @@ class ReportsService:
         due = self._due(cycle, snapshot.settings)
         following = next_quarter(cycle)
         return rollup.Moment(cycle=cycle, as_of=as_of, due_date=due, due_instant=end_of_day(due, self.clock),
-                             known_at=known_at, next_due_date=self._due(following, snapshot.settings))
+                             known_at=known_at, next_due_date=self._due(following, snapshot.settings),
+                             by_event_time=self.clock.fixed is not None)
 
     async def report(self, *, cycle_code: str, known_at: str | None = None) -> dict:
         """The report for a cycle as of its cut-off; exactly the issued one when `known_at`

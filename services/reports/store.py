@@ -17,7 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import claims, mongo
 
-from services.reports.snapshot import Snapshot, latest_by_subject, tasks_from_history
+from services.reports.snapshot import Snapshot, latest_by_subject, tasks_from_history, unit_reports_from_history
 
 INDEXES: mongo.IndexSpec = {
     "tasks": [IndexModel([("programme", ASCENDING)])],
@@ -87,6 +87,8 @@ class ReportsStore:
             await self._versioned("indicator_values", key, state, change)
         elif kind == "unit_report":
             await self._versioned("unit_reports", key, state, change)
+            # received when its first report for the cycle was (as the history says, see as_of)
+            await self.db.unit_reports.update_one({"_id": key}, {"$min": {"received_at": change["accepted_at"]}})
         elif kind == "supervision":
             await mongo.insert_once(self.db.supervisions, {"_id": key, **state})
 
@@ -155,7 +157,7 @@ class ReportsStore:
             **await self._registry(),
             issued={f["subject"]: f["data"] for f in latest_by_subject(facts["programme_issued"]).values()},
             plans=plans, tasks=tasks, indicator_values=values,
-            unit_reports={f["data"]["unit"]: f["data"] for f in latest_by_subject(reports).values()},
+            unit_reports=unit_reports_from_history(reports),
             supervisions=[f["data"] for f in facts["supervision"] if f["data"]["time"] >= window_start],
         )
 
