@@ -81,7 +81,7 @@ class KeyServer(_Served):
                 if unit:
                     self._answer(200, "application/json", {"unit": unit, "key_id": f"dev-{unit}"})
                 else:
-                    self._answer(401, "application/problem+json", {"status": 401, "title": "Missing or invalid API key"})
+                    self._answer(401, "application/problem+json", {"status": 401, "title": "Invalid API key"})
 
             def _answer(self, status: int, content_type: str, body: dict):
                 content = json.dumps(body).encode()

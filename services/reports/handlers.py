@@ -10,6 +10,7 @@ from bson import Binary
 from faststream.kafka.annotations import KafkaMessage
 
 from shared import kafka, metrics, problems
+from shared.claims import Claim
 from shared.runtime import Runtime
 
 from services.reports import gauges, render, word
@@ -99,7 +100,7 @@ async def schedule_once(runtime: Runtime, service: ReportsService, renderer: Ren
             await _issue(runtime, service, renderer, cycle, claim)
 
 
-async def _issue(runtime: Runtime, service: ReportsService, renderer: Renderer, cycle: str, claim) -> None:
+async def _issue(runtime: Runtime, service: ReportsService, renderer: Renderer, cycle: str, claim: Claim) -> None:
     started = time.perf_counter()
     report = await service.issue(cycle)
     files = {fmt: Binary(await renderer.render(report, fmt, patient=True)) for fmt in ("html", "pdf", "docx")}
