@@ -28,6 +28,7 @@ from shared.settings import CommonSettings
 log = logging.getLogger("nqt.runtime")
 # What a request may meet while MongoDB or Kafka is down or failing over: worth a retry later.
 OUTAGES = (ConnectionFailure, ExecutionTimeout, KafkaConnectionError, KafkaTimeoutError)
+JOB_STOP_S = 5.0  # how long shutdown waits for the periodic jobs it cancelled
 
 
 @dataclass
@@ -111,7 +112,11 @@ def create_app(runtime: Runtime, *, title: str, jobs: tuple[Job, ...] = ()) -> F
             runtime.ready = False
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # A job inside PyMongo's server selection while MongoDB is unreachable does not
+            # take the cancellation at once; it must not hold the shutdown up for good.
+            _, stuck = await asyncio.wait(tasks, timeout=JOB_STOP_S)
+            if stuck:
+                log.warning("%d periodic job(s) still running at shutdown; leaving them", len(stuck))
             await runtime.broker.stop()
             await runtime.client.close()
 
