@@ -11,16 +11,24 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 import uvicorn
-from fastapi import FastAPI, Response
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, ExecutionTimeout
+from starlette.exceptions import HTTPException
 
-from shared import consumer, kafka, lag, logs, metrics, mongo
+from shared import consumer, kafka, lag, logs, metrics, mongo, problems
 from shared.settings import CommonSettings
 
 log = logging.getLogger("nqt.runtime")
+# What a request may meet while MongoDB or Kafka is down or failing over: worth a retry later.
+OUTAGES = (ConnectionFailure, ExecutionTimeout, KafkaConnectionError, KafkaTimeoutError)
+JOB_STOP_S = 5.0  # how long shutdown waits for the periodic jobs it cancelled
 
 
 @dataclass
@@ -105,7 +113,11 @@ def create_app(runtime: Runtime, *, title: str, jobs: tuple[Job, ...] = ()) -> F
             runtime.ready = False
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # A job inside PyMongo's server selection while MongoDB is unreachable does not
+            # take the cancellation at once; it must not hold the shutdown up for good.
+            _, stuck = await asyncio.wait(tasks, timeout=JOB_STOP_S)
+            if stuck:
+                log.warning("%d periodic job(s) still running at shutdown; leaving them", len(stuck))
             await runtime.broker.stop()
             await runtime.client.close()
 
@@ -113,6 +125,7 @@ def create_app(runtime: Runtime, *, title: str, jobs: tuple[Job, ...] = ()) -> F
     app.state.runtime = runtime
 
     app.add_middleware(RequestMetrics, service=runtime.service)
+    _answer_errors_with_problems(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict:
@@ -133,6 +146,41 @@ def create_app(runtime: Runtime, *, title: str, jobs: tuple[Job, ...] = ()) -> F
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _answer_errors_with_problems(app: FastAPI) -> None:
+    """Every error answer is a problem document: raised Problems, FastAPI's own errors (unknown
+    path, bad parameters), an outage of MongoDB or Kafka (503, retry later) and anything else
+    (500, with no internals: those go to the log)."""
+
+    @app.exception_handler(problems.Problem)
+    async def on_problem(request: Request, problem: problems.Problem) -> JSONResponse:
+        return problems.response(problem, request.url.path)
+
+    @app.exception_handler(HTTPException)
+    async def on_http_error(request: Request, err: HTTPException) -> JSONResponse:
+        problem = problems.Problem(err.status_code, str(err.detail), headers=dict(err.headers or {}))
+        return problems.response(problem, request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_bad_parameters(request: Request, err: RequestValidationError) -> JSONResponse:
+        errors = [{"in": e["loc"][0], "name": ".".join(str(part) for part in e["loc"][1:]), "detail": e["msg"]}
+                  for e in err.errors()]
+        problem = problems.Problem(422, "some parameters of the request are not valid", extra={"errors": errors})
+        return problems.response(problem, request.url.path)
+
+    async def on_outage(request: Request, err: Exception) -> JSONResponse:
+        log.warning("%s %s met an outage: %s: %s", request.method, request.url.path, type(err).__name__, err)
+        problem = problems.unavailable("the service's database or message broker cannot be reached now")
+        return problems.response(problem, request.url.path)
+
+    for outage in OUTAGES:
+        app.add_exception_handler(outage, on_outage)
+
+    @app.exception_handler(Exception)  # Starlette logs the error with its traceback after this answer
+    async def on_failure(request: Request, err: Exception) -> JSONResponse:
+        problem = problems.Problem(500, "the request failed; the cause is in the service's log")
+        return problems.response(problem, request.url.path)
 
 
 def serve(app: FastAPI, *, host: str, port: int, log_level: str) -> None:

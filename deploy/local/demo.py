@@ -183,7 +183,7 @@ def main() -> int:
     print(table)
     (OUT / "status.txt").write_text(table + "\n", encoding="utf-8")
     (OUT / "status.json").write_text(json.dumps(status, ensure_ascii=False, indent=1), encoding="utf-8")
-    notices = wait_for_notices(env["NQT_NOTIFY_URL"], status["reports_summary"]["expected"])
+    notices = wait_for_notices(env["NQT_NOTIFY_URL"], keys["VPTU"], status["reports_summary"]["expected"])
     mails = sorted((LOCAL / "mail").glob("*.eml"))
     print(f"demo: status written to {OUT / 'status.txt'} and status.json; the report to the Standing Committee "
           f"to {', '.join(p.name for p in written)}")
@@ -218,13 +218,17 @@ def wait_for_status(url: str, tasks: int, updates: int, timeout: float = 90.0) -
             time.sleep(0.5)
 
 
-def wait_for_notices(url: str, expected_units: int, timeout: float = 30.0) -> dict[str, int]:
-    """Wait until the cycle has opened (one notice per expected unit) and the day's digests went out."""
+def wait_for_notices(url: str, office_key: str, expected_units: int, timeout: float = 30.0) -> dict[str, int]:
+    """Wait until the cycle has opened (one notice per expected unit) and the day's digests went out;
+    the Office's key reads every unit's notices."""
     deadline = time.monotonic() + timeout
-    with httpx.Client(base_url=url, timeout=10) as notify:
+    with httpx.Client(base_url=url, timeout=10, headers={"Authorization": f"Bearer {office_key}"}) as notify:
         while True:
             kinds: dict[str, int] = {}
-            for delivery in notify.get("/v1/notifications", params={"limit": 1000}).json():
+            log = notify.get("/v1/notifications", params={"limit": 1000})
+            if log.status_code != 200:
+                raise SystemExit(f"demo: notify's delivery log answered {log.status_code}: {log.text}")
+            for delivery in log.json():
                 if delivery["status"] == "sent":
                     kinds[delivery["kind"]] = kinds.get(delivery["kind"], 0) + 1
             if (kinds.get("cycle_opened", 0) >= expected_units and kinds.get("digest")) or time.monotonic() > deadline:

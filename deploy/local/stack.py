@@ -48,6 +48,8 @@ def service_env(*, kafka: str, mongo: str, smtp_port: int, ports: dict[str, int]
         "NQT_SMTP_HOST": "127.0.0.1",
         "NQT_SMTP_PORT": str(smtp_port),
         "NQT_INGEST_DEV_KEYS": json.dumps(dev_keys),
+        # notify asks ingest whose API key a request for the delivery log carries
+        "NQT_NOTIFY_INGEST_URL": f"http://127.0.0.1:{ports['ingest']}",
         "PYTHONUNBUFFERED": "1",
         **{f"NQT_{name.upper()}_PORT": str(port) for name, port in ports.items()},
         # Reports links issued reports under its own address; notify fetches them only from there.

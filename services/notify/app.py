@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Query
+from fastapi import Depends, FastAPI, Query
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.kafka import make_broker
+from shared.problems import Problem
 from shared.runtime import Job, Runtime, create_app
+from shared.whoami import Whoami
 
-from services.notify import handlers
+from services.notify import domain, handlers
 from services.notify.channels import EmailChannel, WebhookChannel
 from services.notify.service import Notifier
 from services.notify.settings import NotifySettings
@@ -29,9 +32,19 @@ def build(settings: NotifySettings | None = None) -> FastAPI:
                 lambda rt: notifier_for(rt).retry_due()))
     app = create_app(runtime, title="nq-tracker notify", jobs=jobs)
     app.state.clock = clock
+    whoami = Whoami(settings.notify_ingest_url, cache_seconds=settings.notify_key_cache_seconds)
+    bearer = HTTPBearer(auto_error=False, description="The unit's API key, as ingest issued it")
 
-    @app.get("/v1/notifications", summary="The delivery log, optionally for one unit")
-    async def notifications(unit: str | None = None, limit: int = Query(200, ge=1, le=5000)) -> list[dict]:
-        return await NotifyStore(runtime.db).deliveries(unit, limit)
+    async def authenticated(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
+        return await whoami.unit(credentials.credentials if credentials else None)
+
+    @app.get("/v1/notifications", summary="The delivery log of the caller's unit (the Office: of any unit)")
+    async def notifications(unit: str | None = None, limit: int = Query(200, ge=1, le=5000),
+                            caller: str = Depends(authenticated)) -> list[dict]:
+        try:
+            recipients = domain.readable_recipients(caller=caller, unit=unit)
+        except domain.NotYours as err:
+            raise Problem(403, str(err)) from err
+        return await NotifyStore(runtime.db).deliveries(recipients, limit)
 
     return app

@@ -12,6 +12,25 @@ OFFICE = "VPTU"
 OPEN = ("not_started", "in_progress", "blocked")
 
 
+class NotYours(PermissionError):
+    """A unit asked for another unit's notices."""
+
+
+def person_in_charge(unit: str) -> str:
+    """The recipient code of the person in charge a unit's registry entry names."""
+    return f"{unit}:person"
+
+
+def readable_recipients(*, caller: str, unit: str | None) -> list[str] | None:
+    """Whose notices a caller may read: the Office every unit's (None: all of them, unless it
+    asks for one unit), any other unit only its own and its person in charge's."""
+    if caller == OFFICE:
+        return [unit, person_in_charge(unit)] if unit else None
+    if unit not in (None, caller):
+        raise NotYours(f"the key of {caller} cannot read the notices of {unit}")
+    return [caller, person_in_charge(caller)]
+
+
 def identity(kind: str, subject: str, recipient: str, day: str) -> str:
     """A notification is what it is about: kind, subject, recipient and day."""
     return f"{kind}|{subject}|{recipient}|{day}"

@@ -188,7 +188,7 @@ class Notifier:
             for code in (item.data["lead_unit"], domain.OFFICE):
                 unit = await self.store.unit(code)
                 if unit and (unit.get("person_in_charge") or {}).get("email"):
-                    who = f"{code}:person"
+                    who = domain.person_in_charge(code)
                     extra.append(domain.Item(domain.identity("escalation", item.data["task_id"], who,
                                                              item.data["due_date"]),
                                              item.kind, who, item.text, item.data))

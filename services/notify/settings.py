@@ -31,3 +31,7 @@ class NotifySettings(CommonSettings):
     notify_scan_seconds: float = Field(60.0, gt=0)
     # Where issued reports are fetched from: a `report.generated` pointing anywhere else is refused.
     notify_reports_url: str = "http://127.0.0.1:8082"
+    # The delivery log asks ingest whose API key a request carries (GET /v1/whoami), and
+    # trusts a positive answer this long (a key revoked at ingest stops working within it).
+    notify_ingest_url: str = "http://127.0.0.1:8081"
+    notify_key_cache_seconds: float = Field(30.0, ge=0)

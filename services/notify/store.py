@@ -133,8 +133,9 @@ class NotifyStore:
     async def delivery(self, key: str) -> dict | None:
         return await self.db.deliveries.find_one({"_id": key})
 
-    async def deliveries(self, unit: str | None, limit: int = 200) -> list[dict]:
-        query = {"recipient": unit} if unit else {}
+    async def deliveries(self, recipients: list[str] | None, limit: int = 200) -> list[dict]:
+        """The delivery log of these recipients (None: everyone's), oldest first."""
+        query = {"recipient": {"$in": recipients}} if recipients is not None else {}
         cursor = self.db.deliveries.find(query, {"attachments": 0}, sort=[("created_at", ASCENDING)], limit=limit)
         return [d async for d in cursor]
 

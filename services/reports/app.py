@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
+import os
+import secrets
+import socket
 import time
+from datetime import timedelta
 from typing import Literal
 
 from fastapi import FastAPI, HTTPException, Response
 
+from shared.claims import Claims
 from shared.kafka import make_broker
 from shared.runtime import Job, Runtime, create_app
 
@@ -22,16 +26,22 @@ def build(settings: ReportsSettings | None = None) -> FastAPI:
     runtime = Runtime("reports", settings, make_broker(settings, service="reports"), INDEXES)
     clock = settings.clock()
 
+    holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"  # this replica, in its claims
+    stale_after = timedelta(seconds=settings.reports_claim_stale_seconds)
+
     def service_for(rt: Runtime) -> ReportsService:
-        return ReportsService(ReportsStore(rt.db), clock, due_working_days=settings.reports_due_working_days)
+        return ReportsService(ReportsStore(rt.db), clock, due_working_days=settings.reports_due_working_days,
+                              claims=Claims(rt.db.claims, holder=holder, stale_after=stale_after))
 
     handlers.register(runtime, settings.reports_group, service_for)
+    renderer = handlers.Renderer(settings.reports_max_renders, settings.reports_render_wait_s)
     schedule = Job("the reporting scheduler", settings.reports_schedule_seconds,
-                   lambda rt: handlers.schedule_once(rt, service_for(rt)))
+                   lambda rt: handlers.schedule_once(rt, service_for(rt), renderer))
     refresh = Job("the programme and report gauges", settings.reports_gauges_seconds,
                   lambda rt: gauges.refresh(service_for(rt)))
     jobs = (schedule, refresh) if settings.reports_scheduler else (refresh,)
     app = create_app(runtime, title="nq-tracker reports", jobs=jobs)
+    app.state.renderer = renderer
 
     @app.get("/v1/status", summary="The live roll-up of every programme, indicator and unit")
     async def status() -> dict:
@@ -48,7 +58,7 @@ def build(settings: ReportsSettings | None = None) -> FastAPI:
             report = await service.report(cycle_code=cycle, known_at=parse_known_at(known_at, clock))
         except BadRequest as err:
             raise HTTPException(400, str(err)) from err
-        body = await asyncio.to_thread(handlers.rendered, report, format)
+        body = await renderer.render(report, format)
         gauges.record_generated("request", format, started)
         return Response(body, media_type=handlers.FORMATS[format], headers=_download(cycle, format))
 

@@ -100,8 +100,11 @@ def indicator_status(indicator: dict, latest: dict | None) -> str:
     return "off_track"
 
 
-def report_status(report: dict | None, due_instant: str) -> str:
-    """A unit's report for a cycle: on time when its event time is on or before the due date."""
+def report_status(report: dict | None, due_instant: str, *, by_event_time: bool = False) -> str:
+    """A unit's report for a cycle: on time when it was received (its acceptance time) on or before
+    the due date, whatever time its sender wrote on it. A replay of past events judges by that
+    event time instead: their acceptance times are the day of the replay."""
     if report is None:
         return "missing"
-    return "on_time" if report["time"] <= due_instant else "late"
+    when = report["time"] if by_event_time else report.get("received_at") or report["time"]
+    return "on_time" if when <= due_instant else "late"

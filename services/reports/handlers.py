@@ -9,7 +9,8 @@ import time
 from bson import Binary
 from faststream.kafka.annotations import KafkaMessage
 
-from shared import consumer, kafka, metrics
+from shared import consumer, kafka, metrics, problems
+from shared.claims import Claim
 from shared.runtime import Runtime
 
 from services.reports import changes, gauges, render, word
@@ -45,29 +46,67 @@ def rendered(report: dict, fmt: str) -> bytes:
     return word.render_docx(report)
 
 
-async def schedule_once(runtime: Runtime, service: ReportsService) -> None:
-    """Open the cycles whose cut-off has come; issue the reports that fell due."""
+# Seconds of CPU and a few hundred MB each (WeasyPrint's layout; charts drawn as PNG for Word):
+# a burst of them must not take the whole process, so only so many run at once.
+HEAVY = ("pdf", "docx")
+
+
+class Renderer:
+    """Renders reports in a worker thread, at most `limit` heavy formats at once in this process."""
+
+    def __init__(self, limit: int, wait_s: float):
+        self.slots, self.limit, self.wait_s = asyncio.Semaphore(limit), limit, wait_s
+
+    async def render(self, report: dict, fmt: str, *, patient: bool = False) -> bytes:
+        """The report in `fmt`. A heavy format waits for a free slot: up to `wait_s` (then 503 with
+        Retry-After), or for as long as it takes when `patient` (the scheduler's renders)."""
+        if fmt not in HEAVY:
+            return await asyncio.to_thread(rendered, report, fmt)
+        try:
+            async with asyncio.timeout(None if patient else self.wait_s):
+                await self.slots.acquire()
+        except TimeoutError:
+            raise problems.unavailable(f"PDF and Word reports are rendered {self.limit} at a time and none "
+                                       f"finished within {self.wait_s:g} s; retry shortly") from None
+        work = asyncio.ensure_future(asyncio.to_thread(rendered, report, fmt))
+        work.add_done_callback(lambda _: self.slots.release())  # once the thread is done, even if no one waits
+        return await asyncio.shield(work)
+
+
+async def schedule_once(runtime: Runtime, service: ReportsService, renderer: Renderer) -> None:
+    """Open the cycles whose cut-off has come; issue the reports that fell due. Each step is
+    claimed first, and done only while the claim is still this replica's."""
     topics, broker = runtime.settings.topics, runtime.broker
-    for event in await service.due_events():
+    while (opening := await service.next_cycle_to_open()) is not None:
+        event, claim = opening
+        if not await service.claims.holds(claim):
+            continue
         await broker.publish(kafka.dumps(event), topics.due, key=event["cycle"].encode())
         metrics.event("reports", "report.due", "published")
         await service.store.mark_cycle(event["cycle"], opened=True)
         log.info("opened cycle %s: %d units expected by %s", event["cycle"], len(event["expected_units"]),
                  event["due_date"])
-    settings, _ = await service.cycles_of_term()
-    term = "-".join(settings["term"][k][:4] for k in ("start", "end")) if settings.get("term") else "term"
-    for cycle in await service.reports_to_issue():
-        started = time.perf_counter()
-        report = await service.issue(cycle, term)
-        files = {fmt: Binary(await asyncio.to_thread(rendered, report, fmt)) for fmt in ("html", "pdf", "docx")}
-        await service.store.update_archive(cycle, report=report, files=files)
-        base = runtime.settings.reports_public_url.rstrip("/")
-        event = {"id": f"report-generated-{cycle}", "cycle": cycle, "number": report["document"]["number_text"],
-                 "known_at": report["known_at"], "issued_on": report["document"]["date_text"],
-                 "summary": report["document"]["summary"], "recipients": report["document"]["recipients"],
-                 "formats": {fmt: f"{base}/v1/reports/archive/{cycle}/{fmt}" for fmt in FORMATS}}
-        await broker.publish(kafka.dumps(event), topics.generated, key=cycle.encode())
-        await service.store.update_archive(cycle, status="issued")
-        metrics.event("reports", "report.generated", "published")
-        gauges.record_generated("issue", "all", started)
-        log.info("issued the report for %s: %s", cycle, event["number"])
+    while (issuing := await service.next_report_to_issue()) is not None:
+        cycle, claim = issuing
+        async with service.claims.keeping(claim):  # renders take a while: others must see it alive
+            await _issue(runtime, service, renderer, cycle, claim)
+
+
+async def _issue(runtime: Runtime, service: ReportsService, renderer: Renderer, cycle: str, claim: Claim) -> None:
+    started = time.perf_counter()
+    report = await service.issue(cycle)
+    files = {fmt: Binary(await renderer.render(report, fmt, patient=True)) for fmt in ("html", "pdf", "docx")}
+    await service.store.update_archive(cycle, report=report, files=files)
+    if not await service.claims.holds(claim):  # this replica stalled and another took over: it publishes
+        log.warning("the report for %s was taken over while being rendered here", cycle)
+        return
+    base = runtime.settings.reports_public_url.rstrip("/")
+    event = {"id": f"report-generated-{cycle}", "cycle": cycle, "number": report["document"]["number_text"],
+             "known_at": report["known_at"], "issued_on": report["document"]["date_text"],
+             "summary": report["document"]["summary"], "recipients": report["document"]["recipients"],
+             "formats": {fmt: f"{base}/v1/reports/archive/{cycle}/{fmt}" for fmt in FORMATS}}
+    await runtime.broker.publish(kafka.dumps(event), runtime.settings.topics.generated, key=cycle.encode())
+    await service.store.update_archive(cycle, status="issued")
+    metrics.event("reports", "report.generated", "published")
+    gauges.record_generated("issue", "all", started)
+    log.info("issued the report for %s: %s", cycle, event["number"])

@@ -24,6 +24,7 @@ class Moment:
     due_instant: str     # end of the due date, UTC ISO: reports timed at or before it are on time
     known_at: str
     next_due_date: date | None = None
+    by_event_time: bool = False  # a replay of past events: lateness by event time, not by acceptance
 
 
 def build(snapshot: Snapshot, moment: Moment) -> dict:
@@ -112,12 +113,14 @@ def _units(snapshot: Snapshot, moment: Moment) -> list[dict]:
         if not expected and code not in leads:
             continue
         report = snapshot.unit_reports.get(code)
-        status = domain.report_status(report, moment.due_instant) if expected else None
+        status = domain.report_status(report, moment.due_instant, by_event_time=moment.by_event_time) \
+            if expected else None
         units.append({
             "code": code, "name": unit["name"],
             "reports": {"expected": int(expected), "on_time": int(status == "on_time"), "late": int(status == "late"),
                         "missing": int(status == "missing")},
             "report": {"status": status, "time": (report or {}).get("time"),
+                       "received_at": (report or {}).get("received_at"),
                        "document_no": (report or {}).get("document_no")} if expected else None,
             "tasks_overdue": overdue.get(code, 0),
         })

@@ -5,8 +5,9 @@ scheduler that opens cycles and issues their reports exactly once."""
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 
+from shared.claims import Claim, Claims
 from shared.clock import Clock
 from shared.cycles import Cycle, UnknownCycle, due_date, next_quarter, parse_cycle, term_cycles
 from shared.events import utc_iso, utc_now
@@ -17,7 +18,6 @@ from services.reports.snapshot import Snapshot
 from services.reports.store import ReportsStore
 
 log = logging.getLogger("nqt.reports")
-STALE_CLAIM = timedelta(minutes=2)  # a claim older than this, not finished, was left by a crash
 
 
 class BadRequest(ValueError):
@@ -58,10 +58,12 @@ def _previous_quarter(code: str) -> str:
 
 
 class ReportsService:
-    def __init__(self, store: ReportsStore, clock: Clock, *, due_working_days: int | None = None):
+    def __init__(self, store: ReportsStore, clock: Clock, *, due_working_days: int | None = None,
+                 claims: Claims | None = None):
         self.store = store
         self.clock = clock
         self.due_working_days = due_working_days
+        self.claims = claims  # who opens a cycle and issues its report, among replicas
 
     def _due(self, cycle: Cycle, settings: dict) -> date:
         days = self.due_working_days
@@ -80,7 +82,8 @@ class ReportsService:
         due = self._due(cycle, snapshot.settings)
         following = next_quarter(cycle)
         return rollup.Moment(cycle=cycle, as_of=as_of, due_date=due, due_instant=end_of_day(due, self.clock),
-                             known_at=known_at, next_due_date=self._due(following, snapshot.settings))
+                             known_at=known_at, next_due_date=self._due(following, snapshot.settings),
+                             by_event_time=self.clock.fixed is not None)
 
     async def report(self, *, cycle_code: str, known_at: str | None = None) -> dict:
         """The report for a cycle as of its cut-off; exactly the issued one when `known_at`
@@ -120,44 +123,44 @@ class ReportsService:
         cycles = [c for c in term_cycles(start.year, end.year) if start <= c.start and c.cut_off <= end]
         return settings, cycles
 
-    async def due_events(self) -> list[dict]:
-        """`report.due` for each cycle whose cut-off has come and that no one opened yet."""
+    async def next_cycle_to_open(self) -> tuple[dict, Claim] | None:
+        """`report.due` of the first cycle whose cut-off has come and that no one opened, with this
+        replica's claim to open it; None when there is no such cycle this replica may open now."""
         settings, cycles = await self.cycles_of_term()
-        today, events = self.clock.today(), []
+        for cycle in cycles:
+            if cycle.cut_off > self.clock.today():
+                return None
+            state = await self.store.cycle(cycle.code)
+            if state and state.get("opened"):
+                continue
+            claim = await self.claims.take(f"open|{cycle.code}")
+            if claim is not None:
+                return await self._due_event(cycle, settings), claim
+        return None
+
+    async def _due_event(self, cycle: Cycle, settings: dict) -> dict:
         units = await self.store.units()
         expected = (settings.get("reporting") or {}).get("expected_units", "default")
-        for cycle in cycles:
-            if cycle.cut_off > today:
-                break
-            state = await self.store.cycle(cycle.code)
-            if state is not None and (state.get("opened") or not _stale(state["claimed_at"])):
-                continue
-            event = {"id": f"report-due-{cycle.code}", "cycle": cycle.code, "kind": cycle.kind,
-                     "window": {"start": cycle.start.isoformat(), "cut_off": cycle.cut_off.isoformat()},
-                     "due_date": self._due(cycle, settings).isoformat(),
-                     "expected_units": sorted(c for c, u in units.items() if expected_to_report(u, expected))}
-            if state is None and not await self.store.claim_cycle(cycle.code, {"event": event}):
-                continue
-            events.append(event)
-        return events
+        return {"id": f"report-due-{cycle.code}", "cycle": cycle.code, "kind": cycle.kind,
+                "window": {"start": cycle.start.isoformat(), "cut_off": cycle.cut_off.isoformat()},
+                "due_date": self._due(cycle, settings).isoformat(),
+                "expected_units": sorted(c for c, u in units.items() if expected_to_report(u, expected))}
 
-    async def reports_to_issue(self) -> list[str]:
-        """Cycles whose due date has passed and whose report is not issued yet."""
+    async def next_report_to_issue(self) -> tuple[str, Claim] | None:
+        """The first cycle past its due date without an issued report, with this replica's claim to
+        issue it; None when there is none, or while the first one is not opened yet or another
+        replica is issuing it (reports are numbered in the order of their cycles)."""
         settings, cycles = await self.cycles_of_term()
-        today, codes = self.clock.today(), []
         for cycle in cycles:
-            if self._due(cycle, settings) >= today:
+            if self._due(cycle, settings) >= self.clock.today():
+                continue
+            issued = await self.store.issued_report(cycle.code)
+            if issued and issued.get("status") == "issued":
                 continue
             state = await self.store.cycle(cycle.code)
-            issued = await self.store.issued_report(cycle.code)
-            if not (state and state.get("opened")) or (issued and issued.get("status") == "issued"):
-                continue
-            if issued is None and await self.store.archive({"_id": cycle.code, "status": "issuing",
-                                                            "claimed_at": utc_now()}):
-                codes.append(cycle.code)
-            elif issued is not None and _stale(issued["claimed_at"]):
-                codes.append(cycle.code)
-        return codes
+            claim = await self.claims.take(f"issue|{cycle.code}") if state and state.get("opened") else None
+            return (cycle.code, claim) if claim else None
+        return None
 
     async def overdue_reports(self) -> tuple[int, float]:
         """The cycles whose due date has passed (by this service's clock) without an issued
@@ -169,15 +172,21 @@ class ReportsService:
         late = [due for due in late if due < now]
         return len(late), max(((now - due).total_seconds() for due in late), default=0.0)
 
-    async def issue(self, cycle_code: str, term: str) -> dict:
-        """Number and date the cycle's report, freeze what it knew, and return it (JSON)."""
+    async def issue(self, cycle_code: str) -> dict:
+        """Number and date the cycle's report once, freeze what it knew, and return it (JSON)."""
         issued = await self.store.issued_report(cycle_code)
-        if not issued.get("number"):
-            await self.store.update_archive(cycle_code, number=await self.store.next_number(term),
-                                            known_at=utc_now(), issued_on=self.clock.today().isoformat())
+        if not (issued and issued.get("number")):
+            number = await self.store.number_for(term_code(await self.store.settings()), cycle_code)
+            fields = {"number": number, "known_at": utc_now(), "issued_on": self.clock.today().isoformat()}
+            if issued is None:  # the first to get here fixes number, date and known_at for good
+                await self.store.archive({"_id": cycle_code, "status": "issuing", **fields})
+            else:  # left numberless by a replica of an earlier version
+                await self.store.update_archive(cycle_code, **fields)
             issued = await self.store.issued_report(cycle_code)
         return await self.report(cycle_code=cycle_code, known_at=issued["known_at"])
 
 
-def _stale(claimed_at: str) -> bool:
-    return datetime.fromisoformat(claimed_at.replace("Z", "+00:00")) < datetime.now(timezone.utc) - STALE_CLAIM
+def term_code(settings: dict) -> str:
+    """'2020-2025': report numbers run per term."""
+    term = settings.get("term")
+    return "-".join(term[k][:4] for k in ("start", "end")) if term else "term"

@@ -18,7 +18,7 @@ class Snapshot:
     plans: list[dict]                      # {programme, submitted: bool}
     tasks: list[dict]                      # {task_id, programme, lead_unit, lead_person, title, due_date, status, progress}
     indicator_values: dict[str, list[dict]] = field(default_factory=dict)  # indicator -> [{period, value}]
-    unit_reports: dict[str, dict] = field(default_factory=dict)            # unit -> {time, document_no} for the cycle
+    unit_reports: dict[str, dict] = field(default_factory=dict)  # unit -> {time, received_at, document_no}
     supervisions: list[dict] = field(default_factory=list)                 # within the cycle's window
 
 
@@ -30,6 +30,15 @@ def latest_by_subject(facts: list[dict]) -> dict[str, dict]:
         if current is None or fact["version"] > current["version"]:
             latest[fact["subject"]] = fact
     return latest
+
+
+def unit_reports_from_history(facts: list[dict]) -> dict[str, dict]:
+    """Each unit's report for a cycle: the latest it sent, received when its first one was."""
+    first: dict[str, str] = {}
+    for fact in facts:
+        first[fact["subject"]] = min(first.get(fact["subject"], fact["accepted_at"]), fact["accepted_at"])
+    return {f["data"]["unit"]: {**f["data"], "received_at": first[f["subject"]]}
+            for f in latest_by_subject(facts).values()}
 
 
 def tasks_from_history(plan_facts: list[dict], task_facts: list[dict]) -> tuple[list[dict], list[dict]]:

@@ -12,13 +12,12 @@ older one never overwrites a newer one."""
 
 from __future__ import annotations
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared import mongo
-from shared.events import utc_now
+from shared import claims, mongo
 
-from services.reports.snapshot import Snapshot, latest_by_subject, tasks_from_history
+from services.reports.snapshot import Snapshot, latest_by_subject, tasks_from_history, unit_reports_from_history
 
 INDEXES: mongo.IndexSpec = {
     "tasks": [IndexModel([("programme", ASCENDING)])],
@@ -28,7 +27,9 @@ INDEXES: mongo.IndexSpec = {
     "unit_reports": [IndexModel([("cycle", ASCENDING)])],
     "supervisions": [IndexModel([("time", ASCENDING)])],
     "programmes": [], "units": [], "indicators": [], "settings": [], "issued": [], "indicator_values": [],
-    "cycles": [], "archive": [], "counters": [],
+    "cycles": [], "archive": [], "counters": [], "claims": claims.INDEXES,
+    "numbers": [IndexModel([("term", ASCENDING), ("cycle", ASCENDING)]),
+                IndexModel([("term", ASCENDING), ("n", ASCENDING)])],
 }
 REGISTRY_KINDS = {"unit": "units", "programme": "programmes", "indicator": "indicators", "settings": "settings"}
 TASK_FIELDS = ("task_id", "programme", "plan", "lead_unit", "lead_person", "title", "due_date", "status",
@@ -86,6 +87,8 @@ class ReportsStore:
             await self._versioned("indicator_values", key, state, change)
         elif kind == "unit_report":
             await self._versioned("unit_reports", key, state, change)
+            # received when its first report for the cycle was (as the history says, see as_of)
+            await self.db.unit_reports.update_one({"_id": key}, {"$min": {"received_at": change["accepted_at"]}})
         elif kind == "supervision":
             await mongo.insert_once(self.db.supervisions, {"_id": key, **state})
 
@@ -154,20 +157,16 @@ class ReportsStore:
             **await self._registry(),
             issued={f["subject"]: f["data"] for f in latest_by_subject(facts["programme_issued"]).values()},
             plans=plans, tasks=tasks, indicator_values=values,
-            unit_reports={f["data"]["unit"]: f["data"] for f in latest_by_subject(reports).values()},
+            unit_reports=unit_reports_from_history(reports),
             supervisions=[f["data"] for f in facts["supervision"] if f["data"]["time"] >= window_start],
         )
 
     # --- cycles and the archive ---
-    async def claim_cycle(self, code: str, doc: dict) -> bool:
-        """True for the one caller that opens the cycle (across restarts and replicas)."""
-        return await mongo.insert_once(self.db.cycles, {"_id": code, **doc, "claimed_at": utc_now()})
-
     async def cycle(self, code: str) -> dict | None:
         return await self.db.cycles.find_one({"_id": code})
 
     async def mark_cycle(self, code: str, **fields) -> None:
-        await self.db.cycles.update_one({"_id": code}, {"$set": fields})
+        await self.db.cycles.update_one({"_id": code}, {"$set": fields}, upsert=True)
 
     async def issued_report(self, cycle: str) -> dict | None:
         return await self.db.archive.find_one({"_id": cycle})
@@ -176,11 +175,29 @@ class ReportsStore:
         """The cycles whose report has been issued."""
         return {doc["_id"] async for doc in self.db.archive.find({"status": "issued"}, {"_id": 1})}
 
-    async def next_number(self, term: str) -> int:
-        """Report numbers run per document type per term."""
-        counter = await self.db.counters.find_one_and_update(
-            {"_id": f"BC|{term}"}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
-        return counter["value"]
+    async def number_for(self, term: str, cycle: str) -> int:
+        """The report number of `cycle`. Numbers run per term and each belongs to one cycle: a
+        unique insert of `BC|term|n` that carries it, so no number is taken twice, and a retry,
+        a restart or a second replica reuses the cycle's. Two replicas numbering one cycle at once
+        may both reserve one; the lower stands and the other is given back at once."""
+        while True:
+            own = await self._own_number(term, cycle)
+            if own is not None:
+                return own
+            last = await self.db.numbers.find_one({"term": term}, sort=[("n", DESCENDING)])
+            # reports numbered before numbers belonged to cycles were counted here
+            counted = await self.db.counters.find_one({"_id": f"BC|{term}"})
+            n = max(last["n"] if last else 0, counted["value"] if counted else 0) + 1
+            if await mongo.insert_once(self.db.numbers, {"_id": f"BC|{term}|{n}", "term": term, "n": n,
+                                                         "cycle": cycle}):
+                own = await self._own_number(term, cycle)
+                if own != n:
+                    await self.db.numbers.delete_one({"_id": f"BC|{term}|{n}", "cycle": cycle})
+                return own
+
+    async def _own_number(self, term: str, cycle: str) -> int | None:
+        own = await self.db.numbers.find_one({"term": term, "cycle": cycle}, sort=[("n", ASCENDING)])
+        return own["n"] if own else None
 
     async def archive(self, doc: dict) -> bool:
         return await mongo.insert_once(self.db.archive, doc)

@@ -7,7 +7,7 @@ import base64
 import hashlib
 import hmac
 import secrets
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from datetime import datetime
 
 import httpx
@@ -16,12 +16,14 @@ from deploy.local import infra, mailsink
 from shared import kafka
 from tests import kafkatools
 from tests.integration.conftest import running
-from tests.receivers import Receiver
+from tests.receivers import KeyServer, Receiver
 
 from services.notify.app import build
 from services.notify.settings import NotifySettings
 
 SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+KEYS = {unit: f"key-{unit.lower()}-{secrets.token_hex(8)}" for unit in ("VPTU", "SO-KHDT", "SO-TC")}
+OFFICE = {"Authorization": f"Bearer {KEYS['VPTU']}"}
 
 
 def unit(code: str, *, email: str | None = None, webhook: str | None = None, channels=None, person=None) -> dict:
@@ -35,15 +37,8 @@ def change(kind: str, id: str, state: dict, seq: int = 0) -> bytes:
                         "accepted_at": "2021-03-01T00:00:00.000000Z", "version": f"v{seq}"})
 
 
-@asynccontextmanager
-async def notify(isolated, receiver: Receiver, clock: str = "2021-03-10T09:00:00+07:00", reports_url: str | None = None):
-    controller, mailbox = mailsink.serve(infra.free_port(), None)
-    settings = isolated.settings(NotifySettings, smtp_port=controller.port, notify_webhook_secrets={"SO-TC": SECRET},
-                                 notify_attempts=3, notify_retry_seconds=0.3, notify_scan_seconds=0.2,
-                                 notify_escalate_after_days=3, clock_fixed=clock,
-                                 notify_reports_url=reports_url or receiver.url)
-    app = build(settings)
-    registry = [
+def registry(receiver: Receiver) -> list[bytes]:
+    return [
         change("unit", "VPTU", unit("VPTU", email="vptu@hanoi.example",
                                     person={"name": "Trần Văn Bình", "position": "Chánh Văn phòng",
                                             "email": "chanh-vp@hanoi.example"})),
@@ -55,13 +50,34 @@ async def notify(isolated, receiver: Receiver, clock: str = "2021-03-10T09:00:00
                                         webhook=f"{receiver.url}/hooks/broken")),
         change("settings", "settings", {"code": "settings", "reporting": {"recipients": ["BTV"]}}),
     ]
-    try:
-        async with running(app) as client:
-            await kafkatools.produce(isolated.kafka, settings.topics.changes, registry, key=b"registry")
-            await asyncio.sleep(0.5)
-            yield app, client, mailbox, settings
-    finally:
-        controller.stop()
+
+
+def key_server() -> KeyServer:
+    return KeyServer({key: unit for unit, key in KEYS.items()})
+
+
+@asynccontextmanager
+async def notify(isolated, receiver: Receiver, clock: str = "2021-03-10T09:00:00+07:00", ingest: str | None = None,
+                 reports_url: str | None = None):
+    """Notify on its own topics and database; `ingest` answers whose a key is (default: a
+    server that knows KEYS); issued reports are fetched from `reports_url` (default: `receiver`)."""
+    controller, mailbox = mailsink.serve(infra.free_port(), None)
+    with ExitStack() as stack:
+        ingest = ingest or stack.enter_context(key_server()).url
+        settings = isolated.settings(NotifySettings, smtp_port=controller.port,
+                                     notify_webhook_secrets={"SO-TC": SECRET}, notify_attempts=3,
+                                     notify_retry_seconds=0.3, notify_scan_seconds=0.2, notify_escalate_after_days=3,
+                                     clock_fixed=clock, notify_ingest_url=ingest,
+                                     notify_reports_url=reports_url or receiver.url)
+        app = build(settings)
+        try:
+            async with running(app) as client:
+                await kafkatools.produce(isolated.kafka, settings.topics.changes, registry(receiver),
+                                         key=b"registry")
+                await asyncio.sleep(0.5)
+                yield app, client, mailbox, settings
+        finally:
+            controller.stop()
 
 
 def move(app, when: str) -> None:
@@ -111,7 +127,9 @@ async def test_webhooks_are_signed_retried_and_a_dead_receiver_holds_up_no_one(i
             await kafkatools.produce(isolated.kafka, settings.topics.due, [kafka.dumps(event)], key=b"2021-Q1")
 
             async def log():
-                return (await client.get("/v1/notifications")).json()
+                response = await client.get("/v1/notifications", headers=OFFICE)
+                assert response.status_code == 200, response.text
+                return response.json()
             done = await kafkatools.eventually(
                 log, lambda ds: len(ds) >= 4 and all(d["status"] != "pending" for d in ds), timeout=30)
         posts = receiver.posts("/hooks/so-tc")
@@ -177,20 +195,55 @@ async def _async(value):
     return value
 
 
-async def test_the_delivery_log_answers_per_unit(isolated):
+def rejected(unit: str, event_id: str) -> bytes:
+    return kafka.dumps({"outcome": "rejected", "source": unit, "event_key": f"{unit}:{event_id}", "id": event_id,
+                        "type": "plan.submitted", "code": "invalid_plan", "message_vi": "Kế hoạch không hợp lệ",
+                        "message_en": "Invalid plan", "findings": [], "event_time": "2021-03-01T00:00:00Z",
+                        "decided_at": "2021-03-01T00:00:01Z"})
+
+
+def bearer(unit: str) -> dict:
+    return {"Authorization": f"Bearer {KEYS[unit]}"}
+
+
+async def test_a_unit_reads_only_its_own_notices_with_its_key_and_the_office_reads_all(isolated, caplog):
+    caplog.set_level("DEBUG")
+    with Receiver() as receiver, key_server() as keys:
+        async with notify(isolated, receiver, ingest=keys.url) as (app, client, mailbox, settings):
+            for unit in ("SO-KHDT", "SO-TC"):
+                await kafkatools.produce(isolated.kafka, settings.topics.outcomes, [rejected(unit, "X-1")],
+                                         key=unit.encode())
+            everyone = await kafkatools.eventually(
+                lambda: _json(client.get("/v1/notifications", headers=OFFICE)),
+                lambda ds: {d["recipient"] for d in ds if d["status"] == "sent"} >= {"SO-KHDT", "SO-TC"})
+            own = [await client.get("/v1/notifications", headers=bearer("SO-KHDT"), params=params)
+                   for params in ({}, {"unit": "SO-KHDT"})]
+            other = await client.get("/v1/notifications", headers=bearer("SO-KHDT"), params={"unit": "SO-TC"})
+            office_for_tc = await client.get("/v1/notifications", headers=OFFICE, params={"unit": "SO-TC"})
+            anonymous = await client.get("/v1/notifications", params={"unit": "SO-KHDT"})
+            wrong = await client.get("/v1/notifications", headers={"Authorization": "Bearer not-a-key"})
+    for response in own:
+        assert response.status_code == 200
+        assert [(d["recipient"], d["kind"], d["channel"]) for d in response.json()] == [
+            ("SO-KHDT", "rejected", "email")]
+    assert {d["recipient"] for d in everyone} == {"SO-KHDT", "SO-TC"}
+    assert [d["recipient"] for d in office_for_tc.json()] == ["SO-TC"]
+    assert other.status_code == 403 and other.headers["content-type"] == "application/problem+json"
+    assert "SO-TC" in other.json()["detail"]
+    for response in (anonymous, wrong):
+        assert response.status_code == 401 and response.headers["content-type"] == "application/problem+json"
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert keys.asked[KEYS["SO-KHDT"]] == 1            # a known key is trusted a while, not asked each time
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert not any(key in logged for key in KEYS.values())
+
+
+async def test_the_log_answers_503_while_ingest_cannot_say_whose_a_key_is(isolated):
     with Receiver() as receiver:
-        async with notify(isolated, receiver) as (app, client, mailbox, settings):
-            outcome = {"outcome": "rejected", "source": "SO-KHDT", "event_key": "SO-KHDT:X-1", "id": "X-1",
-                       "type": "plan.submitted", "code": "invalid_plan", "message_vi": "Kế hoạch không hợp lệ",
-                       "message_en": "Invalid plan", "findings": [], "event_time": "2021-03-01T00:00:00Z",
-                       "decided_at": "2021-03-01T00:00:01Z"}
-            await kafkatools.produce(isolated.kafka, settings.topics.outcomes, [kafka.dumps(outcome)], key=b"SO-KHDT")
-            async with httpx.AsyncClient(transport=client._transport, base_url="http://service") as c:
-                log = await kafkatools.eventually(
-                    lambda: _json(c.get("/v1/notifications", params={"unit": "SO-KHDT"})), lambda ds: len(ds) == 1)
-                other = (await c.get("/v1/notifications", params={"unit": "SO-TC"})).json()
-    assert (log[0]["kind"], log[0]["status"], log[0]["channel"]) == ("rejected", "sent", "email")
-    assert log[0]["attempts"][0]["ok"] is True and other == []
+        async with notify(isolated, receiver, ingest=f"http://127.0.0.1:{infra.free_port()}") as (app, client, *_):
+            response = await client.get("/v1/notifications", headers=OFFICE)
+    assert response.status_code == 503 and response.headers["content-type"] == "application/problem+json"
+    assert int(response.headers["retry-after"]) > 0
 
 
 async def _json(request):

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from shared import kafka, mongo
+from shared.clock import Clock
+from shared.cycles import due_date
+from shared.events import utc_iso
 from tests import kafkatools
 from tests.integration.conftest import running
 
 from services.reports.app import build
+from services.reports.service import reporting_cycle
 from services.reports.settings import ReportsSettings
 from services.reports.store import INDEXES, ReportsStore
+
+HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def change(kind: str, id: str, state: dict, programme: str | None = None, seq: int = 0) -> bytes:
@@ -97,3 +105,52 @@ async def test_a_batch_of_many_known_tasks_is_written_without_stalling_the_datab
     finally:
         await client.close()
     assert progress == {2}
+
+
+async def test_a_pdf_asked_for_while_every_render_slot_is_busy_is_a_503_to_retry(isolated):
+    settings = isolated.settings(ReportsSettings, clock_fixed="2021-04-05T09:00:00+07:00", reports_scheduler=False,
+                                 reports_max_renders=1, reports_render_wait_s=0.2)
+    app = build(settings)
+    params = {"cycle": "2021-Q1", "format": "pdf"}
+    async with running(app) as client:
+        slots = app.state.renderer.slots
+        await slots.acquire()                      # another render holds the only slot
+        busy = await client.get("/v1/reports/standing-committee", params=params)
+        html = await client.get("/v1/reports/standing-committee", params={**params, "format": "html"})
+        slots.release()
+        free = await client.get("/v1/reports/standing-committee", params=params)
+    assert busy.status_code == 503 and busy.headers["content-type"] == "application/problem+json"
+    assert int(busy.headers["retry-after"]) > 0
+    assert html.status_code == 200
+    assert free.status_code == 200 and free.content.startswith(b"%PDF")
+
+
+async def test_a_unit_report_dated_before_the_due_date_but_received_after_it_is_late_unless_replaying(isolated):
+    """Lateness goes by when the report was received, not the date its sender put on it; a
+    replay of history (the clock pinned) goes by that date, its arrival being the replay's day."""
+    cycle = reporting_cycle(Clock().today())
+    due = due_date(cycle, 2)
+    sent = utc_iso(datetime.combine(cycle.cut_off, time(10), tzinfo=HANOI))
+    received = utc_iso(datetime.combine(due + timedelta(days=3), time(9), tzinfo=HANOI))
+    report = {"unit": "SO-KHDT", "cycle": cycle.code, "document_no": "7/BC", "summary": "Báo cáo.", "time": sent}
+    records = [change("unit", "SO-KHDT", {"code": "SO-KHDT", "name": "Sở Kế hoạch và Đầu tư", "kind": "department"}),
+               kafka.dumps({"kind": "unit_report", "id": f"SO-KHDT|{cycle.code}", "programme": None, "seq": 0,
+                            "state": report, "event_key": "SO-KHDT:BC-1", "event_time": sent,
+                            "accepted_at": received, "version": f"{sent}|SO-KHDT:BC-1"})]
+    seen = {}
+    for pinned in (None, datetime.combine(due + timedelta(days=5), time(9), tzinfo=HANOI)):
+        settings = isolated.settings(ReportsSettings, reports_scheduler=False, clock_fixed=pinned)
+        async with running(build(settings)) as client:
+            if pinned is None:  # the topic exists once the first replica started
+                await kafkatools.produce(isolated.kafka, settings.topics.changes, records, key=b"SO-KHDT")
+            async def unit_in_status():
+                return next((u["report"] for u in (await client.get("/v1/status")).json()["units"]
+                             if (u["report"] or {}).get("time")), None)
+            live = await kafkatools.eventually(unit_in_status)
+            known_at = utc_iso(datetime.fromisoformat(received.replace("Z", "+00:00")) + timedelta(days=1))
+            as_of = (await client.get("/v1/reports/standing-committee",
+                                      params={"cycle": cycle.code, "known_at": known_at})).json()
+        seen[pinned is not None] = (live, next(u["report"] for u in as_of["units"] if u["code"] == "SO-KHDT"))
+    assert seen[False][0] == seen[False][1] == {"status": "late", "time": sent, "received_at": received,
+                                                "document_no": "7/BC"}
+    assert seen[True][0]["status"] == seen[True][1]["status"] == "on_time"

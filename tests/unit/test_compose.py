@@ -148,6 +148,10 @@ def test_notify_can_fetch_the_reports_it_is_told_about():
     assert environment("notify")["NQT_NOTIFY_REPORTS_URL"] == url, "notify fetches only from reports' links"
 
 
+def test_notify_asks_ingest_where_it_listens_whose_a_key_is():
+    assert environment("notify")["NQT_NOTIFY_INGEST_URL"] == f"http://ingest:{environment('ingest')['NQT_INGEST_PORT']}"
+
+
 def test_the_image_copies_only_what_exists_and_commands_exist():
     dockerfile = (ROOT / "Dockerfile").read_text()
     for source in re.findall(r"^COPY (\S+)", dockerfile, flags=re.M):

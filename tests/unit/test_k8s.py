@@ -4,7 +4,9 @@ enough for NQT_ENV=prod), replicas, disruption budgets, spreading and selectors.
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -52,7 +54,7 @@ def port_number(name: str, port) -> int:
 
 def test_one_file_per_service_and_kustomize_applies_them_all():
     files = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
-    assert files == {"00-namespace.yaml"} | {f"{name}.yaml" for name in SETTINGS}
+    assert files == {"00-namespace.yaml", "network-policies.yaml"} | {f"{name}.yaml" for name in SETTINGS}
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     assert set(kustomization["resources"]) == files
     for _, doc in DOCS:
@@ -131,6 +133,11 @@ def test_notify_can_fetch_the_reports_it_is_told_about():
     assert environment("notify")["NQT_NOTIFY_REPORTS_URL"] == url, "notify fetches only from reports' links"
 
 
+def test_notify_asks_ingest_where_its_service_listens_whose_a_key_is():
+    port = OBJECTS[("Service", "ingest")]["spec"]["ports"][0]["port"]
+    assert environment("notify")["NQT_NOTIFY_INGEST_URL"] == f"http://ingest.{NAMESPACE}.svc.cluster.local:{port}"
+
+
 @pytest.mark.parametrize("name", SETTINGS)
 def test_resources_spread_and_disruption_budget(name):
     resources = container(name)["resources"]
@@ -160,3 +167,88 @@ def test_comments_say_how_it_scales(name):
     assert re.search(r"partition", text, re.I) and "NQT_TOPIC_PARTITIONS" in text
     namespace = (K8S / "00-namespace.yaml").read_text()
     assert "consumer group" in namespace and "replica set" in namespace and "idle" in namespace
+
+
+# --- network policies, evaluated as Kubernetes does: a pod selected by no policy of a direction is
+# open that way; once selected, only what some rule of some selecting policy admits gets through.
+POLICIES = [doc["spec"] for _, doc in DOCS if doc["kind"] == "NetworkPolicy"]
+OUTSIDE = {"ip": "203.0.113.7", "namespace": None, "labels": {}}                  # the internet
+INGRESS_CONTROLLER = {"ip": "10.1.0.5", "namespace": "ingress-nginx", "labels": {"app": "ingress-nginx"}}
+PROMETHEUS = {"ip": "10.1.0.6", "namespace": "monitoring", "labels": {"app.kubernetes.io/name": "prometheus"}}
+KUBE_DNS = {"ip": "10.1.0.2", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}}
+
+
+def pod(name: str) -> dict:
+    return {"ip": "10.1.1.1", "namespace": NAMESPACE, "labels": pod_labels(name)}
+
+
+def _selects(selector: dict, labels: dict) -> bool:
+    assert set(selector) <= {"matchLabels"}, selector  # matchExpressions are not used here
+    return selector.get("matchLabels", {}).items() <= labels.items()
+
+
+def _peer(peer: dict, other: dict) -> bool:
+    if "ipBlock" in peer:
+        ip, block = ipaddress.ip_address(other["ip"]), peer["ipBlock"]
+        return ip in ipaddress.ip_network(block["cidr"]) and not any(
+            ip in ipaddress.ip_network(cidr) for cidr in block.get("except", []))
+    if other["namespace"] is None:
+        return False
+    if "namespaceSelector" in peer:
+        if not _selects(peer["namespaceSelector"], {"kubernetes.io/metadata.name": other["namespace"]}):
+            return False
+    elif other["namespace"] != NAMESPACE:
+        return False
+    return _selects(peer.get("podSelector", {}), other["labels"])
+
+
+def _port(rule: dict, port: int, protocol: str) -> bool:
+    return "ports" not in rule or any(p.get("protocol", "TCP") == protocol and p["port"] == port
+                                      for p in rule["ports"])
+
+
+def allowed(source: dict, destination: dict, port: int, protocol: str = "TCP") -> bool:
+    """Whether the policies let `source` open `port` on `destination` (both ends checked)."""
+    def side(direction: str, own: dict, other: dict, peers: str) -> bool:
+        if own["namespace"] != NAMESPACE:
+            return True  # outside the namespace: not these policies' business
+        selecting = [p for p in POLICIES
+                     if direction in p["policyTypes"] and _selects(p["podSelector"], own["labels"])]
+        return not selecting or any(
+            _port(rule, port, protocol) and (peers not in rule or any(_peer(peer, other) for peer in rule[peers]))
+            for p in selecting for rule in p.get(direction.lower(), []))
+    return side("Egress", source, destination, "to") and side("Ingress", destination, source, "from")
+
+
+def test_from_outside_the_namespace_only_ingests_api_is_reachable():
+    for client in (OUTSIDE, INGRESS_CONTROLLER):
+        assert allowed(client, pod("ingest"), port_default("ingest"))
+        for name in ("reports", "notify", "programs"):
+            assert not allowed(client, pod(name), port_default(name)), name
+    text = (K8S / "network-policies.yaml").read_text()
+    assert "/ui/" in text and "ingress" in text and "port of its own" in text
+
+
+@pytest.mark.parametrize("name", SETTINGS)
+def test_prometheus_in_the_monitoring_namespace_scrapes_every_service(name):
+    assert allowed(PROMETHEUS, pod(name), port_default(name))
+    elsewhere = {**PROMETHEUS, "namespace": "default"}
+    assert allowed(elsewhere, pod(name), port_default(name)) == (name == "ingest")   # ingest is public anyway
+
+
+def test_the_services_reach_one_another_inside_the_namespace():
+    assert allowed(pod("notify"), pod("ingest"), urlsplit(environment("notify")["NQT_NOTIFY_INGEST_URL"]).port)
+    assert allowed(pod("notify"), pod("reports"), urlsplit(environment("reports")["NQT_REPORTS_PUBLIC_URL"]).port)
+
+
+@pytest.mark.parametrize("name", SETTINGS)
+def test_every_service_reaches_dns_kafka_and_mongodb_and_nothing_else_outside(name):
+    env = environment(name)
+    kafka_host, _, kafka_port = env["NQT_KAFKA_BOOTSTRAP"].partition(":")
+    mongo = urlsplit(env["NQT_MONGO_URL"].split(",")[0])
+    assert allowed(pod(name), KUBE_DNS, 53, "UDP")
+    assert allowed(pod(name), {"ip": "10.2.0.1", "namespace": kafka_host.split(".")[1], "labels": {}}, int(kafka_port))
+    assert allowed(pod(name), {"ip": "10.3.0.1", "namespace": mongo.hostname.split(".")[2], "labels": {}}, mongo.port)
+    assert not allowed(pod(name), {"ip": "10.2.0.1", "namespace": "kafka", "labels": {}}, 22)
+    assert allowed(pod(name), OUTSIDE, 443) == (name == "notify")          # webhooks
+    assert allowed(pod(name), OUTSIDE, int(env.get("NQT_SMTP_PORT", 587))) == (name == "notify")

@@ -6,7 +6,8 @@ from datetime import date
 
 import pytest
 
-from services.reports.domain import is_overdue, programme_status, progress_pct, task_counts
+from services.reports.domain import is_overdue, programme_status, progress_pct, report_status, task_counts
+from services.reports.snapshot import unit_reports_from_history
 
 AS_OF = date(2021, 3, 14)  # cut-off of 2021-Q1
 
@@ -124,3 +125,24 @@ def test_a_programme_not_yet_issued():
     assert status["plans"] == {"expected": 0, "submitted": 0, "rejected": 0}
     assert status["tasks"]["total"] == 0
     assert status["progress_pct"] is None
+
+
+DUE = "2021-03-16T16:59:59.999999Z"  # the end of 16 March in Hanoi
+
+
+def test_a_report_is_late_when_received_after_the_due_date_whatever_date_its_sender_wrote():
+    back_dated = {"time": "2021-03-15T02:00:00.000000Z", "received_at": "2021-03-19T02:00:00.000000Z"}
+    assert report_status(back_dated, DUE) == "late"
+    assert report_status(back_dated, DUE, by_event_time=True) == "on_time"     # replaying history
+    assert report_status({**back_dated, "received_at": "2021-03-16T09:00:00.000000Z"}, DUE) == "on_time"
+    assert report_status(None, DUE) == "missing"
+
+
+def test_a_units_report_counts_as_received_when_its_first_version_was():
+    def fact(key: str, time: str, accepted_at: str) -> dict:
+        return {"subject": "SO-KHDT|2021-Q1", "version": f"{time}|{key}", "accepted_at": accepted_at,
+                "data": {"unit": "SO-KHDT", "time": time, "document_no": key}}
+    reports = unit_reports_from_history([fact("2/BC", "2021-03-20T00:00:00Z", "2021-03-20T00:00:01Z"),
+                                         fact("1/BC", "2021-03-15T00:00:00Z", "2021-03-15T00:00:01Z")])
+    assert reports == {"SO-KHDT": {"unit": "SO-KHDT", "time": "2021-03-20T00:00:00Z", "document_no": "2/BC",
+                                   "received_at": "2021-03-15T00:00:01Z"}}

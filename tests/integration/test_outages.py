@@ -1,0 +1,60 @@
+"""With MongoDB out of reach, the HTTP APIs say so with a 503 problem document and a
+Retry-After, not a bare 500: real FerretDB behind a proxy that is then taken away."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+from deploy.local import infra
+from tests.faults.proxy import Proxy
+from tests.integration.conftest import running
+from tests.receivers import KeyServer
+
+from services.notify.app import build as build_notify
+from services.notify.settings import NotifySettings
+from services.reports.app import build as build_reports
+from services.reports.settings import ReportsSettings
+
+
+@contextmanager
+def database_link(isolated):
+    """A MongoDB URL through a proxy of our own, and a function that takes the proxy away."""
+    proxy = Proxy(urlsplit(isolated.mongo).port, infra.free_port(), "mongo").start()
+    cut = []
+
+    def take_away() -> None:
+        proxy.stop()
+        cut.append(True)
+    try:
+        yield f"mongodb://127.0.0.1:{proxy.port}", take_away
+    finally:
+        if not cut:
+            cut()
+
+
+def assert_unavailable(response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 503 and int(response.headers["retry-after"]) > 0
+
+
+async def test_reports_answers_503_while_the_database_is_unreachable(isolated):
+    with database_link(isolated) as (url, cut):
+        settings = isolated.settings(ReportsSettings, mongo_url=url, reports_scheduler=False)
+        async with running(build_reports(settings)) as client:
+            assert (await client.get("/v1/status")).status_code == 200
+            cut()
+            status = await client.get("/v1/status")
+    assert_unavailable(status)
+
+
+async def test_notify_answers_503_while_the_database_is_unreachable(isolated):
+    with database_link(isolated) as (url, cut), KeyServer({"office-key": "VPTU"}) as keys:
+        settings = isolated.settings(NotifySettings, mongo_url=url, notify_ingest_url=keys.url)
+        office = {"Authorization": "Bearer office-key"}
+        async with running(build_notify(settings)) as client:
+            assert (await client.get("/v1/notifications", headers=office)).status_code == 200
+            cut()
+            log = await client.get("/v1/notifications", headers=office)
+    assert_unavailable(log)
