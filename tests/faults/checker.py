@@ -116,16 +116,19 @@ class Offsets:
 
 # --- the check -------------------------------------------------------------------------
 
-async def reread(deployment: Deployment) -> int:
-    """Records the consumers received (live processes scraped now, dead ones when they died)
-    beyond what their topics hold: read again after a crash or a rebalance."""
+async def reread(deployment: Deployment, services: list[str] | None = None) -> int:
+    """Records the consumers (of `services`, default all) received beyond what their topics
+    hold: read again after a crash, a failed write or a rebalance. Processes are scraped now
+    (dead ones were when they died). A lower bound at any moment: a backlog not yet read hides
+    re-reads until it is, and nothing is ever counted that was not received."""
     await deployment.scrape_all()
     sizes = await Offsets(deployment.kafka).ends([t for _, t in deployment.groups()])
     per_topic = Counter()
     for tp, end in sizes.items():
         per_topic[tp.topic] += end  # topics are never truncated here: end offset = records held
     return sum(max(0, int(received) - per_topic.get(topic, 0))
-               for (_, topic), received in deployment.received().items())
+               for (service, topic), received in deployment.received().items()
+               if services is None or service in services)
 
 
 async def check(deployment: Deployment, load: Load) -> Verdict:

@@ -32,6 +32,7 @@ CONSUMERS = {  # what each service reads, by the Topics attribute and the consum
 }
 RECEIVED = "faststream_received_messages"            # counter (…_total in the text format)
 IN_PROCESS = "faststream_received_messages_in_process"
+FAILED = "faststream_received_processed_messages_exceptions"  # counter: handlers that raised
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Replica:
     past: list[dict[str, float]] = field(default_factory=list)  # received per topic, of processes gone
     last: dict[str, float] = field(default_factory=dict)        # of the running process, last scraped
     busy: dict[str, float] = field(default_factory=dict)        # records in hand per topic, last scraped
+    failed: float = 0                                           # handler failures of the running process
 
     @property
     def alive(self) -> bool:
@@ -56,7 +58,7 @@ class Replica:
 
     def gone(self) -> None:
         self.past.append(self.last)
-        self.last, self.busy, self.proc = {}, {}, None
+        self.last, self.busy, self.failed, self.proc = {}, {}, 0, None
 
 
 @dataclass
@@ -107,14 +109,20 @@ class Deployment:
 
     async def wait_busy(self, service: str, index: int = 0, timeout: float = 3.0) -> bool:
         """Wait (a little) until the replica has a record in hand, so a kill cuts into it."""
-        replica = self.replicas[service][index]
+        return await self.wait_any_busy([(service, index)], timeout) is not None
+
+    async def wait_any_busy(self, candidates: list[tuple[str, int]], timeout: float = 3.0) -> tuple[str, int] | None:
+        """The first of the (service, index) replicas seen with a record in hand within
+        `timeout`, just scraped (so a kill right now cuts into it); None if none was."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            await self.scrape(replica)
-            if any(replica.busy.values()):
-                return True
+            for service, index in candidates:
+                replica = self.replicas[service][index]
+                await self.scrape(replica)
+                if any(replica.busy.values()):
+                    return service, index
             await asyncio.sleep(0.01)
-        return False
+        return None
 
     async def scrape(self, replica: Replica) -> None:
         if not replica.alive:
@@ -123,8 +131,10 @@ class Deployment:
             text = (await self.http.get(f"http://127.0.0.1:{replica.port}/metrics")).text
         except httpx.HTTPError:
             return
-        received, busy = {}, {}
+        received, busy, failed = {}, {}, 0.0
         for family in text_string_to_metric_families(text):
+            if family.name == FAILED:
+                failed += sum(s.value for s in family.samples if s.name == FAILED + "_total")
             if family.name not in (RECEIVED, IN_PROCESS):
                 continue
             for sample in family.samples:
@@ -132,10 +142,16 @@ class Deployment:
                     target = received if family.name == RECEIVED else busy
                     topic = sample.labels.get("handler", "")
                     target[topic] = target.get(topic, 0) + sample.value
-        replica.last, replica.busy = received, busy
+        replica.last, replica.busy, replica.failed = received, busy, failed
 
     async def scrape_all(self) -> None:
         await asyncio.gather(*(self.scrape(r) for rs in self.replicas.values() for r in rs))
+
+    async def handler_failures(self) -> float:
+        """Handler failures (a record or batch handed back to be read again) of the running
+        processes, scraped now."""
+        await self.scrape_all()
+        return sum(r.failed for rs in self.replicas.values() for r in rs if r.alive)
 
     def received(self) -> dict[tuple[str, str], float]:
         """Records received per (service, topic), over every process that ran."""

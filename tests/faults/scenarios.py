@@ -6,10 +6,10 @@ a deadline) and stops by itself."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import random
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable
@@ -35,6 +35,7 @@ class Intensity:
 SHORT = Intensity("short", rate=6.0, faults=1, pause=(0.5, 1.5), outage_s=2.0)
 LONG = Intensity("long", rate=10.0, faults=4, pause=(2.0, 5.0), outage_s=8.0)
 TAIL_S = 2.0  # the load goes on this long after the last fault
+PROOF_DEADLINE_S = 300.0  # faults go on at most this long until one is seen to redeliver something
 
 
 def intensity() -> Intensity:
@@ -54,29 +55,57 @@ class Run:
     last_fault_end: float | None = None
     extra_redeliveries: dict[str, int] = field(default_factory=dict)  # seen by the scenario itself
     notes: dict = field(default_factory=dict)
+    recovering: asyncio.Task | None = None  # times the recovery from the end of the latest fault
 
     def fault_done(self) -> None:
+        """A fault was injected; the system may recover from now on."""
         self.faults += 1
+        self.fault_over()
+
+    def fault_over(self) -> None:
+        """The latest fault is over (a server is back): time the recovery from now, in the
+        background, so that the wait for a fault's redelivery to show is no recovery time."""
         self.last_fault_end = time.monotonic()
+        if self.recovering is not None:
+            self.recovering.cancel()
+        self.recovering = asyncio.create_task(recovery(self.deployment, self.load, self.last_fault_end))
 
     async def pause(self) -> None:
         await asyncio.sleep(self.rng.uniform(*self.intensity.pause))
 
-    async def rereads(self, service: str) -> int:
-        """Records the (single-replica) `service` will read again, right after it was
-        killed: what its dead processes received minus what its groups committed."""
-        committed = await checker.Offsets(self.deployment.kafka).committed(
-            [self.deployment.group(service, suffix) for _, suffix in harness.CONSUMERS[service]])
-        done = Counter()
-        for (_, tp), offset in committed.items():
-            done[tp.topic] += max(offset, 0)
-        received = Counter()
-        for counts in self.deployment.replicas[service][0].past:
-            received.update(counts)
-        return sum(max(0, int(n) - done[topic]) for topic, n in received.items())
+    async def prove(self, fault: "Inject", redelivered: "Probe", *, what: str, settle_s: float = 30,
+                    deadline_s: float = PROOF_DEADLINE_S) -> None:
+        """Inject `fault` again until `redelivered()` counts what this scenario must show was
+        delivered again (waiting up to `settle_s` after each fault for it to show), so that no
+        run passes or fails on whether a fault happened to cut into work in hand. Fails,
+        saying so, if a generous deadline passes without it."""
+        deadline, extra = time.monotonic() + deadline_s, 0
+        while not await poll(redelivered, settle_s):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: no {what} after {self.faults} faults in {deadline_s:.0f} s, "
+                                     f"so the faults proved nothing; {self.notes}")
+            await fault(self)
+            extra += 1
+        self.notes["faults_until_redelivered"] = extra
 
 
 Inject = Callable[[Run], Awaitable[None]]
+Probe = Callable[[], Awaitable[float] | float]
+
+
+async def poll(probe: Probe, timeout: float, every: float = 0.5) -> float:
+    """The first non-zero value of `probe` within `timeout` seconds, else 0. A probe that
+    fails (a broker or database still coming back) counts as 0."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = probe()
+            value = await value if inspect.isawaitable(value) else value
+        except Exception:
+            value = 0
+        if value or time.monotonic() >= deadline:
+            return value
+        await asyncio.sleep(every)
 
 
 async def behind(deployment: Deployment, keys: set[str], ends) -> str | None:
@@ -111,7 +140,7 @@ async def recovery(deployment: Deployment, load: Load, since: float, timeout: fl
                 return time.monotonic() - since
         except Exception as err:  # a broker or database still coming back: look again
             why = repr(err)
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(0.5)
     print(f"not caught up {timeout:.0f}s after the last fault: {why}")
     return None  # the check that follows says what is missing
 
@@ -145,15 +174,15 @@ async def run(name: str, inject: Inject, *, kafka: str, mongo_url: str, prefix: 
         try:
             await asyncio.sleep(1.0)
             await inject(current)
-            assert current.last_fault_end is not None, "the scenario injected no fault"
-            recovering = asyncio.create_task(recovery(deployment, load, current.last_fault_end))
+            assert current.recovering is not None, "the scenario injected no fault"
             await asyncio.sleep(TAIL_S)
             load.stop()
             await sending
-            recovery_s = await recovering
+            recovery_s = await current.recovering
         finally:
-            for task in (sending,):
-                task.cancel()
+            for task in (sending, current.recovering):
+                if task is not None:
+                    task.cancel()
         verdict = await _settled(deployment, load)
         if verify is not None:  # what only this scenario can check, while the deployment is up
             await verify(current)
