@@ -128,8 +128,11 @@ class FakeProgramsStore:
         doc.update({**copy.deepcopy(fields), "status_version": version, "seq": doc["seq"] + 1})
         return before, copy.deepcopy(doc)
 
-    async def hold(self, doc: dict) -> None:
-        await self.insert_once("held", doc)
+    async def hold(self, doc: dict) -> bool:
+        return await self.insert_once("held", doc)
+
+    async def held(self, event_key: str) -> dict | None:
+        return copy.deepcopy(self._col("held").get(event_key))
 
     async def held_for(self, task_ids: list[str]) -> list[dict]:
         held = [copy.deepcopy(d) for d in self._col("held").values() if d["task_id"] in task_ids]

@@ -172,10 +172,7 @@ class ProgramsService:
                             programme=prior.get("programme"))
         result = await self._apply(event, accepted_at, expire_hold)
         if result == HELD:
-            await self.store.hold({"_id": event.key, "task_id": event.data.task_id,
-                                   "version": domain.version_of(event), "accepted_at": accepted_at,
-                                   "accept_id": accept_id, "event": event.model_dump(mode="json")})
-            return {"_id": event.key, "outcome": HELD, "changes": []}
+            return await self._hold(event, accepted_at, accept_id)
         programme = getattr(event.data, "programme", None)
         if isinstance(result, Rejection):
             changes = _rejected_plan_change(event, accepted_at) if event.type == "plan.submitted" else []
@@ -184,6 +181,20 @@ class ProgramsService:
         else:
             doc = _outcome(event, accepted_at, accept_id, "applied", changes=result, programme=programme)
         return await self.store.record_outcome(doc)
+
+    async def _hold(self, event: Envelope, accepted_at: str, accept_id: str) -> dict:
+        """Keep a task update until its plan comes (a `held` marker). Another submission of an
+        update already waiting is a `duplicate` at once, as it would be once decided, so the
+        publisher's count of its repeats is right; the same record read again waits on."""
+        if not await self.store.hold({"_id": event.key, "task_id": event.data.task_id,
+                                      "version": domain.version_of(event), "accepted_at": accepted_at,
+                                      "accept_id": accept_id, "event": event.model_dump(mode="json")}):
+            # waiting still, or decided since (a plan released it in between)
+            first = await self.store.held(event.key) or await self.store.outcome(event.key)
+            if first is not None and first["accept_id"] != accept_id:
+                return _outcome(event, accepted_at, accept_id, "duplicate", changes=[],
+                                programme=event.data.programme)
+        return {"_id": event.key, "outcome": HELD, "changes": []}
 
     async def release(self, task_ids: list[str]) -> list[dict]:
         """Decide the updates that were held for these tasks. The caller publishes the

@@ -60,6 +60,11 @@ UPDATE_BEFORE_PLAN_AND_OLDER_LATE = [(_update("U2", "T1", "completed", "2021-03-
 REVISION_OUT_OF_ORDER = [(_plan("P2", ["T1"], "2021-03-02T08:00:00+07:00"), "a1"),
                          (_plan("P1", ["T1", "T2"], "2021-03-01T08:00:00+07:00"), "a2"),
                          (_plan("P2", ["T1"], "2021-03-02T08:00:00+07:00"), "a1")]
+# An update sent twice before its plan, the first record read again too.
+SENT_AGAIN_WHILE_HELD = [(_update("U1", "T1", "in_progress", "2021-03-03T08:00:00+07:00"), "a1"),
+                         (_update("U1", "T1", "in_progress", "2021-03-03T08:00:00+07:00"), "a2"),
+                         (_update("U1", "T1", "in_progress", "2021-03-03T08:00:00+07:00"), "a1"),
+                         (_plan("P1", ["T1"], "2021-03-01T08:00:00+07:00"), "a3")]
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -67,6 +72,7 @@ REVISION_OUT_OF_ORDER = [(_plan("P2", ["T1"], "2021-03-02T08:00:00+07:00"), "a1"
 @example(DROPPED_THEN_UPDATED)
 @example(UPDATE_BEFORE_PLAN_AND_OLDER_LATE)
 @example(REVISION_OUT_OF_ORDER)
+@example(SENT_AGAIN_WHILE_HELD)
 def test_the_service_ends_where_the_model_does(deliveries):
     check_against_model(deliveries, batch=1)
 
@@ -76,9 +82,20 @@ def test_the_service_ends_where_the_model_does(deliveries):
 @example(DROPPED_THEN_UPDATED, 3)
 @example(UPDATE_BEFORE_PLAN_AND_OLDER_LATE, 4)
 @example(REVISION_OUT_OF_ORDER, 3)
+@example(SENT_AGAIN_WHILE_HELD, 2)
+@example(SENT_AGAIN_WHILE_HELD, 4)
 def test_in_batches_the_service_ends_where_the_model_does(deliveries, batch):
     """Records decided a batch at a time (runs of task updates together) end as one at a time do."""
     check_against_model(deliveries, batch=batch)
+
+
+def test_an_update_sent_again_while_it_waits_for_its_plan_is_a_duplicate_at_once():
+    """The publisher's second submission is answered `duplicate` (so ingest counts it as a
+    repeat) while the first waits; the first record read again still waits, and is applied
+    once, when its plan comes."""
+    for batch in (1, 2, 4):
+        published = asyncio.run(run(FakeProgramsStore(), SENT_AGAIN_WHILE_HELD, batch))
+        assert published == [("SO-KHDT:U1", "duplicate"), ("SO-KHDT:P1", "applied"), ("SO-KHDT:U1", "applied")], batch
 
 
 def check_against_model(deliveries, *, batch: int) -> None:
