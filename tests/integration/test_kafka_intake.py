@@ -210,3 +210,52 @@ async def test_kafka_intake_applies_valid_events_and_dead_letters_the_rest(isola
             f"{dlq}:{r.partition}:{r.offset}" for r, _ in (by_value[invalid["schema"]], by_value[invalid["unit"]]))
         await intake.caught_up("inbound", intake.topics.inbound)
         assert len(await kafkatools.read_topic(isolated.kafka, dlq, until=lambda rs: len(rs) >= 5, decode=False)) == 5
+
+
+async def rewind(bootstrap: str, group: str, topic: str) -> None:
+    """Set `group`'s committed offsets on `topic` back to the start, as if it had died after
+    handling the records and before committing them (nobody in the group reads meanwhile)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.commit({tp: 0 for tp in partitions})
+    finally:
+        await consumer.stop()
+
+
+async def test_an_inbound_record_read_again_after_a_crash_is_not_a_repeat(isolated):
+    """Ingest took a record in (published it, its event decided) and died before committing
+    it: read again, it is the same acceptance, so the publisher, who sent it once, is told of
+    no repeat."""
+    programs = build_programs(isolated.settings(ProgramsSettings))
+    settings = isolated.settings(IngestSettings, ingest_dev_keys=KEYS, ingest_max_body_bytes=MAX_BYTES,
+                                 ingest_group=f"{isolated.prefix}-ingest")
+    topics = settings.topics
+    async with running(programs):
+        async with running(build_ingest(settings)) as client:
+            intake = Intake(client, settings)
+            await isolated.load_registry(topics, REGISTRY)
+            await intake.caught_up("registry", topics.changes)
+            await intake.produce([structured(plan("SO-KHDT", "KHDT-ONCE", "KH-ONCE", ["T-ONCE-1"]))])
+            assert await intake.outcome("SO-KHDT", "KHDT-ONCE") == "applied"
+        await rewind(isolated.kafka, f"{settings.ingest_group}.inbound", topics.inbound)
+        async with running(build_ingest(settings)) as client:
+            intake = Intake(client, settings)
+            copies = await kafkatools.read_topic(isolated.kafka, topics.accepted, until=lambda rs: len(
+                [r for r in rs if r["id"] == "KHDT-ONCE"]) == 2)
+            # a later event of the unit: once its outcome is in, so is the one before it
+            await intake.post(update("SO-KHDT", "KHDT-MARK", "T-ONCE-1"))
+            assert await intake.outcome("SO-KHDT", "KHDT-MARK") == "applied"
+            _, status = await intake.status("SO-KHDT", "KHDT-ONCE")
+
+    accept_ids = [r["nqtacceptid"] for r in copies if r["id"] == "KHDT-ONCE"]
+    assert accept_ids[0] == accept_ids[1]
+    assert (status["status"], status["duplicates"]) == ("applied", 0)
