@@ -2,7 +2,8 @@
 with the unit's API key (single events and small batches), and some straight to Kafka
 (`inbound.events`). A failed send (503, a refused or cut connection, a timeout) is sent
 again with the same ids, so a retry is a duplicate, never a new event. Every id that got
-a 202 (or was acknowledged by Kafka) is recorded: the checker holds the system to them."""
+a 202 (or was acknowledged by Kafka) is recorded, and so is every failed send that may have
+got in all the same: the checker holds the system to them."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ from tests.faults.harness import Deployment
 LEADS = ("SO-KHDT", "SO-TC")
 OTHER = "Q-BADINH"      # a registered unit that leads no task: its updates are forbidden
 OFFICE = "VPTU"         # may update any task
-GIVE_UP_S = 240.0
-WINDOW = 10             # events shuffled among themselves: some updates go before their plan       # a send still failing after this long fails the scenario
+GIVE_UP_S = 240.0       # a send still failing after this long fails the scenario
+WINDOW = 10             # events shuffled among themselves: some updates go before their plan
+NEVER_IN = ("ConnectError",)  # failures of a send that cannot have reached ingest
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class Load:
     rate: float                      # events per second
     workers: int = 3
     accepted: Counter = field(default_factory=Counter)   # event key -> 202s / Kafka acks
+    unsure: Counter = field(default_factory=Counter)     # event key -> failed sends that may have got in
     route: dict[str, str] = field(default_factory=dict)  # event key -> http | kafka
     events: dict[str, dict] = field(default_factory=dict)
     retries: int = 0
@@ -184,6 +187,14 @@ class Load:
         for event in send.events:
             self.accepted[f"{event['source']}:{event['id']}"] += 1
 
+    def _failed(self, send: Send, why: str) -> None:
+        """A send failed: if it may have got in all the same (all but a refused connection),
+        its events may be on Kafka once more than they were acknowledged."""
+        self.failures[why] += 1
+        if why not in NEVER_IN:
+            for event in send.events:
+                self.unsure[f"{event['source']}:{event['id']}"] += 1
+
     async def _post(self, client: httpx.AsyncClient, send: Send) -> None:
         body = orjson.dumps(list(send.events) if len(send.events) > 1 else send.events[0])
         headers = {"Authorization": f"Bearer {self.deployment.keys[send.source]}",
@@ -206,7 +217,7 @@ class Load:
                 why = str(response.status_code)
             finally:
                 self.in_flight -= 1
-            self.failures[why] += 1
+            self._failed(send, why)
             if time.monotonic() > deadline:
                 raise AssertionError(f"a send kept failing for {GIVE_UP_S:.0f}s ({why}); ids "
                                      f"{[e['id'] for e in send.events]}")
@@ -226,7 +237,7 @@ class Load:
                 return
             except Exception as err:  # broker down, timed out, connection cut: send the same bytes again
                 why = f"kafka {type(err).__name__}"
-            self.failures[why] += 1
+            self._failed(send, why)
             if time.monotonic() > deadline:
                 raise AssertionError(f"producing {event['id']} kept failing for {GIVE_UP_S:.0f}s ({why})")
             self.retries += 1
@@ -236,7 +247,7 @@ class Load:
     def retried(self) -> int:
         """Sends repeated after a failure that may have come after ingest had them (an answer
         lost, a 503); a refused connection never reached it, so it is no redelivery."""
-        return sum(n for why, n in self.failures.items() if why != "ConnectError")
+        return sum(n for why, n in self.failures.items() if why not in NEVER_IN)
 
     @property
     def total_events(self) -> int:
