@@ -203,9 +203,11 @@ class ProgramsService:
 
     async def sweep(self, *, now: datetime) -> list[dict]:
         """Held updates whose task has appeared are applied; those held longer than the
-        configured wait are rejected as `unknown_task`. Safe to run in every replica."""
+        configured wait are rejected as `unknown_task`. Safe to run in every replica.
+        Applied oldest report first, as `release` does: each one that is the latest so far
+        is a change (its `seq`), whether a plan or, after a crash, the sweep releases it."""
         decided = []
-        for held in await self.store.held_all():
+        for held in sorted(await self.store.held_all(), key=lambda h: h["version"]):
             expired = datetime.fromisoformat(held["accepted_at"].replace("Z", "+00:00")) + self.hold <= now
             if expired or await self.store.task(held["task_id"]) is not None:
                 decided.append(await self._decide_held(held, expire=expired))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import datetime, timezone
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -96,6 +97,39 @@ def test_an_update_sent_again_while_it_waits_for_its_plan_is_a_duplicate_at_once
     for batch in (1, 2, 4):
         published = asyncio.run(run(FakeProgramsStore(), SENT_AGAIN_WHILE_HELD, batch))
         assert published == [("SO-KHDT:U1", "duplicate"), ("SO-KHDT:P1", "applied"), ("SO-KHDT:U1", "applied")], batch
+
+
+def test_updates_the_sweep_finds_ready_after_a_crash_are_applied_in_event_time_order():
+    """A kill after a plan wrote its tasks and before it released the updates waiting for it:
+    the sweep finds them ready and applies them as the plan would have, oldest report first,
+    so each that was the latest so far is one change (`seq`), as the model counts them."""
+    class Killed(Exception):
+        pass
+
+    class KilledOnce(FakeProgramsStore):
+        async def record_outcome(self, doc):
+            if doc["_id"] == "SO-KHDT:P1" and not getattr(self, "killed", False):
+                self.killed = True
+                raise Killed
+            return await super().record_outcome(doc)
+
+    store = KilledOnce()
+    arrivals = [(_update("U7", "T1", "blocked", "2021-03-17T08:00:00+07:00"), "a1"),
+                (_update("U5", "T1", "in_progress", "2021-03-21T08:00:00+07:00"), "a2"),
+                (_update("U2", "T1", "completed", "2021-03-16T08:00:00+07:00"), "a3")]
+    plan = (_plan("P1", ["T1"], "2021-03-01T08:00:00+07:00"), "a4")
+    asyncio.run(run(store, arrivals))
+    try:
+        asyncio.run(run(store, [plan]))
+    except Killed:
+        pass
+    swept = asyncio.run(ProgramsService(store).sweep(now=datetime(2021, 4, 1, tzinfo=timezone.utc)))
+    asyncio.run(run(store, [plan]))  # the plan's record read again
+
+    assert [o["event_key"] for o in swept] == ["SO-KHDT:U2", "SO-KHDT:U7", "SO-KHDT:U5"]
+    task = store.c["tasks"]["T1"]
+    assert (task["status"], task["seq"]) == ("in_progress", expected([*arrivals, plan]).seqs()["T1"]) == \
+        ("in_progress", 4)
 
 
 def check_against_model(deliveries, *, batch: int) -> None:
