@@ -126,6 +126,8 @@ class Load:
     _safe: list[bool] = field(default_factory=list)       # may the load stop before send i?
     _stop_at: int | None = None
     _next: int = 0
+    _going: asyncio.Event = field(default_factory=asyncio.Event)  # cleared while paused
+    _paused_at: float = 0.0
 
     def stop(self) -> None:
         """Stop at the next point where every update sent so far has had its plan sent too
@@ -134,6 +136,17 @@ class Load:
         while i < len(self.sends) and not self._safe[i]:
             i += 1
         self._stop_at = i
+
+    def pause(self) -> None:
+        """Send nothing new until `resume` (sends in hand go on, retries included)."""
+        if self._going.is_set():
+            self._going.clear()
+            self._paused_at = time.monotonic()
+
+    def resume(self) -> None:
+        if not self._going.is_set():
+            self.started += time.monotonic() - self._paused_at  # the pace goes on, no burst to catch up
+            self._going.set()
 
     async def run(self) -> None:
         """Send at `rate`, from `workers` concurrent clients, until stopped or all is sent;
@@ -156,6 +169,7 @@ class Load:
             # Pace the whole load: the n-th event goes out no earlier than n / rate.
             due = self.started + self._sent_before(send) / self.rate
             await asyncio.sleep(max(0.0, due - time.monotonic()))
+            await self._going.wait()
             if send.route == "kafka":
                 await self._produce(producer, send)
             else:
@@ -177,6 +191,7 @@ class Load:
                 elif event["data"]["task_id"] not in planned:
                     waiting.add(event["data"]["task_id"])
         self._next_url = itertools.cycle(self.deployment.ingest_urls())
+        self._going.set()
         for send in self.sends:
             for event in send.events:
                 key = f"{event['source']}:{event['id']}"

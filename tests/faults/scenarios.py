@@ -36,6 +36,7 @@ SHORT = Intensity("short", rate=6.0, faults=1, pause=(0.5, 1.5), outage_s=2.0)
 LONG = Intensity("long", rate=10.0, faults=4, pause=(2.0, 5.0), outage_s=8.0)
 TAIL_S = 2.0  # the load goes on this long after the last fault
 PROOF_DEADLINE_S = 300.0  # faults go on at most this long until one is seen to redeliver something
+QUIET_WITHIN_S = 120.0    # the load paused, consumers catch up within this (else the look is a lower bound)
 
 
 def intensity() -> Intensity:
@@ -73,20 +74,33 @@ class Run:
     async def pause(self) -> None:
         await asyncio.sleep(self.rng.uniform(*self.intensity.pause))
 
-    async def prove(self, fault: "Inject", redelivered: "Probe", *, what: str, settle_s: float = 30,
+    async def prove(self, fault: "Inject", redelivered: "Probe", *, what: str,
                     deadline_s: float = PROOF_DEADLINE_S) -> None:
         """Inject `fault` again until `redelivered()` counts what this scenario must show was
-        delivered again (waiting up to `settle_s` after each fault for it to show), so that no
-        run passes or fails on whether a fault happened to cut into work in hand. Fails,
-        saying so, if a generous deadline passes without it."""
+        delivered again, so that no run passes or fails on whether a fault happened to cut
+        into work in hand. Fails, saying so, if a generous deadline passes without it."""
         deadline, extra = time.monotonic() + deadline_s, 0
-        while not await poll(redelivered, settle_s):
+        while not await self.look_quietly(redelivered):
             if time.monotonic() > deadline:
                 raise AssertionError(f"{self.name}: no {what} after {self.faults} faults in {deadline_s:.0f} s, "
                                      f"so the faults proved nothing; {self.notes}")
             await fault(self)
             extra += 1
         self.notes["faults_until_redelivered"] = extra
+
+    async def look_quietly(self, probe: "Probe") -> float:
+        """`probe()` once the system is quiet: the recovery from the latest fault timed, the
+        load paused and every consumer caught up, so that no backlog still unread hides a
+        record read twice (records received beyond what the topics hold)."""
+        if self.recovering is not None:
+            await asyncio.wait({self.recovering})
+        self.load.pause()
+        try:
+            self.notes.setdefault("quiet", []).append(bool(await poll(lambda: caught_up(self.deployment),
+                                                                      QUIET_WITHIN_S)))
+            return await poll(probe, 0)
+        finally:
+            self.load.resume()
 
 
 Inject = Callable[[Run], Awaitable[None]]
@@ -106,6 +120,12 @@ async def poll(probe: Probe, timeout: float, every: float = 0.5) -> float:
         if value or time.monotonic() >= deadline:
             return value
         await asyncio.sleep(every)
+
+
+async def caught_up(deployment: Deployment) -> bool:
+    """Every consumer group has committed all its topics hold now."""
+    offsets = checker.Offsets(deployment.kafka)
+    return not await offsets.lag(deployment, await offsets.ends([t for _, t in deployment.groups()]))
 
 
 async def behind(deployment: Deployment, keys: set[str], ends) -> str | None:
@@ -209,14 +229,7 @@ async def _settled(deployment: Deployment, load: Load, timeout: float = 45) -> c
     has stopped; a backlog after the faults may take minutes on a busy machine) and the
     history stops changing for the better (notices retried in the background may arrive
     after the consumers caught up), or the last one at the deadline."""
-    offsets, quiet_by = checker.Offsets(deployment.kafka), time.monotonic() + 300
-    while time.monotonic() < quiet_by:
-        try:
-            if not await offsets.lag(deployment, await offsets.ends([t for _, t in deployment.groups()])):
-                break
-        except Exception:
-            pass
-        await asyncio.sleep(1)
+    await poll(lambda: caught_up(deployment), 300, every=1)
     deadline = time.monotonic() + timeout
     while True:
         verdict = await checker.check(deployment, load)
