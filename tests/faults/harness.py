@@ -7,6 +7,7 @@ is killed, so a record read again after a crash is counted as a redelivery."""
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import subprocess
 import time
@@ -15,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.local import infra, mailsink, stack
 from shared import accepted
@@ -30,9 +30,13 @@ CONSUMERS = {  # what each service reads, by the Topics attribute and the consum
     "reports": (("changes", ""),),
     "notify": (("changes", ".changes"), ("outcomes", ".outcomes"), ("due", ".due"), ("generated", ".generated")),
 }
-RECEIVED = "faststream_received_messages"            # counter (…_total in the text format)
-IN_PROCESS = "faststream_received_messages_in_process"
-FAILED = "faststream_received_processed_messages_exceptions"  # counter: handlers that raised
+RECEIVED = "faststream_received_messages_total"      # counter: records received, per topic ("handler")
+IN_PROCESS = "faststream_received_messages_in_process"  # gauge: records in hand
+FAILED = "faststream_received_processed_messages_exceptions_total"  # counter: handlers that raised
+# Only these samples are read from /metrics, with no full parse, so that a kill decided on
+# what a scrape saw follows it at once.
+SAMPLE = re.compile(rf"^({RECEIVED}|{IN_PROCESS}|{FAILED})\{{([^}}]*)\}} (\S+)$", re.M)
+HANDLER = re.compile(r'handler="([^"]*)"')
 
 
 @dataclass
@@ -132,16 +136,13 @@ class Deployment:
         except httpx.HTTPError:
             return
         received, busy, failed = {}, {}, 0.0
-        for family in text_string_to_metric_families(text):
-            if family.name == FAILED:
-                failed += sum(s.value for s in family.samples if s.name == FAILED + "_total")
-            if family.name not in (RECEIVED, IN_PROCESS):
+        for name, labels, value in SAMPLE.findall(text):
+            if name == FAILED:
+                failed += float(value)
                 continue
-            for sample in family.samples:
-                if sample.name in (RECEIVED + "_total", IN_PROCESS):
-                    target = received if family.name == RECEIVED else busy
-                    topic = sample.labels.get("handler", "")
-                    target[topic] = target.get(topic, 0) + sample.value
+            target = received if name == RECEIVED else busy
+            topic = handler.group(1) if (handler := HANDLER.search(labels)) else ""
+            target[topic] = target.get(topic, 0) + float(value)
         replica.last, replica.busy, replica.failed = received, busy, failed
 
     async def scrape_all(self) -> None:

@@ -89,9 +89,12 @@ class Run:
         self.notes["faults_until_redelivered"] = extra
 
     async def look_quietly(self, probe: "Probe") -> float:
-        """`probe()` once the system is quiet: the recovery from the latest fault timed, the
-        load paused and every consumer caught up, so that no backlog still unread hides a
-        record read twice (records received beyond what the topics hold)."""
+        """`probe()` now, and if it sees nothing, once the system is quiet: the recovery from
+        the latest fault timed, the load paused and every consumer caught up, so that no
+        backlog still unread hides a record read twice (records received beyond what the
+        topics hold)."""
+        if seen := await poll(probe, 0):
+            return seen
         if self.recovering is not None:
             await asyncio.wait({self.recovering})
         self.load.pause()
