@@ -53,7 +53,6 @@ class Run:
     intensity: Intensity
     rng: random.Random
     faults: int = 0
-    last_fault_end: float | None = None
     extra_redeliveries: dict[str, int] = field(default_factory=dict)  # seen by the scenario itself
     notes: dict = field(default_factory=dict)
     recovering: asyncio.Task | None = None  # times the recovery from the end of the latest fault
@@ -66,15 +65,14 @@ class Run:
     def fault_over(self) -> None:
         """The latest fault is over (a server is back): time the recovery from now, in the
         background, so that the wait for a fault's redelivery to show is no recovery time."""
-        self.last_fault_end = time.monotonic()
         if self.recovering is not None:
             self.recovering.cancel()
-        self.recovering = asyncio.create_task(recovery(self.deployment, self.load, self.last_fault_end))
+        self.recovering = asyncio.create_task(recovery(self.deployment, self.load, time.monotonic()))
 
     async def pause(self) -> None:
         await asyncio.sleep(self.rng.uniform(*self.intensity.pause))
 
-    async def prove(self, fault: "Inject", redelivered: "Probe", *, what: str,
+    async def prove(self, fault: Inject, redelivered: Probe, *, what: str,
                     deadline_s: float = PROOF_DEADLINE_S) -> None:
         """Inject `fault` again until `redelivered()` counts what this scenario must show was
         delivered again, so that no run passes or fails on whether a fault happened to cut
@@ -88,7 +86,7 @@ class Run:
             extra += 1
         self.notes["faults_until_redelivered"] = extra
 
-    async def look_quietly(self, probe: "Probe") -> float:
+    async def look_quietly(self, probe: Probe) -> float:
         """`probe()` now, and if it sees nothing, once the system is quiet: the recovery from
         the latest fault timed, the load paused and every consumer caught up, so that no
         backlog still unread hides a record read twice (records received beyond what the
