@@ -14,20 +14,13 @@ ACCEPTED_TIME = "nqtacceptedtime"
 ACCEPT_ID = "nqtacceptid"
 
 
-def stamp(event: Envelope, *, now: datetime | None = None, accept_id: str | None = None) -> tuple[str, bytes]:
-    """Key and value of the accepted record. Each acceptance gets its own id (a new one
-    unless given), so a re-sent event is told apart from a redelivered record."""
+def stamp(event: Envelope, *, now: datetime | None = None) -> tuple[str, bytes]:
+    """Key and value of the accepted record. Each acceptance gets its own id, so a
+    re-sent event is told apart from a redelivered record."""
     body = event.model_dump(mode="json", exclude_none=True)
     body[ACCEPTED_TIME] = utc_iso(now or datetime.now(timezone.utc))
-    body[ACCEPT_ID] = accept_id or uuid.uuid4().hex
+    body[ACCEPT_ID] = uuid.uuid4().hex
     return partition_key(event), kafka.dumps(body)
-
-
-def accept_id_of(submission: str) -> str:
-    """The acceptance id of a submission that may be taken in again, named by where it is
-    (an `inbound.events` record: topic/partition/offset). Read again after a crash, it is
-    the same acceptance, not a second submission of its event."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"nqt:{submission}").hex
 
 
 def read(value: bytes) -> tuple[Envelope, str, str]:
@@ -39,11 +32,10 @@ def read(value: bytes) -> tuple[Envelope, str, str]:
     return parse_event(raw), accepted_at, accept_id
 
 
-async def publish(broker, topic: str, events: list[Envelope], *, submission: str | None = None) -> None:
-    """Publish stamped events and wait until the broker acknowledged every one (acks=all).
-    Events of a `submission` that may be taken in again get the same acceptance ids each time."""
+async def publish(broker, topic: str, events: list[Envelope]) -> None:
+    """Publish stamped events and wait until the broker acknowledged every one (acks=all)."""
     sends = []
-    for i, event in enumerate(events):
-        key, value = stamp(event, accept_id=accept_id_of(f"{submission}#{i}") if submission else None)
+    for event in events:
+        key, value = stamp(event)
         sends.append(await broker.publish(value, topic, key=key.encode(), no_confirm=True))
     await asyncio.gather(*sends)

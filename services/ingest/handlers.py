@@ -38,10 +38,8 @@ def register(runtime: Runtime, group_id: str) -> None:
                                ack_policy=kafka.COMMIT_AFTER_WRITE, auto_offset_reset="earliest")
     async def on_inbound(msg: KafkaMessage) -> None:
         with metrics.HANDLER_SECONDS.labels(service="ingest", handler="inbound").time():
-            record = msg.raw_message
             await intake.take_in(broker=runtime.broker, topic=topics.accepted, db=runtime.db,
-                                 body=msg.body or b"", max_bytes=runtime.settings.ingest_max_body_bytes,
-                                 submission=f"{record.topic}/{record.partition}/{record.offset}")
+                                 body=msg.body or b"", max_bytes=runtime.settings.ingest_max_body_bytes)
 
     @runtime.broker.subscriber(topics.changes, group_id=f"{group_id}.registry",
                                ack_policy=kafka.COMMIT_AFTER_WRITE, auto_offset_reset="earliest")

@@ -87,20 +87,17 @@ async def remember_unit(*, db: AsyncDatabase, state: dict) -> None:
     await Units(db).put(state)
 
 
-async def take_in(*, broker, topic: str, db: AsyncDatabase, body: bytes, max_bytes: int,
-                  submission: str | None = None) -> Envelope:
-    """Validate one inbound record, publish it to `events.accepted` (acks=all), record it accepted.
-    `submission` names the record (topic/partition/offset), so that reading it again is no repeat."""
+async def take_in(*, broker, topic: str, db: AsyncDatabase, body: bytes, max_bytes: int) -> Envelope:
+    """Validate one inbound record, publish it to `events.accepted` (acks=all), record it accepted."""
     event = parse(body, max_bytes=max_bytes)
     if not await Units(db).known(event.source):
         # Also when the unit was registered a moment ago and its "unit" change has not
         # reached ingest's copy yet: the dead letter can be replayed (`nqt dlq replay`).
         raise UnknownUnit(f"unknown unit {event.source!r} at /source: not in the registry")
     metrics.event("ingest", event.type, "received")
-    # A crash after this publish and before the commit re-reads the record: its second copy
-    # carries the same acceptance id, so programs repeats the first one's outcome and the
-    # publisher, who sent it once, is not told of a repeat.
-    await accepted.publish(broker, topic, [event], submission=submission)
+    # A crash after this publish and before the commit re-reads the record: programs then
+    # answers `duplicate` for the second copy, as for an HTTP client that sent it twice.
+    await accepted.publish(broker, topic, [event])
     metrics.event("ingest", event.type, "published")
     try:
         await IngestStore(db).record_accepted([event], accepted_at=utc_now())
