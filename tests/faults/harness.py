@@ -7,7 +7,6 @@ is killed, so a record read again after a crash is counted as a redelivery."""
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
 import subprocess
 import time
@@ -33,10 +32,6 @@ CONSUMERS = {  # what each service reads, by the Topics attribute and the consum
 RECEIVED = "faststream_received_messages_total"      # counter: records received, per topic ("handler")
 IN_PROCESS = "faststream_received_messages_in_process"  # gauge: records in hand
 FAILED = "faststream_received_processed_messages_exceptions_total"  # counter: handlers that raised
-# Only these samples are read from /metrics, with no full parse, so that a kill decided on
-# what a scrape saw follows it at once.
-SAMPLE = re.compile(rf"^({RECEIVED}|{IN_PROCESS}|{FAILED})\{{([^}}]*)\}} (\S+)$", re.M)
-HANDLER = re.compile(r'handler="([^"]*)"')
 
 
 @dataclass
@@ -135,13 +130,19 @@ class Deployment:
             text = (await self.http.get(f"http://127.0.0.1:{replica.port}/metrics")).text
         except httpx.HTTPError:
             return
+        # Only these samples are read, with no full parse of every family, so that a kill
+        # decided on what this scrape saw follows it at once.
         received, busy, failed = {}, {}, 0.0
-        for name, labels, value in SAMPLE.findall(text):
+        for line in text.splitlines():
+            name, _, rest = line.partition("{")
+            if name not in (RECEIVED, IN_PROCESS, FAILED):
+                continue
+            labels, _, value = rest.rpartition("} ")
             if name == FAILED:
                 failed += float(value)
                 continue
+            topic = labels.partition('handler="')[2].partition('"')[0]
             target = received if name == RECEIVED else busy
-            topic = handler.group(1) if (handler := HANDLER.search(labels)) else ""
             target[topic] = target.get(topic, 0) + float(value)
         replica.last, replica.busy, replica.failed = received, busy, failed
 
