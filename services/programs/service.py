@@ -100,6 +100,7 @@ class ProgramsService:
         read_seq = {task_id: task["seq"] for task_id, task in tasks.items()}
         applied: set[str] = set()  # tasks whose state this run changes
         decided: list[tuple[Accepted, dict | None]] = []  # None: to be decided one at a time
+        alone: set[str] = set()  # tasks with a report to be decided one at a time: so are the later ones
         new: list[dict] = []
         history: list[dict] = []
         for i, item in enumerate(run):
@@ -110,7 +111,10 @@ class ProgramsService:
                                 _outcome(event, item.accepted_at, item.accept_id, "duplicate", changes=[],
                                          programme=prior.get("programme"))))
                 continue
-            if i in again:  # claimed, not decided: held, or cut short by a crash
+            # claimed, not decided (held, or cut short by a crash), or a later report on a task
+            # with such a one, which must not be applied before it
+            if i in again or update.task_id in alone:
+                alone.add(update.task_id)
                 decided.append((item, None))
                 continue
             task = tasks.get(update.task_id)
@@ -119,6 +123,7 @@ class ProgramsService:
             elif update.programme not in programmes:
                 rejection = Rejection.of("unknown_programme", update.programme)
             elif task is None:  # held: rare, and the hold is a write of its own
+                alone.add(update.task_id)
                 decided.append((item, None))
                 continue
             else:

@@ -132,6 +132,37 @@ def test_updates_the_sweep_finds_ready_after_a_crash_are_applied_in_event_time_o
         ("in_progress", 4)
 
 
+def test_a_report_left_undecided_by_a_failed_batch_is_decided_before_the_later_ones_on_its_task():
+    """The database went away after a batch's records were claimed and before they were
+    decided; read again with a later report on the same task, the first is still decided
+    first: each report that is the latest so far is one change (`seq`), as the model counts."""
+    class Outage(Exception):
+        pass
+
+    class FailsOnce(FakeProgramsStore):
+        async def add_history_many(self, docs):
+            if not getattr(self, "failed", False):
+                self.failed = True
+                raise Outage
+            return await super().add_history_many(docs)
+
+    store = FailsOnce()
+    plan = (_plan("P1", ["T1"], "2021-03-01T08:00:00+07:00"), "a1")
+    older = (_update("U12", "T1", "in_progress", "2021-03-07T08:00:00+07:00"), "a2")
+    newer = (_update("U10", "T1", "completed", "2021-03-14T08:00:00+07:00"), "a3")
+    asyncio.run(run(store, [plan]))
+    try:
+        asyncio.run(run(store, [older]))
+    except Outage:
+        pass
+    published = asyncio.run(run(store, [older, newer], batch=2))
+
+    assert published == [("SO-KHDT:U12", "applied"), ("SO-KHDT:U10", "applied")]
+    task = store.c["tasks"]["T1"]
+    assert (task["status"], task["seq"]) == ("completed", expected([plan, older, newer]).seqs()["T1"]) == \
+        ("completed", 3)
+
+
 def check_against_model(deliveries, *, batch: int) -> None:
     store = FakeProgramsStore()
     published = asyncio.run(run(store, deliveries, batch))
