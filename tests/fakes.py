@@ -104,6 +104,8 @@ class FakeProgramsStore:
         col = self._col("tasks")
         for task in tasks:
             doc = col.get(task["task_id"])
+            if doc is not None and doc.get("plan_version") == version:
+                continue  # written by this very plan version already: a replay after a crash
             if doc is None:
                 doc = col[task["task_id"]] = {"_id": task["task_id"], **fresh, "seq": 0}
             elif doc["plan"] == plan_key and doc["dropped"]:
@@ -128,8 +130,11 @@ class FakeProgramsStore:
         doc.update({**copy.deepcopy(fields), "status_version": version, "seq": doc["seq"] + 1})
         return before, copy.deepcopy(doc)
 
-    async def hold(self, doc: dict) -> None:
-        await self.insert_once("held", doc)
+    async def hold(self, doc: dict) -> bool:
+        return await self.insert_once("held", doc)
+
+    async def held(self, event_key: str) -> dict | None:
+        return copy.deepcopy(self._col("held").get(event_key))
 
     async def held_for(self, task_ids: list[str]) -> list[dict]:
         held = [copy.deepcopy(d) for d in self._col("held").values() if d["task_id"] in task_ids]

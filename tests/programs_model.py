@@ -79,7 +79,9 @@ class Model:
             same = self.first_accept[key] == accept_id
             self.published.append((key, self.outcomes[key][0] if same else "duplicate"))
             return
-        if key in self.held:
+        if key in self.held:  # waiting for its plan: another submission is a duplicate already
+            if self.held[key][1] != accept_id:
+                self.published.append((key, "duplicate"))
             return
         self.accept_id = accept_id
         if event["source"] not in UNITS:

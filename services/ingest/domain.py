@@ -3,8 +3,9 @@
 An event is `accepted` once Kafka has it, then gets one outcome from the programs
 service. The first `applied`/`rejected` outcome of a key is its status for good. A
 `duplicate` outcome is about a later submission of the same key: it is counted and
-never hides the original outcome; it only shows as the status while the original
-outcome is unknown here (e.g. the key was first published by another route).
+never hides the original's status (`accepted` while the original waits, e.g. for its
+plan); it only shows as the status when ingest knows nothing else of the key (e.g.
+the key was first published by another route).
 
 It also decides about credentials: the form of an issued API key, whether a presented
 key is good, and what a signed request must carry; and what the door admits beyond the
@@ -87,7 +88,7 @@ OPTIONAL = ("decided_at", "code", "message_vi", "message_en", "findings")
 def replaceable(outcome: str) -> tuple[str | None, ...]:
     """The statuses that `outcome` may replace (None: no status recorded yet)."""
     if outcome == DUPLICATE:
-        return (None, ACCEPTED)
+        return (None,)
     return (None, ACCEPTED, DUPLICATE)
 
 

@@ -100,6 +100,7 @@ class ProgramsService:
         read_seq = {task_id: task["seq"] for task_id, task in tasks.items()}
         applied: set[str] = set()  # tasks whose state this run changes
         decided: list[tuple[Accepted, dict | None]] = []  # None: to be decided one at a time
+        alone: set[str] = set()  # tasks with a report to be decided one at a time: so are the later ones
         new: list[dict] = []
         history: list[dict] = []
         for i, item in enumerate(run):
@@ -110,7 +111,10 @@ class ProgramsService:
                                 _outcome(event, item.accepted_at, item.accept_id, "duplicate", changes=[],
                                          programme=prior.get("programme"))))
                 continue
-            if i in again:  # claimed, not decided: held, or cut short by a crash
+            # claimed, not decided (held, or cut short by a crash), or a later report on a task
+            # with such a one, which must not be applied before it
+            if i in again or update.task_id in alone:
+                alone.add(update.task_id)
                 decided.append((item, None))
                 continue
             task = tasks.get(update.task_id)
@@ -119,6 +123,7 @@ class ProgramsService:
             elif update.programme not in programmes:
                 rejection = Rejection.of("unknown_programme", update.programme)
             elif task is None:  # held: rare, and the hold is a write of its own
+                alone.add(update.task_id)
                 decided.append((item, None))
                 continue
             else:
@@ -172,10 +177,7 @@ class ProgramsService:
                             programme=prior.get("programme"))
         result = await self._apply(event, accepted_at, expire_hold)
         if result == HELD:
-            await self.store.hold({"_id": event.key, "task_id": event.data.task_id,
-                                   "version": domain.version_of(event), "accepted_at": accepted_at,
-                                   "accept_id": accept_id, "event": event.model_dump(mode="json")})
-            return {"_id": event.key, "outcome": HELD, "changes": []}
+            return await self._hold(event, accepted_at, accept_id)
         programme = getattr(event.data, "programme", None)
         if isinstance(result, Rejection):
             changes = _rejected_plan_change(event, accepted_at) if event.type == "plan.submitted" else []
@@ -185,6 +187,20 @@ class ProgramsService:
             doc = _outcome(event, accepted_at, accept_id, "applied", changes=result, programme=programme)
         return await self.store.record_outcome(doc)
 
+    async def _hold(self, event: Envelope, accepted_at: str, accept_id: str) -> dict:
+        """Keep a task update until its plan comes (a `held` marker). Another submission of an
+        update already waiting is a `duplicate` at once, as it would be once decided, so the
+        publisher's count of its repeats is right; the same record read again waits on."""
+        if not await self.store.hold({"_id": event.key, "task_id": event.data.task_id,
+                                      "version": domain.version_of(event), "accepted_at": accepted_at,
+                                      "accept_id": accept_id, "event": event.model_dump(mode="json")}):
+            # waiting still, or decided since (a plan released it in between)
+            first = await self.store.held(event.key) or await self.store.outcome(event.key)
+            if first is not None and first["accept_id"] != accept_id:
+                return _outcome(event, accepted_at, accept_id, "duplicate", changes=[],
+                                programme=event.data.programme)
+        return {"_id": event.key, "outcome": HELD, "changes": []}
+
     async def release(self, task_ids: list[str]) -> list[dict]:
         """Decide the updates that were held for these tasks. The caller publishes the
         outcomes, then calls `forget_held` (so a crash in between re-publishes, never loses)."""
@@ -192,9 +208,11 @@ class ProgramsService:
 
     async def sweep(self, *, now: datetime) -> list[dict]:
         """Held updates whose task has appeared are applied; those held longer than the
-        configured wait are rejected as `unknown_task`. Safe to run in every replica."""
+        configured wait are rejected as `unknown_task`. Safe to run in every replica.
+        Applied oldest report first, as `release` does: each one that is the latest so far
+        is a change (its `seq`), whether a plan or, after a crash, the sweep releases it."""
         decided = []
-        for held in await self.store.held_all():
+        for held in sorted(await self.store.held_all(), key=lambda h: h["version"]):
             expired = datetime.fromisoformat(held["accepted_at"].replace("Z", "+00:00")) + self.hold <= now
             if expired or await self.store.task(held["task_id"]) is not None:
                 decided.append(await self._decide_held(held, expire=expired))

@@ -166,8 +166,12 @@ class ProgramsStore:
         return before, await self.task(task_id)
 
     # --- updates held until their plan arrives ---
-    async def hold(self, doc: dict) -> None:
-        await mongo.insert_once(self.db.held, doc)
+    async def hold(self, doc: dict) -> bool:
+        """Keep an update for its plan; False when its event key is held already."""
+        return await mongo.insert_once(self.db.held, doc)
+
+    async def held(self, event_key: str) -> dict | None:
+        return await self.db.held.find_one({"_id": event_key})
 
     async def held_for(self, task_ids: list[str]) -> list[dict]:
         return [d async for d in self.db.held.find({"task_id": {"$in": task_ids}}, sort=[("version", ASCENDING)])]

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.local import infra, mailsink, stack
 from shared import accepted
@@ -33,8 +32,9 @@ CONSUMERS = {  # what each service reads, by the Topics attribute and the consum
     "reports": (("changes", ""),),
     "notify": (("changes", ".changes"), ("outcomes", ".outcomes"), ("due", ".due"), ("generated", ".generated")),
 }
-RECEIVED = "faststream_received_messages"            # counter (…_total in the text format)
-IN_PROCESS = "faststream_received_messages_in_process"
+RECEIVED = "faststream_received_messages_total"      # counter: records received, per topic ("handler")
+IN_PROCESS = "faststream_received_messages_in_process"  # gauge: records in hand
+FAILED = "faststream_received_processed_messages_exceptions_total"  # counter: handlers that raised
 
 
 @dataclass
@@ -48,6 +48,7 @@ class Replica:
     past: list[dict[str, float]] = field(default_factory=list)  # received per topic, of processes gone
     last: dict[str, float] = field(default_factory=dict)        # of the running process, last scraped
     busy: dict[str, float] = field(default_factory=dict)        # records in hand per topic, last scraped
+    failed: float = 0                                           # handler failures of the running process
 
     @property
     def alive(self) -> bool:
@@ -59,7 +60,7 @@ class Replica:
 
     def gone(self) -> None:
         self.past.append(self.last)
-        self.last, self.busy, self.proc = {}, {}, None
+        self.last, self.busy, self.failed, self.proc = {}, {}, 0, None
 
 
 @dataclass
@@ -111,14 +112,20 @@ class Deployment:
 
     async def wait_busy(self, service: str, index: int = 0, timeout: float = 3.0) -> bool:
         """Wait (a little) until the replica has a record in hand, so a kill cuts into it."""
-        replica = self.replicas[service][index]
+        return await self.wait_any_busy([(service, index)], timeout) is not None
+
+    async def wait_any_busy(self, candidates: list[tuple[str, int]], timeout: float = 3.0) -> tuple[str, int] | None:
+        """The first of the (service, index) replicas seen with a record in hand within
+        `timeout`, just scraped (so a kill right now cuts into it); None if none was."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            await self.scrape(replica)
-            if any(replica.busy.values()):
-                return True
+            for service, index in candidates:
+                replica = self.replicas[service][index]
+                await self.scrape(replica)
+                if any(replica.busy.values()):
+                    return service, index
             await asyncio.sleep(0.01)
-        return False
+        return None
 
     async def scrape(self, replica: Replica) -> None:
         if not replica.alive:
@@ -127,19 +134,30 @@ class Deployment:
             text = (await self.http.get(f"http://127.0.0.1:{replica.port}/metrics")).text
         except httpx.HTTPError:
             return
-        received, busy = {}, {}
-        for family in text_string_to_metric_families(text):
-            if family.name not in (RECEIVED, IN_PROCESS):
+        # Only these samples are read, with no full parse of every family, so that a kill
+        # decided on what this scrape saw follows it at once.
+        received, busy, failed = {}, {}, 0.0
+        for line in text.splitlines():
+            name, _, rest = line.partition("{")
+            if name not in (RECEIVED, IN_PROCESS, FAILED):
                 continue
-            for sample in family.samples:
-                if sample.name in (RECEIVED + "_total", IN_PROCESS):
-                    target = received if family.name == RECEIVED else busy
-                    topic = sample.labels.get("handler", "")
-                    target[topic] = target.get(topic, 0) + sample.value
-        replica.last, replica.busy = received, busy
+            labels, _, value = rest.rpartition("} ")
+            if name == FAILED:
+                failed += float(value)
+                continue
+            topic = labels.partition('handler="')[2].partition('"')[0]
+            target = received if name == RECEIVED else busy
+            target[topic] = target.get(topic, 0) + float(value)
+        replica.last, replica.busy, replica.failed = received, busy, failed
 
     async def scrape_all(self) -> None:
         await asyncio.gather(*(self.scrape(r) for rs in self.replicas.values() for r in rs))
+
+    async def handler_failures(self) -> float:
+        """Handler failures (a record or batch handed back to be read again) of the running
+        processes, scraped now."""
+        await self.scrape_all()
+        return sum(r.failed for rs in self.replicas.values() for r in rs if r.alive)
 
     def received(self) -> dict[tuple[str, str], float]:
         """Records received per (service, topic), over every process that ran."""

@@ -2,7 +2,8 @@
 with the unit's API key (single events and small batches), and some straight to Kafka
 (`inbound.events`). A failed send (503, a refused or cut connection, a timeout) is sent
 again with the same ids, so a retry is a duplicate, never a new event. Every id that got
-a 202 (or was acknowledged by Kafka) is recorded: the checker holds the system to them."""
+a 202 (or was acknowledged by Kafka) is recorded, and so is every failed send that may have
+got in all the same: the checker holds the system to them."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ from tests.faults.harness import Deployment
 LEADS = ("SO-KHDT", "SO-TC")
 OTHER = "Q-BADINH"      # a registered unit that leads no task: its updates are forbidden
 OFFICE = "VPTU"         # may update any task
-GIVE_UP_S = 240.0
-WINDOW = 10             # events shuffled among themselves: some updates go before their plan       # a send still failing after this long fails the scenario
+GIVE_UP_S = 240.0       # a send still failing after this long fails the scenario
+WINDOW = 10             # events shuffled among themselves: some updates go before their plan
+NEVER_IN = ("ConnectError",)  # failures of a send that cannot have reached ingest
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class Load:
     rate: float                      # events per second
     workers: int = 3
     accepted: Counter = field(default_factory=Counter)   # event key -> 202s / Kafka acks
+    unsure: Counter = field(default_factory=Counter)     # event key -> failed sends that may have got in
     route: dict[str, str] = field(default_factory=dict)  # event key -> http | kafka
     events: dict[str, dict] = field(default_factory=dict)
     retries: int = 0
@@ -123,6 +126,8 @@ class Load:
     _safe: list[bool] = field(default_factory=list)       # may the load stop before send i?
     _stop_at: int | None = None
     _next: int = 0
+    _going: asyncio.Event = field(default_factory=asyncio.Event)  # cleared while paused
+    _paused_at: float = 0.0
 
     def stop(self) -> None:
         """Stop at the next point where every update sent so far has had its plan sent too
@@ -131,6 +136,17 @@ class Load:
         while i < len(self.sends) and not self._safe[i]:
             i += 1
         self._stop_at = i
+
+    def pause(self) -> None:
+        """Send nothing new until `resume` (sends in hand go on, retries included)."""
+        if self._going.is_set():
+            self._going.clear()
+            self._paused_at = time.monotonic()
+
+    def resume(self) -> None:
+        if not self._going.is_set():
+            self.started += time.monotonic() - self._paused_at  # the pace goes on, no burst to catch up
+            self._going.set()
 
     async def run(self) -> None:
         """Send at `rate`, from `workers` concurrent clients, until stopped or all is sent;
@@ -153,6 +169,7 @@ class Load:
             # Pace the whole load: the n-th event goes out no earlier than n / rate.
             due = self.started + self._sent_before(send) / self.rate
             await asyncio.sleep(max(0.0, due - time.monotonic()))
+            await self._going.wait()
             if send.route == "kafka":
                 await self._produce(producer, send)
             else:
@@ -174,6 +191,7 @@ class Load:
                 elif event["data"]["task_id"] not in planned:
                     waiting.add(event["data"]["task_id"])
         self._next_url = itertools.cycle(self.deployment.ingest_urls())
+        self._going.set()
         for send in self.sends:
             for event in send.events:
                 key = f"{event['source']}:{event['id']}"
@@ -183,6 +201,14 @@ class Load:
     def _record(self, send: Send) -> None:
         for event in send.events:
             self.accepted[f"{event['source']}:{event['id']}"] += 1
+
+    def _failed(self, send: Send, why: str) -> None:
+        """A send failed: if it may have got in all the same (all but a refused connection),
+        its events may be on Kafka once more than they were acknowledged."""
+        self.failures[why] += 1
+        if why not in NEVER_IN:
+            for event in send.events:
+                self.unsure[f"{event['source']}:{event['id']}"] += 1
 
     async def _post(self, client: httpx.AsyncClient, send: Send) -> None:
         body = orjson.dumps(list(send.events) if len(send.events) > 1 else send.events[0])
@@ -206,7 +232,7 @@ class Load:
                 why = str(response.status_code)
             finally:
                 self.in_flight -= 1
-            self.failures[why] += 1
+            self._failed(send, why)
             if time.monotonic() > deadline:
                 raise AssertionError(f"a send kept failing for {GIVE_UP_S:.0f}s ({why}); ids "
                                      f"{[e['id'] for e in send.events]}")
@@ -228,7 +254,7 @@ class Load:
                 return
             except Exception as err:  # broker down, timed out, connection cut: send the same bytes again
                 why = f"kafka {type(err).__name__}"
-            self.failures[why] += 1
+            self._failed(send, why)
             if time.monotonic() > deadline:
                 raise AssertionError(f"producing {event['id']} kept failing for {GIVE_UP_S:.0f}s ({why})")
             self.retries += 1
@@ -238,7 +264,7 @@ class Load:
     def retried(self) -> int:
         """Sends repeated after a failure that may have come after ingest had them (an answer
         lost, a 503); a refused connection never reached it, so it is no redelivery."""
-        return sum(n for why, n in self.failures.items() if why != "ConnectError")
+        return sum(n for why, n in self.failures.items() if why not in NEVER_IN)
 
     @property
     def total_events(self) -> int:

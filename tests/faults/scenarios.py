@@ -6,10 +6,10 @@ a deadline) and stops by itself."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import random
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable
@@ -35,6 +35,8 @@ class Intensity:
 SHORT = Intensity("short", rate=6.0, faults=1, pause=(0.5, 1.5), outage_s=2.0)
 LONG = Intensity("long", rate=10.0, faults=4, pause=(2.0, 5.0), outage_s=8.0)
 TAIL_S = 2.0  # the load goes on this long after the last fault
+PROOF_DEADLINE_S = 300.0  # faults go on at most this long until one is seen to redeliver something
+QUIET_WITHIN_S = 120.0    # the load paused, consumers catch up within this (else the look is a lower bound)
 
 
 def intensity() -> Intensity:
@@ -51,32 +53,80 @@ class Run:
     intensity: Intensity
     rng: random.Random
     faults: int = 0
-    last_fault_end: float | None = None
     extra_redeliveries: dict[str, int] = field(default_factory=dict)  # seen by the scenario itself
     notes: dict = field(default_factory=dict)
+    recovering: asyncio.Task | None = None  # times the recovery from the end of the latest fault
 
     def fault_done(self) -> None:
+        """A fault was injected; the system may recover from now on."""
         self.faults += 1
-        self.last_fault_end = time.monotonic()
+        self.fault_over()
+
+    def fault_over(self) -> None:
+        """The latest fault is over (a server is back): time the recovery from now, in the
+        background, so that the wait for a fault's redelivery to show is no recovery time."""
+        if self.recovering is not None:
+            self.recovering.cancel()
+        self.recovering = asyncio.create_task(recovery(self.deployment, self.load, time.monotonic()))
 
     async def pause(self) -> None:
         await asyncio.sleep(self.rng.uniform(*self.intensity.pause))
 
-    async def rereads(self, service: str) -> int:
-        """Records the (single-replica) `service` will read again, right after it was
-        killed: what its dead processes received minus what its groups committed."""
-        committed = await checker.Offsets(self.deployment.kafka).committed(
-            [self.deployment.group(service, suffix) for _, suffix in harness.CONSUMERS[service]])
-        done = Counter()
-        for (_, tp), offset in committed.items():
-            done[tp.topic] += max(offset, 0)
-        received = Counter()
-        for counts in self.deployment.replicas[service][0].past:
-            received.update(counts)
-        return sum(max(0, int(n) - done[topic]) for topic, n in received.items())
+    async def prove(self, fault: Inject, redelivered: Probe, *, what: str,
+                    deadline_s: float = PROOF_DEADLINE_S) -> None:
+        """Inject `fault` again until `redelivered()` counts what this scenario must show was
+        delivered again, so that no run passes or fails on whether a fault happened to cut
+        into work in hand. Fails, saying so, if a generous deadline passes without it."""
+        deadline, extra = time.monotonic() + deadline_s, 0
+        while not await self.look_quietly(redelivered):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: no {what} after {self.faults} faults in {deadline_s:.0f} s, "
+                                     f"so the faults proved nothing; {self.notes}")
+            await fault(self)
+            extra += 1
+        self.notes["faults_until_redelivered"] = extra
+
+    async def look_quietly(self, probe: Probe) -> float:
+        """`probe()` now, and if it sees nothing, once the system is quiet: the recovery from
+        the latest fault timed, the load paused and every consumer caught up, so that no
+        backlog still unread hides a record read twice (records received beyond what the
+        topics hold)."""
+        if seen := await poll(probe, 0):
+            return seen
+        if self.recovering is not None:
+            await asyncio.wait({self.recovering})
+        self.load.pause()
+        try:
+            self.notes.setdefault("quiet", []).append(bool(await poll(lambda: caught_up(self.deployment),
+                                                                      QUIET_WITHIN_S)))
+            return await poll(probe, 0)
+        finally:
+            self.load.resume()
 
 
 Inject = Callable[[Run], Awaitable[None]]
+Probe = Callable[[], Awaitable[float] | float]
+
+
+async def poll(probe: Probe, timeout: float, every: float = 0.5) -> float:
+    """The first non-zero value of `probe` within `timeout` seconds, else 0. A probe that
+    fails (a broker or database still coming back) counts as 0."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = probe()
+            value = await value if inspect.isawaitable(value) else value
+        except Exception:
+            value = 0
+        if value or time.monotonic() >= deadline:
+            return value
+        await asyncio.sleep(every)
+
+
+async def caught_up(deployment: Deployment) -> bool:
+    """Every consumer group has committed all its topics hold now."""
+    offsets = checker.Offsets(deployment.kafka)
+    return not await offsets.lag(deployment, await offsets.ends([t for _, t in deployment.groups()]))
 
 
 async def behind(deployment: Deployment, keys: set[str], ends) -> str | None:
@@ -111,7 +161,7 @@ async def recovery(deployment: Deployment, load: Load, since: float, timeout: fl
                 return time.monotonic() - since
         except Exception as err:  # a broker or database still coming back: look again
             why = repr(err)
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(0.5)
     print(f"not caught up {timeout:.0f}s after the last fault: {why}")
     return None  # the check that follows says what is missing
 
@@ -145,15 +195,15 @@ async def run(name: str, inject: Inject, *, kafka: str, mongo_url: str, prefix: 
         try:
             await asyncio.sleep(1.0)
             await inject(current)
-            assert current.last_fault_end is not None, "the scenario injected no fault"
-            recovering = asyncio.create_task(recovery(deployment, load, current.last_fault_end))
+            assert current.recovering is not None, "the scenario injected no fault"
             await asyncio.sleep(TAIL_S)
             load.stop()
             await sending
-            recovery_s = await recovering
+            recovery_s = await current.recovering
         finally:
-            for task in (sending,):
-                task.cancel()
+            for task in (sending, current.recovering):
+                if task is not None:
+                    task.cancel()
         verdict = await _settled(deployment, load)
         if verify is not None:  # what only this scenario can check, while the deployment is up
             await verify(current)
@@ -180,14 +230,7 @@ async def _settled(deployment: Deployment, load: Load, timeout: float = 45) -> c
     has stopped; a backlog after the faults may take minutes on a busy machine) and the
     history stops changing for the better (notices retried in the background may arrive
     after the consumers caught up), or the last one at the deadline."""
-    offsets, quiet_by = checker.Offsets(deployment.kafka), time.monotonic() + 300
-    while time.monotonic() < quiet_by:
-        try:
-            if not await offsets.lag(deployment, await offsets.ends([t for _, t in deployment.groups()])):
-                break
-        except Exception:
-            pass
-        await asyncio.sleep(1)
+    await poll(lambda: caught_up(deployment), 300, every=1)
     deadline = time.monotonic() + timeout
     while True:
         verdict = await checker.check(deployment, load)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
+from typing import Awaitable, Callable
 
 import pytest
 
@@ -21,28 +21,36 @@ from tests.faults.scenarios import Run
 
 pytestmark = pytest.mark.faults
 
+DOWN_AT_MOST_S = 60.0  # a crashed server stays down at most this long waiting for a client to feel it
+Measure = Callable[[Run], Awaitable[float] | float]
+
 
 def kill(service: str):
     """kill -9 of `service` at random moments, each time while it has a record (or, for
-    ingest, a request) in hand, then started again; more kills (a few at most) while none
-    has yet cut into a record, so that the scenario is sure to have redelivered something."""
+    ingest, a request) in hand, then started again; then more kills until one is seen to have
+    made something be delivered again: a record read again, or (ingest) a request retried."""
+    async def once(run: Run) -> None:
+        await run.pause()
+        if service == "ingest":
+            busy = bool(await scenarios.poll(lambda: run.load.in_flight > 0, 3, every=0.005))
+        else:
+            busy = await run.deployment.wait_busy(service)
+        # right after the scrape that saw a record in hand, before it can be committed
+        await run.deployment.stop(service, 0, signal.SIGKILL, scraped=busy and service != "ingest")
+        run.fault_done()
+        run.notes.setdefault("killed_busy", []).append(busy)
+        await run.deployment.start(service, 0)
+        run.fault_over()
+
+    async def redelivered(run: Run) -> int:
+        retried = run.load.retried if service == "ingest" else 0
+        return retried + await checker.reread(run.deployment, [service])
+
     async def inject(run: Run) -> None:
-        kills, seen = 0, 0
-        while kills < run.intensity.faults or (seen == 0 and kills < run.intensity.faults + 6):
-            await run.pause()
-            if service == "ingest":
-                busy = await _until(lambda: run.load.in_flight > 0, 3)
-            else:
-                busy = await run.deployment.wait_busy(service)
-            # right after the scrape that saw a record in hand, before it can be committed
-            await run.deployment.stop(service, 0, signal.SIGKILL, scraped=busy and service != "ingest")
-            kills += 1
-            run.fault_done()
-            await asyncio.sleep(0.5)  # a commit the process sent just before it died may still be landing
-            seen = await run.rereads(service) + (run.load.retried if service == "ingest" else 0)
-            run.notes.setdefault("killed_busy", []).append(busy)
-            await run.deployment.start(service, 0)
-            run.last_fault_end = _now()
+        for _ in range(run.intensity.faults):
+            await once(run)
+        await run.prove(once, lambda: redelivered(run), what=f"record read again by {service}"
+                        + (" nor request retried" if service == "ingest" else ""))
     return inject
 
 
@@ -50,9 +58,9 @@ def kill(service: str):
 async def test_kill_service(infra_stack, tmp_path, service):
     # Reports, notify and ingest (its outcomes, read in batches) handle records in a few
     # milliseconds, so a kill seldom finds one in hand: they reach MongoDB over a slow link
-    # (10 ms each way), as across a network.
-    slow = Proxy(int(infra_stack.mongo.rsplit(":", 1)[1]), infra.free_port(), "mongo").start()
-    slow.latency_s = 0.01
+    # (10 ms each way), as across a network. Programs needs no help (over that link it would
+    # fall behind the load).
+    slow = slow_link(infra_stack.mongo)
     try:
         await scenarios.run(f"kill-{service}", kill(service), kafka=infra_stack.kafka, mongo_url=infra_stack.mongo,
                             prefix=f"{infra_stack.prefix}k{service[:3]}", logs=tmp_path,
@@ -62,17 +70,12 @@ async def test_kill_service(infra_stack, tmp_path, service):
         slow.stop()
 
 
-async def _until(condition, timeout: float) -> bool:
-    deadline = _now() + timeout
-    while _now() < deadline:
-        if condition():
-            return True
-        await asyncio.sleep(0.005)
-    return False
-
-
-def _now() -> float:
-    return time.monotonic()
+def slow_link(mongo_url: str) -> Proxy:
+    """A link to MongoDB that takes 10 ms each way, so a batch stays in hand long enough for
+    a kill to cut into it."""
+    slow = Proxy(int(mongo_url.rsplit(":", 1)[1]), infra.free_port(), "mongo").start()
+    slow.latency_s = 0.01
+    return slow
 
 
 # --- the infrastructure under fault -------------------------------------------------------
@@ -81,8 +84,10 @@ async def test_kill_kafka(infra_stack, tmp_path):
     """kill -9 of the broker's JVM while clients keep posting (they retry on 503), then a
     restart on the same ports and data: a 202 must have meant durable."""
     broker = await asyncio.to_thread(Broker(tmp_path / "kafka", infra.free_port(), infra.free_port()).start)
-
-    inject = crash_and_restart(broker)
+    # A client felt the outage once a request may have reached ingest and failed (a 503 after
+    # the publish timeout, a timeout of its own): it sends the same ids again.
+    inject = crash_and_restart(broker, felt=lambda run: run.load.retried, redelivered=lambda run: run.load.retried,
+                               what="request retried after the broker went down")
     try:
         await scenarios.run("kill-kafka", inject, kafka=broker.bootstrap, mongo_url=infra_stack.mongo,
                             prefix=f"{infra_stack.prefix}kkafka", logs=tmp_path / "logs")
@@ -90,17 +95,28 @@ async def test_kill_kafka(infra_stack, tmp_path):
         await asyncio.to_thread(broker.stop)
 
 
-def crash_and_restart(server):
-    """kill -9 of `server` (a Broker or Mongo of the scenario's own), an outage, a restart on
-    the same ports and data; as many times as the scenario's intensity asks."""
+def crash_and_restart(server, *, felt: Measure, redelivered: Measure, what: str):
+    """kill -9 of `server` (a Broker or Mongo of the scenario's own), down for at least the
+    outage and until `felt` has grown (a client or consumer failed for want of it), then a
+    restart on the same ports and data; as many times as the scenario's intensity asks, and
+    more until `redelivered` shows something was delivered again."""
+    async def once(run: Run) -> None:
+        await run.pause()
+        before = await scenarios.poll(lambda: felt(run), 0)
+        await asyncio.to_thread(server.kill)
+        run.fault_done()
+        await asyncio.sleep(run.intensity.outage_s)
+
+        async def grew() -> bool:
+            return await scenarios.poll(lambda: felt(run), 0) > before
+        run.notes.setdefault("felt", []).append(bool(await scenarios.poll(grew, DOWN_AT_MOST_S)))
+        await asyncio.to_thread(server.start)
+        run.fault_over()
+
     async def inject(run: Run) -> None:
         for _ in range(run.intensity.faults):
-            await run.pause()
-            await asyncio.to_thread(server.kill)
-            run.fault_done()
-            await asyncio.sleep(run.intensity.outage_s)
-            await asyncio.to_thread(server.start)
-            run.last_fault_end = _now()
+            await once(run)
+        await run.prove(once, lambda: redelivered(run), what=what)
     return inject
 
 
@@ -109,7 +125,10 @@ async def test_kill_mongo(infra_stack, tmp_path):
     data: the writes in hand fail, the records are read again, none is lost or applied twice."""
     database = await asyncio.to_thread(Mongo(tmp_path / "ferretdb", infra.free_port()).start)
 
-    inject = crash_and_restart(database)
+    # A consumer felt the outage once a handler failed: its records are handed back, read again.
+    inject = crash_and_restart(database, felt=lambda run: run.deployment.handler_failures(),
+                               redelivered=lambda run: checker.reread(run.deployment),
+                               what="record read again after the database went down")
     try:
         await scenarios.run("kill-mongo", inject, kafka=infra_stack.kafka, mongo_url=database.url,
                             prefix=f"{infra_stack.prefix}kmongo", logs=tmp_path / "logs")
@@ -118,23 +137,28 @@ async def test_kill_mongo(infra_stack, tmp_path):
 
 
 def misbehave(proxy: Proxy):
-    """Rounds of latency, dropped connections and a blackhole on `proxy`."""
+    """Rounds of latency, dropped connections and a blackhole on `proxy`, and more rounds
+    until clients are seen coming back over new connections."""
+    async def round_(run: Run) -> None:
+        await run.pause()
+        proxy.set_latency(0.05)
+        await asyncio.sleep(run.intensity.outage_s)
+        proxy.set_latency(0.0)
+        run.fault_done()
+        await run.pause()
+        run.notes["dropped"] = run.notes.get("dropped", 0) + proxy.drop()
+        run.fault_done()
+        await run.pause()
+        await asyncio.to_thread(proxy.blackhole, run.intensity.outage_s)
+        run.fault_done()
+        await asyncio.sleep(1.0)
+        run.notes["dropped"] += proxy.drop()  # what the blackhole left hanging
+        run.fault_done()
+
     async def inject(run: Run) -> None:
         for _ in range(run.intensity.faults):
-            await run.pause()
-            proxy.set_latency(0.05)
-            await asyncio.sleep(run.intensity.outage_s)
-            proxy.set_latency(0.0)
-            run.fault_done()
-            await run.pause()
-            run.notes["dropped"] = run.notes.get("dropped", 0) + proxy.drop()
-            run.fault_done()
-            await run.pause()
-            await asyncio.to_thread(proxy.blackhole, run.intensity.outage_s)
-            run.fault_done()
-            await asyncio.sleep(1.0)
-            run.notes["dropped"] += proxy.drop()  # what the blackhole left hanging
-            run.fault_done()
+            await round_(run)
+        await run.prove(round_, lambda: proxy.stats.reconnects, what="client reconnecting through the proxy")
         run.extra_redeliveries["reconnects"] = proxy.stats.reconnects
         run.notes["connections"] = proxy.stats.connections
     return inject
@@ -178,11 +202,12 @@ async def test_poison(infra_stack, tmp_path):
     injected: list[poison.Injected] = []
 
     async def inject(run: Run) -> None:
+        # Nothing here hangs on timing (every consumer meets every poison record): no more rounds.
         for _ in range(run.intensity.faults):
             await run.pause()
             injected.extend(await poison.inject(run.deployment))
             run.faults = len(injected)
-            run.last_fault_end = _now()
+            run.fault_over()
         run.notes["refused_by_broker"] = await poison.over_the_limit(run.deployment)
 
     async def verify(run: Run) -> None:
@@ -200,23 +225,41 @@ async def test_rebalance(infra_stack, tmp_path):
     one replica leaves (kill -9 while busy, then SIGTERM, in turn) or joins again, so
     partitions move between the replicas."""
     moving = ("programs", "notify", "reports")
+    batched = ("programs", "reports")  # read in batches, long enough for a kill to cut into one
+
+    async def move(run: Run, service: str, index: int, sig: signal.Signals, busy: bool) -> None:
+        await run.deployment.stop(service, index, sig, scraped=busy)
+        run.fault_done()
+        if sig == signal.SIGKILL:
+            run.notes.setdefault("killed_busy", []).append(busy)
+        await run.pause()
+        await run.deployment.start(service, index)
+        run.fault_done()
+
+    async def kill_a_busy_one(run: Run) -> None:
+        """kill -9 of whichever replica is first seen with a batch in hand, and back."""
+        await run.pause()
+        found = await run.deployment.wait_any_busy([(s, r.index) for s in batched for r in run.deployment.replicas[s]])
+        service, index = found or (run.rng.choice(batched), 1)
+        await move(run, service, index, signal.SIGKILL, busy=found is not None)
 
     async def inject(run: Run) -> None:
-        i, seen = 0, 0
-        # as many moves as asked, and more (a few at most) while none has yet cut into a batch
-        while i < 2 * run.intensity.faults or (seen == 0 and i < 2 * run.intensity.faults + 6):
+        for i in range(2 * run.intensity.faults):
             service, graceful = moving[i % 3], i % 2 == 1
             await run.pause()
             busy = not graceful and await run.deployment.wait_busy(service, 1)
-            await run.deployment.stop(service, 1, signal.SIGTERM if graceful else signal.SIGKILL, scraped=busy)
-            run.fault_done()
-            await asyncio.sleep(0.5)  # a commit the process sent just before it died may still be landing
-            seen = await checker.reread(run.deployment)
-            await run.pause()
-            await run.deployment.start(service, 1)
-            run.fault_done()
-            i += 1
+            await move(run, service, 1, signal.SIGTERM if graceful else signal.SIGKILL, busy)
+        # A clean leave commits its batch first, and a kill may land just after a commit: so
+        # more kills until records were read again (by the survivor, or the replica back again).
+        await run.prove(kill_a_busy_one, lambda: checker.reread(run.deployment, list(moving)),
+                        what="batch read again after a replica left")
 
-    await scenarios.run("rebalance", inject, kafka=infra_stack.kafka, mongo_url=infra_stack.mongo,
-                        prefix=f"{infra_stack.prefix}rebal", logs=tmp_path,
-                        replicas={s: 2 for s in moving})
+    # Reports handles a batch in a few milliseconds: over a slow link to MongoDB (10 ms each
+    # way) it stays in hand long enough for a kill to cut into it.
+    slow = slow_link(infra_stack.mongo)
+    try:
+        await scenarios.run("rebalance", inject, kafka=infra_stack.kafka, mongo_url=infra_stack.mongo,
+                            prefix=f"{infra_stack.prefix}rebal", logs=tmp_path, replicas={s: 2 for s in moving},
+                            service_mongo={"reports": f"mongodb://127.0.0.1:{slow.port}"})
+    finally:
+        slow.stop()

@@ -101,3 +101,25 @@ async def test_an_outcome_that_arrives_before_the_acceptance_is_recorded_stays(i
     assert final["status"] == "applied" and final["decided_at"] == "2021-02-10T02:00:02.000000Z"
     assert final["accepted_at"] == "2021-02-10T02:00:01.000000Z" and final["duplicates"] == 0
     assert "code" not in final and "findings" not in final
+
+
+async def test_an_event_sent_again_while_the_first_waits_stays_accepted_with_its_repeat_counted(isolated):
+    # An update waiting for its plan has no outcome yet; its second submission is answered
+    # `duplicate` at once. The publisher sees its event pending, sent twice, until it is decided.
+    settings = isolated.settings(IngestSettings, ingest_dev_keys=KEYS)
+    url = "/v1/events/KHDT-WAITING"
+    async with running(build(settings)) as client:
+        assert (await client.post("/v1/events", json=plan("KHDT-WAITING"), headers=KHDT)).status_code == 202
+
+        async def status():
+            return (await client.get(url, headers=KHDT)).json()
+
+        await kafkatools.produce(settings.kafka_bootstrap, settings.topics.outcomes,
+                                 [outcome("KHDT-WAITING", "duplicate", "w2")], key=b"SO-KHDT")
+        waiting = await kafkatools.eventually(status, lambda b: b["duplicates"] > 0)
+        await kafkatools.produce(settings.kafka_bootstrap, settings.topics.outcomes,
+                                 [outcome("KHDT-WAITING", "applied", "w1")], key=b"SO-KHDT")
+        decided = await kafkatools.eventually(status, lambda b: b["status"] != "accepted")
+
+    assert (waiting["status"], waiting["duplicates"]) == ("accepted", 1)
+    assert (decided["status"], decided["duplicates"]) == ("applied", 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import datetime, timezone
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -60,6 +61,11 @@ UPDATE_BEFORE_PLAN_AND_OLDER_LATE = [(_update("U2", "T1", "completed", "2021-03-
 REVISION_OUT_OF_ORDER = [(_plan("P2", ["T1"], "2021-03-02T08:00:00+07:00"), "a1"),
                          (_plan("P1", ["T1", "T2"], "2021-03-01T08:00:00+07:00"), "a2"),
                          (_plan("P2", ["T1"], "2021-03-02T08:00:00+07:00"), "a1")]
+# An update sent twice before its plan, the first record read again too.
+SENT_AGAIN_WHILE_HELD = [(_update("U1", "T1", "in_progress", "2021-03-03T08:00:00+07:00"), "a1"),
+                         (_update("U1", "T1", "in_progress", "2021-03-03T08:00:00+07:00"), "a2"),
+                         (_update("U1", "T1", "in_progress", "2021-03-03T08:00:00+07:00"), "a1"),
+                         (_plan("P1", ["T1"], "2021-03-01T08:00:00+07:00"), "a3")]
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -67,6 +73,7 @@ REVISION_OUT_OF_ORDER = [(_plan("P2", ["T1"], "2021-03-02T08:00:00+07:00"), "a1"
 @example(DROPPED_THEN_UPDATED)
 @example(UPDATE_BEFORE_PLAN_AND_OLDER_LATE)
 @example(REVISION_OUT_OF_ORDER)
+@example(SENT_AGAIN_WHILE_HELD)
 def test_the_service_ends_where_the_model_does(deliveries):
     check_against_model(deliveries, batch=1)
 
@@ -76,9 +83,84 @@ def test_the_service_ends_where_the_model_does(deliveries):
 @example(DROPPED_THEN_UPDATED, 3)
 @example(UPDATE_BEFORE_PLAN_AND_OLDER_LATE, 4)
 @example(REVISION_OUT_OF_ORDER, 3)
+@example(SENT_AGAIN_WHILE_HELD, 2)
+@example(SENT_AGAIN_WHILE_HELD, 4)
 def test_in_batches_the_service_ends_where_the_model_does(deliveries, batch):
     """Records decided a batch at a time (runs of task updates together) end as one at a time do."""
     check_against_model(deliveries, batch=batch)
+
+
+def test_an_update_sent_again_while_it_waits_for_its_plan_is_a_duplicate_at_once():
+    """The publisher's second submission is answered `duplicate` (so ingest counts it as a
+    repeat) while the first waits; the first record read again still waits, and is applied
+    once, when its plan comes."""
+    for batch in (1, 2, 4):
+        published = asyncio.run(run(FakeProgramsStore(), SENT_AGAIN_WHILE_HELD, batch))
+        assert published == [("SO-KHDT:U1", "duplicate"), ("SO-KHDT:P1", "applied"), ("SO-KHDT:U1", "applied")], batch
+
+
+def test_updates_the_sweep_finds_ready_after_a_crash_are_applied_in_event_time_order():
+    """A kill after a plan wrote its tasks and before it released the updates waiting for it:
+    the sweep finds them ready and applies them as the plan would have, oldest report first,
+    so each that was the latest so far is one change (`seq`), as the model counts them."""
+    class Killed(Exception):
+        pass
+
+    class KilledOnce(FakeProgramsStore):
+        async def record_outcome(self, doc):
+            if doc["_id"] == "SO-KHDT:P1" and not getattr(self, "killed", False):
+                self.killed = True
+                raise Killed
+            return await super().record_outcome(doc)
+
+    store = KilledOnce()
+    arrivals = [(_update("U7", "T1", "blocked", "2021-03-17T08:00:00+07:00"), "a1"),
+                (_update("U5", "T1", "in_progress", "2021-03-21T08:00:00+07:00"), "a2"),
+                (_update("U2", "T1", "completed", "2021-03-16T08:00:00+07:00"), "a3")]
+    plan = (_plan("P1", ["T1"], "2021-03-01T08:00:00+07:00"), "a4")
+    asyncio.run(run(store, arrivals))
+    try:
+        asyncio.run(run(store, [plan]))
+    except Killed:
+        pass
+    swept = asyncio.run(ProgramsService(store).sweep(now=datetime(2021, 4, 1, tzinfo=timezone.utc)))
+    asyncio.run(run(store, [plan]))  # the plan's record read again
+
+    assert [o["event_key"] for o in swept] == ["SO-KHDT:U2", "SO-KHDT:U7", "SO-KHDT:U5"]
+    task = store.c["tasks"]["T1"]
+    assert (task["status"], task["seq"]) == ("in_progress", expected([*arrivals, plan]).seqs()["T1"]) == \
+        ("in_progress", 4)
+
+
+def test_a_report_left_undecided_by_a_failed_batch_is_decided_before_the_later_ones_on_its_task():
+    """The database went away after a batch's records were claimed and before they were
+    decided; read again with a later report on the same task, the first is still decided
+    first: each report that is the latest so far is one change (`seq`), as the model counts."""
+    class Outage(Exception):
+        pass
+
+    class FailsOnce(FakeProgramsStore):
+        async def add_history_many(self, docs):
+            if not getattr(self, "failed", False):
+                self.failed = True
+                raise Outage
+            return await super().add_history_many(docs)
+
+    store = FailsOnce()
+    plan = (_plan("P1", ["T1"], "2021-03-01T08:00:00+07:00"), "a1")
+    older = (_update("U12", "T1", "in_progress", "2021-03-07T08:00:00+07:00"), "a2")
+    newer = (_update("U10", "T1", "completed", "2021-03-14T08:00:00+07:00"), "a3")
+    asyncio.run(run(store, [plan]))
+    try:
+        asyncio.run(run(store, [older]))
+    except Outage:
+        pass
+    published = asyncio.run(run(store, [older, newer], batch=2))
+
+    assert published == [("SO-KHDT:U12", "applied"), ("SO-KHDT:U10", "applied")]
+    task = store.c["tasks"]["T1"]
+    assert (task["status"], task["seq"]) == ("completed", expected([plan, older, newer]).seqs()["T1"]) == \
+        ("completed", 3)
 
 
 def check_against_model(deliveries, *, batch: int) -> None:
