@@ -48,11 +48,7 @@ class Receiver(_Served):
 
             def do_GET(self):
                 content_type, content = receiver.files.get(self.path, ("text/plain", b""))
-                self.send_response(200 if self.path in receiver.files else 404)
-                self.send_header("content-type", content_type)
-                self.send_header("content-length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
+                _reply(self, 200 if self.path in receiver.files else 404, content_type, content)
 
             def log_message(self, *args):
                 pass
@@ -79,19 +75,20 @@ class KeyServer(_Served):
                 server.asked[key] = server.asked.get(key, 0) + 1
                 unit = server.keys.get(key) if self.path == "/v1/whoami" else None
                 if unit:
-                    self._answer(200, "application/json", {"unit": unit, "key_id": f"dev-{unit}"})
+                    _reply(self, 200, "application/json", json.dumps({"unit": unit, "key_id": f"dev-{unit}"}).encode())
                 else:
-                    self._answer(401, "application/problem+json", {"status": 401, "title": "Invalid API key"})
-
-            def _answer(self, status: int, content_type: str, body: dict):
-                content = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("content-type", content_type)
-                self.send_header("content-length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
+                    _reply(self, 401, "application/problem+json",
+                           json.dumps({"status": 401, "title": "Invalid API key"}).encode())
 
             def log_message(self, *args):
                 pass
 
         self._serve(Handler)
+
+
+def _reply(handler: BaseHTTPRequestHandler, status: int, content_type: str, content: bytes) -> None:
+    handler.send_response(status)
+    handler.send_header("content-type", content_type)
+    handler.send_header("content-length", str(len(content)))
+    handler.end_headers()
+    handler.wfile.write(content)
