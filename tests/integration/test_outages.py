@@ -25,16 +25,16 @@ from services.reports.settings import ReportsSettings
 def database_link(isolated):
     """A MongoDB URL through a proxy of our own, and a function that takes the proxy away."""
     proxy = Proxy(urlsplit(isolated.mongo).port, infra.free_port(), "mongo").start()
-    cut = []
+    taken_away = []
 
     def take_away() -> None:
         proxy.stop()
-        cut.append(True)
+        taken_away.append(True)
     try:
         yield f"mongodb://127.0.0.1:{proxy.port}", take_away
     finally:
-        if not cut:
-            cut()
+        if not taken_away:
+            proxy.stop()
 
 
 def assert_unavailable(response) -> None:
