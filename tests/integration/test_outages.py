@@ -3,10 +3,14 @@ Retry-After, not a bare 500: real FerretDB behind a proxy that is then taken awa
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from deploy.local import infra
+from shared.kafka import make_broker
+from shared.runtime import Job, Runtime, create_app
+from shared.settings import CommonSettings
 from tests.faults.proxy import Proxy
 from tests.integration.conftest import running
 from tests.receivers import KeyServer
@@ -21,16 +25,16 @@ from services.reports.settings import ReportsSettings
 def database_link(isolated):
     """A MongoDB URL through a proxy of our own, and a function that takes the proxy away."""
     proxy = Proxy(urlsplit(isolated.mongo).port, infra.free_port(), "mongo").start()
-    cut = []
+    taken_away = []
 
     def take_away() -> None:
         proxy.stop()
-        cut.append(True)
+        taken_away.append(True)
     try:
         yield f"mongodb://127.0.0.1:{proxy.port}", take_away
     finally:
-        if not cut:
-            cut()
+        if not taken_away:
+            proxy.stop()
 
 
 def assert_unavailable(response) -> None:
@@ -58,3 +62,32 @@ async def test_notify_answers_503_while_the_database_is_unreachable(isolated):
             cut()
             log = await client.get("/v1/notifications", headers=office)
     assert_unavailable(log)
+
+
+async def test_a_service_stops_even_while_a_job_does_not_take_its_cancellation(isolated):
+    """As a job inside PyMongo's server selection does while MongoDB is unreachable."""
+    released = asyncio.Event()
+
+    async def stubborn(runtime) -> None:
+        while True:
+            try:
+                await released.wait()
+            except asyncio.CancelledError:
+                continue
+            raise asyncio.CancelledError  # once the test is done with it
+
+    settings = isolated.settings(CommonSettings)
+    runtime = Runtime("reports", settings, make_broker(settings, service="reports"))
+    app = create_app(runtime, title="test", jobs=(Job("a stubborn job", 0.1, stubborn),))
+
+    async def start_and_stop() -> int:
+        async with running(app) as client:
+            await asyncio.sleep(0.3)  # the job is under way
+            return (await client.get("/healthz")).status_code
+    service = asyncio.create_task(start_and_stop())
+    try:
+        await asyncio.wait({service}, timeout=60)   # a bound for the test alone: it stops in about 5 s
+        assert service.done() and service.result() == 200
+    finally:
+        released.set()
+        await service
