@@ -14,7 +14,6 @@ import uuid
 from collections import Counter
 from datetime import datetime, timezone
 
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode

@@ -10,7 +10,6 @@ import secrets
 from contextlib import ExitStack, asynccontextmanager
 from datetime import datetime
 
-import httpx
 
 from deploy.local import infra, mailsink
 from shared import kafka

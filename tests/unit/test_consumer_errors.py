@@ -11,7 +11,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from pymongo.errors import DuplicateKeyError, OperationFailure, ServerSelectionTimeoutError
 
-from shared import consumer, kafka
+from shared import consumer
 
 
 @dataclass(frozen=True)
