@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from shared import consumer, kafka
+from shared.events import PERIOD
 
 Text = Annotated[str, StringConstraints(max_length=20_000)]
 Code = Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -89,7 +90,7 @@ class IssuedState(Lenient):
 
 class IndicatorValue(Lenient):
     indicator: Code
-    period: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}(-H[12]|-Q[1-4])?$")]
+    period: Annotated[str, StringConstraints(pattern=PERIOD)]
     value: Finite
 
 
