@@ -28,7 +28,9 @@ from shared.settings import CommonSettings
 log = logging.getLogger("nqt.runtime")
 # What a request may meet while MongoDB or Kafka is down or failing over: worth a retry later.
 OUTAGES = (ConnectionFailure, ExecutionTimeout, KafkaConnectionError, KafkaTimeoutError)
-JOB_STOP_S = 5.0  # how long shutdown waits for the periodic jobs it cancelled
+# How long shutdown lets a job's run finish: past the MongoDB client's 10 s server selection,
+# so that a run that meets an outage ends by itself.
+JOB_STOP_S = 15.0
 
 
 @dataclass
@@ -51,8 +53,9 @@ class Job:
     run: Callable[[Runtime], Awaitable[object]]
 
 
-async def _every(runtime: Runtime, job: Job) -> None:
-    while True:
+async def _every(runtime: Runtime, job: Job, stopping: asyncio.Event) -> None:
+    """Run `job` every `job.seconds` until `stopping` is set; a run under way is let finish."""
+    while not stopping.is_set():
         started, result = time.perf_counter(), "ok"
         try:
             await job.run(runtime)
@@ -61,7 +64,23 @@ async def _every(runtime: Runtime, job: Job) -> None:
             log.exception("%s failed", job.what)
         metrics.JOB_SECONDS.labels(service=runtime.service, what=job.what).observe(time.perf_counter() - started)
         metrics.JOB_RUNS.labels(service=runtime.service, what=job.what, result=result).inc()
-        await asyncio.sleep(job.seconds)
+        try:
+            await asyncio.wait_for(stopping.wait(), job.seconds)
+        except TimeoutError:
+            pass
+
+
+async def _stop_jobs(stopping: asyncio.Event, tasks: list[asyncio.Task]) -> None:
+    """Stop the periodic jobs, letting a run under way finish rather than cancelling it: with
+    MongoDB unreachable, a run cancelled inside PyMongo's server selection (4.20) was seen to
+    leave the client's tasks waiting on its topology lock for ever, and the shutdown with them.
+    Only a run still going after JOB_STOP_S is cancelled, and then left behind."""
+    stopping.set()
+    _, running = await asyncio.wait(tasks, timeout=JOB_STOP_S)
+    for task in running:
+        task.cancel()
+    if running:
+        log.warning("%d periodic job(s) still running at shutdown; left behind", len(running))
 
 
 class RequestMetrics:
@@ -105,19 +124,14 @@ def create_app(runtime: Runtime, *, title: str, jobs: tuple[Job, ...] = ()) -> F
         await mongo.ensure_indexes(runtime.db, runtime.indexes)
         await kafka.ensure_topics(settings)
         await runtime.broker.start()
-        tasks = [asyncio.create_task(_every(runtime, job)) for job in jobs]
+        stopping = asyncio.Event()
+        tasks = [asyncio.create_task(_every(runtime, job, stopping)) for job in jobs]
         runtime.ready = True
         try:
             yield
         finally:
             runtime.ready = False
-            for task in tasks:
-                task.cancel()
-            # A job inside PyMongo's server selection while MongoDB is unreachable does not
-            # take the cancellation at once; it must not hold the shutdown up for good.
-            _, stuck = await asyncio.wait(tasks, timeout=JOB_STOP_S)
-            if stuck:
-                log.warning("%d periodic job(s) still running at shutdown; leaving them", len(stuck))
+            await _stop_jobs(stopping, tasks)
             await runtime.broker.stop()
             await runtime.client.close()
 

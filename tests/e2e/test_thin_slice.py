@@ -62,7 +62,9 @@ async def test_plan_duplicate_update_and_invalid_plan_through_the_four_services(
     assert "invalid_plan" in body and "/data/tasks/0/milestones" in body and "lộ trình" in body
 
     async with httpx.AsyncClient(base_url=deployment.url("notify"), timeout=10) as notify:
-        log = (await notify.get("/v1/notifications", headers=tc)).json()   # its own key: its own notices
+        response = await notify.get("/v1/notifications", headers=tc)   # its own key: its own notices
+    assert response.status_code == 200, response.text                 # notify asked ingest whose key it is
+    log = response.json()
     assert [(d["kind"], d["status"]) for d in log if d["kind"] == "rejected"] == [("rejected", "sent")]
 
     async with httpx.AsyncClient(base_url=deployment.url("reports"), timeout=60) as reports:

@@ -91,3 +91,20 @@ async def test_a_service_stops_even_while_a_job_does_not_take_its_cancellation(i
     finally:
         released.set()
         await service
+
+
+async def test_a_job_run_under_way_at_shutdown_is_let_finish_not_cancelled(isolated):
+    """Cancelled inside PyMongo's server selection during an outage, a run can leave the
+    client stuck; so shutdown lets it end by itself."""
+    started, finished = asyncio.Event(), asyncio.Event()
+
+    async def run(runtime) -> None:
+        started.set()
+        await asyncio.sleep(0.5)  # as a query waiting for an unreachable server does, for longer
+        finished.set()
+
+    settings = isolated.settings(CommonSettings)
+    runtime = Runtime("reports", settings, make_broker(settings, service="reports"))
+    async with running(create_app(runtime, title="test", jobs=(Job("a slow job", 3600, run),))):
+        await started.wait()
+    assert finished.is_set()
