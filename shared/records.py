@@ -223,7 +223,7 @@ class Outcome(Lenient):
     code: Code | None = None
     message_vi: Text | None = None
     message_en: Text | None = None
-    findings: list[Finding] = []
+    findings: list[Finding] | None = None
 
     @model_validator(mode="after")
     def _rejection_says_why(self) -> "Outcome":
