@@ -8,6 +8,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from shared.records import Outcome, ReportDue, ReportGenerated
+
 OFFICE = "VPTU"
 OPEN = ("not_started", "in_progress", "blocked")
 
@@ -132,46 +134,46 @@ def digest_text(unit_name: str, day: date, items: list[dict]) -> tuple[str, str]
     return subject, "\n".join(lines)
 
 
-def cycle_opened_text(unit_name: str, event: dict) -> tuple[str, str]:
-    subject = f"[nq-tracker] Kỳ báo cáo {event['cycle']}: hạn gửi báo cáo {fmt(event['due_date'])}"
+def cycle_opened_text(unit_name: str, event: ReportDue) -> tuple[str, str]:
+    subject = f"[nq-tracker] Kỳ báo cáo {event.cycle}: hạn gửi báo cáo {fmt(event.due_date)}"
     body = "\n".join([
         f"Kính gửi: {unit_name}", "",
-        f"Kỳ báo cáo {event['cycle']} (số liệu từ {fmt(event['window']['start'])} đến "
-        f"{fmt(event['window']['cut_off'])}) đã đến thời điểm tổng hợp.",
-        f"Đề nghị đơn vị gửi báo cáo (sự kiện unit-report.submitted, cycle = {event['cycle']}) "
-        f"chậm nhất ngày {fmt(event['due_date'])}.", "",
+        f"Kỳ báo cáo {event.cycle} (số liệu từ {fmt(event.window.start)} đến "
+        f"{fmt(event.window.cut_off)}) đã đến thời điểm tổng hợp.",
+        f"Đề nghị đơn vị gửi báo cáo (sự kiện unit-report.submitted, cycle = {event.cycle}) "
+        f"chậm nhất ngày {fmt(event.due_date)}.", "",
         "nq-tracker — theo dõi thực hiện chương trình hành động"])
     return subject, body
 
 
-def report_generated_text(recipient_name: str, event: dict) -> tuple[str, str]:
-    subject = f"[nq-tracker] {event['number']}: {event['summary']}"
-    links = [f"  - {fmt_.upper()}: {url}" for fmt_, url in event["formats"].items()]
+def report_generated_text(recipient_name: str, event: ReportGenerated) -> tuple[str, str]:
+    subject = f"[nq-tracker] {event.number}: {event.summary}"
+    links = [f"  - {fmt_.upper()}: {url}" for fmt_, url in event.formats.items()]
     body = "\n".join([f"Kính gửi: {recipient_name}", "",
-                      f"Văn phòng Thành ủy trân trọng gửi Báo cáo {event['number']} — {event['summary']}.",
+                      f"Văn phòng Thành ủy trân trọng gửi Báo cáo {event.number} — {event.summary}.",
                       "Bản PDF gửi kèm thư này; các định dạng khác:", *links, "",
                       "nq-tracker — theo dõi thực hiện chương trình hành động"])
     return subject, body
 
 
-def rejection_text(outcome: dict, unit_name: str) -> tuple[str, str]:
+def rejection_text(outcome: Outcome, unit_name: str) -> tuple[str, str]:
     """Subject and body of the notice that an event was rejected."""
-    subject = (f"[nq-tracker] Sự kiện bị từ chối / Event rejected: {outcome['type']} "
-               f"{outcome['id']} ({outcome['code']})")
+    subject = (f"[nq-tracker] Sự kiện bị từ chối / Event rejected: {outcome.type} "
+               f"{outcome.id} ({outcome.code})")
     lines = [
         f"Kính gửi: {unit_name}",
         "",
-        f"Sự kiện {outcome['type']} mã {outcome['id']} (thời điểm {outcome['event_time']}) "
+        f"Sự kiện {outcome.type} mã {outcome.id} (thời điểm {outcome.event_time}) "
         f"đã bị từ chối, không được ghi nhận.",
-        f"Lý do ({outcome['code']}): {outcome['message_vi']}",
+        f"Lý do ({outcome.code}): {outcome.message_vi}",
     ]
-    findings = outcome.get("findings") or []
+    findings = outcome.findings or []
     if findings:
-        lines += ["", "Chi tiết:"] + [f"  - {f['pointer']}: {f['message_vi']}" for f in findings]
+        lines += ["", "Chi tiết:"] + [f"  - {f.pointer}: {f.message_vi}" for f in findings]
     lines += ["", "Đề nghị đơn vị sửa và gửi lại.", "", "---", "",
-              f"Event {outcome['type']} {outcome['id']} was rejected and not recorded.",
-              f"Reason ({outcome['code']}): {outcome['message_en']}"]
+              f"Event {outcome.type} {outcome.id} was rejected and not recorded.",
+              f"Reason ({outcome.code}): {outcome.message_en}"]
     if findings:
-        lines += [f"  - {f['pointer']}: {f['message_en']}" for f in findings]
+        lines += [f"  - {f.pointer}: {f.message_en}" for f in findings]
     lines += ["", "nq-tracker — theo dõi thực hiện chương trình hành động"]
     return subject, "\n".join(lines)

@@ -3,80 +3,120 @@
 Each topic is read in batches (`consumer.apply_batch`): a record that cannot be handled is
 decided (dead-lettered) once it failed the same way twice, an outage is waited out, and
 the handlers below take one record at a time, so a batch read again sends nothing twice
-(every notice is sent once, by its identity)."""
+(every notice is sent once, by its identity). Records are read through their models
+(`shared.records`); a change is handled by its kind (`ON_CHANGE`), and a kind notify does
+not know is refused at the door, dead-lettered with the reason."""
 
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 import httpx
 from faststream.kafka.annotations import KafkaMessage
 
-from shared import consumer, kafka, metrics
+from shared import consumer, kafka, metrics, records
 from shared.clock import Clock
 from shared.runtime import Runtime
 
 from services.notify.service import Notifier
 
 log = logging.getLogger("nqt.notify")
-Handle = Callable[[Notifier, dict], Awaitable[None]]
+Handle = Callable[[Notifier, Any], Awaitable[None]]
+ChangeHandler = Callable[[Notifier, records.Change, Clock], Awaitable[None]]
 
 
 def register(runtime: Runtime, group_id: str, notifier_for, clock: Clock) -> None:
     topics = runtime.settings.topics
 
-    def subscribe(topic: str, role: str, required: tuple[str, ...], handle: Handle):
+    def subscribe(topic: str, role: str, read: Callable[[bytes], Any], handle: Handle):
         # A group per topic: consumers of one group on several topics rebalance each other on every join.
         async def on_records(msg: KafkaMessage) -> None:
-            await consumer.apply_batch(runtime.broker, msg.raw_message,
-                                    read=lambda value: kafka.record(value, required=required),
+            await consumer.apply_batch(runtime.broker, msg.raw_message, read=read,
                                     apply=lambda values: handle_each(notifier_for(runtime), role, values, handle))
         on_records.__name__ = on_records.__qualname__ = f"on_{role}"  # names the subscriber (logs, AsyncAPI)
         kafka.batch_subscriber(runtime, topic, group_id=f"{group_id}.{role}",
                                max_records=runtime.settings.notify_batch)(on_records)
 
-    subscribe(topics.changes, "changes", ("kind", "id", "state"), lambda n, change: on_change(n, change, clock))
-    subscribe(topics.outcomes, "outcomes", ("outcome", "source", "event_key"), on_outcome)
-    subscribe(topics.due, "due", ("cycle", "due_date", "expected_units", "window"),
-              lambda n, event: on_due(n, event, clock))
-    subscribe(topics.generated, "generated", ("cycle", "number", "formats"),
-              lambda n, event: on_generated(n, event, clock))
+    subscribe(topics.changes, "changes", read_change, lambda n, change: on_change(n, change, clock))
+    subscribe(topics.outcomes, "outcomes", records.read_outcome, on_outcome)
+    subscribe(topics.due, "due", records.read_due, lambda n, event: on_due(n, event, clock))
+    subscribe(topics.generated, "generated", records.read_generated, lambda n, event: on_generated(n, event, clock))
 
 
-async def handle_each(notifier: Notifier, role: str, values: list[dict], handle: Handle) -> None:
+async def handle_each(notifier: Notifier, role: str, values: list, handle: Handle) -> None:
     with metrics.HANDLER_SECONDS.labels(service="notify", handler=role).time():
         for value in values:
             await handle(notifier, value)
 
 
-async def on_change(notifier: Notifier, change: dict, clock: Clock) -> None:
-    """What notify needs to know: the registry's units and header, tasks, unit reports."""
-    metrics.event("notify", f"change.{change['kind']}", "received")
-    store, state = notifier.store, change["state"]
-    if change["kind"] in ("unit", "settings"):
-        await store.put_registry(change["kind"], state)
-        if change["kind"] == "unit":
-            async with httpx.AsyncClient(timeout=60) as fetch:
-                await notifier.recipient_known(state["code"], clock.today(), fetch)
-    elif change["kind"] == "task":
-        await store.put_task(change["id"], change["seq"], state)
-    elif change["kind"] == "unit_report":
-        await store.put_unit_report(state["unit"], state["cycle"])
+# --- changes, by kind ---
+async def _unit(notifier: Notifier, change: records.Change, clock: Clock) -> None:
+    """A unit is a recipient: keep it, and send what was waiting for it to be known."""
+    await notifier.store.put_registry(records.UNIT, change.state)
+    async with httpx.AsyncClient(timeout=60) as fetch:
+        await notifier.recipient_known(change.state["code"], clock.today(), fetch)
 
 
-async def on_outcome(notifier: Notifier, outcome: dict) -> None:
-    metrics.event("notify", outcome.get("type"), outcome["outcome"], outcome.get("code", ""))
-    if outcome["outcome"] == "rejected":
+async def _settings(notifier: Notifier, change: records.Change, clock: Clock) -> None:
+    """The registry's header names who receives the reports."""
+    await notifier.store.put_registry(records.SETTINGS, change.state)
+
+
+async def _task(notifier: Notifier, change: records.Change, clock: Clock) -> None:
+    """A task's deadline and status drive its reminders and escalations."""
+    await notifier.store.put_task(change.id, change.seq, change.state)
+
+
+async def _unit_report(notifier: Notifier, change: records.Change, clock: Clock) -> None:
+    """A unit that reported for a cycle is no longer reminded of it."""
+    await notifier.store.put_unit_report(change.state["unit"], change.state["cycle"])
+
+
+async def _ignored(notifier: Notifier, change: records.Change, clock: Clock) -> None:
+    """A kind no notice depends on."""
+
+
+ON_CHANGE: dict[str, ChangeHandler] = {
+    records.UNIT: _unit, records.SETTINGS: _settings, records.TASK: _task, records.UNIT_REPORT: _unit_report,
+    **dict.fromkeys((records.PROGRAMME, records.INDICATOR, records.PLAN, records.PROGRAMME_ISSUED,
+                     records.INDICATOR_VALUE, records.SUPERVISION), _ignored),
+}
+
+
+def _handler(kind: str) -> ChangeHandler:
+    if kind not in ON_CHANGE:
+        raise consumer.Poison(f"unknown change kind {kind[:200]!r}: notify handles or ignores "
+                              f"{', '.join(ON_CHANGE)}")
+    return ON_CHANGE[kind]
+
+
+def read_change(value: bytes) -> records.Change:
+    """A change of a kind notify knows (`ON_CHANGE`); Poison, with the reason, otherwise."""
+    change = records.read_change(value)
+    _handler(change.kind)
+    return change
+
+
+async def on_change(notifier: Notifier, change: records.Change, clock: Clock) -> None:
+    """Keep what notify needs to know of a change: its kind's handler decides."""
+    metrics.event("notify", f"change.{change.kind}", "received")
+    await _handler(change.kind)(notifier, change, clock)
+
+
+# --- outcomes, cycles, reports ---
+async def on_outcome(notifier: Notifier, outcome: records.Outcome) -> None:
+    metrics.event("notify", outcome.type, outcome.outcome, outcome.code or "")
+    if outcome.outcome == records.REJECTED:
         await notifier.rejection(outcome)
 
 
-async def on_due(notifier: Notifier, event: dict, clock: Clock) -> None:
+async def on_due(notifier: Notifier, event: records.ReportDue, clock: Clock) -> None:
     metrics.event("notify", "report.due", "received")
     await notifier.cycle_opened(event, clock.today())
 
 
-async def on_generated(notifier: Notifier, event: dict, clock: Clock) -> None:
+async def on_generated(notifier: Notifier, event: records.ReportGenerated, clock: Clock) -> None:
     metrics.event("notify", "report.generated", "received")
     async with httpx.AsyncClient(timeout=60) as fetch:
         await notifier.report_generated(event, clock.today(), fetch)

@@ -16,7 +16,7 @@ from services.notify import domain
 from services.notify.channels import Attachment, Channel, Message, routes
 from services.notify.settings import NotifySettings
 from services.notify.store import NotifyStore
-from shared import metrics
+from shared import metrics, records
 from shared.consumer import Poison
 
 log = logging.getLogger("nqt.notify")
@@ -106,60 +106,62 @@ class Notifier:
         """Send the notices that were waiting for unit `code` to be known; how many there were."""
         waiting = await self.store.waiting_for(code)
         for notice in waiting:
-            trigger = notice["trigger"]
+            trigger = notice["trigger"]  # the record that triggered it, as it was read
             if notice["kind"] == "rejected":
-                await self.rejection(trigger)
+                await self.rejection(records.Outcome.model_validate(trigger))
             elif notice["kind"] == "cycle_opened":
-                await self.cycle_opened(trigger, today, only=code)
+                await self.cycle_opened(records.ReportDue.model_validate(trigger), today, only=code)
             else:
-                await self.report_generated(trigger, today, fetch, only=code)
+                await self.report_generated(records.ReportGenerated.model_validate(trigger), today, fetch, only=code)
             await self.store.forget_waiting(notice["_id"])
         return len(waiting)
 
     # --- what triggers a notification ---
-    async def rejection(self, outcome: dict) -> list[str]:
+    async def rejection(self, outcome: records.Outcome) -> list[str]:
         """Tell the publishing unit that its event was rejected, and why."""
-        unit = await self._recipient(outcome["source"], kind="rejected", about=outcome["event_key"], trigger=outcome)
+        unit = await self._recipient(outcome.source, kind="rejected", about=outcome.event_key,
+                                     trigger=outcome.model_dump())
         if unit is None:
             return []
         subject, body = domain.rejection_text(outcome, unit["name"])
         return await self.send(kind="rejected", recipient=unit, subject=subject, body=body,
-                               day=outcome["decided_at"][:10], about=outcome["event_key"],
-                               data={k: outcome.get(k) for k in ("id", "type", "code", "message_vi", "message_en",
-                                                                 "findings")})
+                               day=outcome.decided_at[:10], about=outcome.event_key,
+                               data=outcome.model_dump(include={"id", "type", "code", "message_vi", "message_en",
+                                                                "findings"}))
 
-    async def cycle_opened(self, event: dict, today: date, only: str | None = None) -> None:
+    async def cycle_opened(self, event: records.ReportDue, today: date, only: str | None = None) -> None:
         """Every unit a cycle expects (or `only` that one) hears that it opened and when its report is due."""
         if only is None:
-            await self.store.put_cycle(event)
-        for code in [only] if only else event["expected_units"]:
-            unit = await self._recipient(code, kind="cycle_opened", about=event["cycle"], trigger=event)
+            await self.store.put_cycle(event.model_dump())
+        for code in [only] if only else event.expected_units:
+            unit = await self._recipient(code, kind="cycle_opened", about=event.cycle, trigger=event.model_dump())
             if unit is None:
                 continue
             subject, body = domain.cycle_opened_text(unit["name"], event)
             await self.send(kind="cycle_opened", recipient=unit, subject=subject, body=body,
-                            day=today.isoformat(), about=event["cycle"], data=event)
+                            day=today.isoformat(), about=event.cycle, data=event.model_dump())
 
-    async def report_generated(self, event: dict, today: date, fetch: httpx.AsyncClient,
+    async def report_generated(self, event: records.ReportGenerated, today: date, fetch: httpx.AsyncClient,
                                only: str | None = None) -> None:
         """The report's recipients (or `only` that one) get it, the PDF attached and links to the
         other formats. The PDF is fetched from the reports service: while it is down, this waits."""
-        url = event["formats"]["pdf"]
-        if not (isinstance(url, str) and url.startswith(self.settings.notify_reports_url.rstrip("/") + "/")):
-            raise Poison(f"the report's PDF {str(url)[:200]!r} is not on the reports service "
+        url = event.formats["pdf"]
+        if not url.startswith(self.settings.notify_reports_url.rstrip("/") + "/"):
+            raise Poison(f"the report's PDF {url[:200]!r} is not on the reports service "
                          f"({self.settings.notify_reports_url}, NQT_NOTIFY_REPORTS_URL)")
         response = await fetch.get(url)
         response.raise_for_status()
-        pdf = Attachment(f"bao-cao-{event['cycle']}.pdf", "application/pdf", response.content)
+        pdf = Attachment(f"bao-cao-{event.cycle}.pdf", "application/pdf", response.content)
         settings = await self.store.settings()
         recipients = (settings.get("reporting") or {}).get("recipients", ["BTV"])
         for code in [only] if only else recipients:
-            unit = await self._recipient(code, kind="report_generated", about=event["cycle"], trigger=event)
+            unit = await self._recipient(code, kind="report_generated", about=event.cycle,
+                                         trigger=event.model_dump())
             if unit is None:
                 continue
             subject, body = domain.report_generated_text(unit["name"], event)
             await self.send(kind="report_generated", recipient=unit, subject=subject, body=body,
-                            day=today.isoformat(), about=event["cycle"], data=event, attachments=(pdf,))
+                            day=today.isoformat(), about=event.cycle, data=event.model_dump(), attachments=(pdf,))
 
     async def scan(self, today: date) -> int:
         """The day's reminders, overdue notices and escalations, one digest per recipient."""

@@ -18,10 +18,11 @@ from types import SimpleNamespace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared import accepted, consumer, kafka, mongo
+from shared import accepted, consumer, kafka, mongo, records as shared_records
 from shared.clock import Clock
 from shared.events import CYCLE, PERIOD, InvalidEvent, parse_event
 from shared.registry import load_events
+from tests.integration.test_notify import change as notify_change
 from tests.receivers import Receiver
 from tests.unit.test_consumer_errors import FakeBroker, Record, letters_for
 
@@ -270,8 +271,8 @@ def test_notify_moves_past_any_record(infra_stack, hostile):
                           "outcomes": notify_handlers.on_outcome,
                           "due": lambda n, v: notify_handlers.on_due(n, v, clock),
                           "generated": lambda n, v: notify_handlers.on_generated(n, v, clock)}
-                known = {"kind": "unit", "id": "SO-KHDT", "state": {"code": "SO-KHDT", "name": "Sở KH&ĐT",
-                                                                    "email": "so-khdt@hanoi.example"}}
+                known = kafka.loads(notify_change("unit", "SO-KHDT", {"code": "SO-KHDT", "name": "Sở KH&ĐT",
+                                                                       "email": "so-khdt@hanoi.example"}))
                 good = f"GOOD-{secrets.token_hex(4)}"  # the database outlives the example: a new notice each time
                 rejected = {"outcome": "rejected", "source": "SO-KHDT", "event_key": f"SO-KHDT:{good}", "id": good,
                             "type": "task.updated", "code": "forbidden", "message_vi": "x", "message_en": "x",
@@ -282,11 +283,9 @@ def test_notify_moves_past_any_record(infra_stack, hostile):
                         pdf = value["formats"].get("pdf")
                         if isinstance(pdf, str):
                             value = {**value, "formats": {"pdf": pdf.replace("REPORTS", reports.url)}}
-                    required = {"changes": ("kind", "id", "state"), "outcomes": ("outcome", "source", "event_key"),
-                                "due": ("cycle", "due_date", "expected_units", "window"),
-                                "generated": ("cycle", "number", "formats")}[topic]
-                    await consumer.apply_batch(broker, records([dumps(value)], topic),
-                                            read=lambda v, r=required: kafka.record(v, required=r),
+                    read = {"changes": notify_handlers.read_change, "outcomes": shared_records.read_outcome,
+                            "due": shared_records.read_due, "generated": shared_records.read_generated}[topic]
+                    await consumer.apply_batch(broker, records([dumps(value)], topic), read=read,
                                             apply=lambda vs, t=topic: notify_handlers.handle_each(
                                                 notifier, t, vs, handle[t]))
                 sent = [m for m in channels["email"].sent if m.recipient == "SO-KHDT" and m.kind == "rejected"]

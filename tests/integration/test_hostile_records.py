@@ -10,6 +10,7 @@ import httpx
 
 from deploy.local import infra
 from shared import accepted, kafka, mongo
+from shared.records import ReportDue
 from tests import kafkatools, samples
 from tests.integration.conftest import running
 from tests.faults.checker import read_all
@@ -127,8 +128,9 @@ async def test_a_cycle_opened_before_its_units_were_known_still_expects_them_all
         await mongo.ensure_indexes(db, NOTIFY_INDEXES)
         sent = Recorded("email")
         notifier = Notifier(NotifyStore(db), {"email": sent}, NotifySettings())
-        event = {"id": "report-due-2021-Q1", "cycle": "2021-Q1", "kind": "quarterly", "due_date": "2021-03-16",
-                 "window": {"start": "2020-12-15", "cut_off": "2021-03-14"}, "expected_units": ["Q-BADINH", "SO-KHDT"]}
+        event = ReportDue.model_validate(
+            {"id": "report-due-2021-Q1", "cycle": "2021-Q1", "kind": "quarterly", "due_date": "2021-03-16",
+             "window": {"start": "2020-12-15", "cut_off": "2021-03-14"}, "expected_units": ["Q-BADINH", "SO-KHDT"]})
         today = date(2021, 3, 14)
         await notifier.cycle_opened(event, today)
         async with httpx.AsyncClient() as fetch:
@@ -140,3 +142,48 @@ async def test_a_cycle_opened_before_its_units_were_known_still_expects_them_all
         await client.close()
     assert [c["expected_units"] for c in cycles] == [["Q-BADINH", "SO-KHDT"]]
     assert sorted(m.recipient for m in sent.sent) == ["Q-BADINH", "SO-KHDT"]
+
+
+async def test_notify_dead_letters_a_record_it_cannot_read_with_the_reason(isolated):
+    """A change of a kind notify does not know, a record missing a field, one with a field of
+    the wrong type: each goes to its dead-letter topic at once, naming what is wrong, and the
+    records behind them are handled."""
+    task = {"task_id": "K-T9", "programme": "02", "title": "Nhiệm vụ", "lead_unit": "SO-KHDT",
+            "due_date": "2021-03-20", "status": "in_progress", "progress": "nhiều"}
+    bad_changes = [change("budget_line", "B-1", {"code": "B-1"}),
+                   change("unit_report", "SO-KHDT|2021-Q1", {"unit": "SO-KHDT", "time": "2021-03-12T02:00:00Z"}),
+                   change("task", "K-T9", task, seq=1)]
+    why = {"outcomes": {"outcome": "rejected", "source": "SO-KHDT", "event_key": "SO-KHDT:X-1", "id": "X-1",
+                        "type": "task.updated", "event_time": "2021-03-01T00:00:00Z",
+                        "decided_at": "2021-03-01T00:00:01Z"},
+           "due": {"cycle": "2021-Q1", "due_date": "2021-03-16", "window": {"start": "2020-12-15",
+                                                                             "cut_off": "2021-03-14"},
+                   "expected_units": "SO-KHDT"},
+           "generated": {"cycle": "2021-Q1", "number": "Số 1-BC/VPTU", "summary": "Quý I", "formats": {}}}
+    with Receiver() as receiver:
+        async with notify(isolated, receiver) as (_, _, mailbox, settings):
+            topics = settings.topics
+            newcomer = change("unit", "Q-HOANKIEM", unit("Q-HOANKIEM", email="q-hoankiem@hanoi.example"))
+            await kafkatools.produce(isolated.kafka, topics.changes, [*bad_changes, newcomer], key=b"registry")
+            for name, value in why.items():
+                await kafkatools.produce(isolated.kafka, getattr(topics, name), [kafka.dumps(value)], key=b"x")
+            behind = {**why["outcomes"], "source": "Q-HOANKIEM", "event_key": "Q-HOANKIEM:BC-2", "id": "BC-2",
+                      "code": "forbidden", "message_vi": "Không có quyền", "message_en": "Forbidden"}
+            await kafkatools.produce(isolated.kafka, topics.outcomes, [kafka.dumps(behind)], key=b"x")
+            mail = await kafkatools.eventually(lambda: _now(mail_to(mailbox, "q-hoankiem@hanoi.example")), timeout=60)
+            dead = {name: await kafkatools.read_topic(isolated.kafka, topics.dlq(getattr(topics, name)),
+                                                      decode=False, until=lambda rs, n=n: len(rs) >= n)
+                    for name, n in (("changes", 3), ("outcomes", 1), ("due", 1), ("generated", 1))}
+    reasons = {name: [dict(r.headers)["nqt-dlq-error-message"].decode() for r in records]
+               for name, records in dead.items()}
+    assert "BC-2" in mail[0].get_body(("plain",)).get_content()
+    assert [r.value for r in dead["changes"]] == bad_changes, "the dead letters are the original bytes"
+    assert {(dict(r.headers)["nqt-dlq-error-class"], dict(r.headers)["nqt-dlq-attempts"])
+            for records in dead.values() for r in records} == {(b"Poison", b"1")}, "refused at once"
+    assert reasons["changes"][0].startswith("unknown change kind 'budget_line'")
+    assert reasons["changes"][1:] == ["state/cycle: Field required",
+                                      "state/progress: Input should be a valid number, unable to parse string "
+                                      "as a number"]
+    assert reasons["outcomes"] == ["a rejected outcome without its code, message_vi and message_en"]
+    assert reasons["due"] == ["expected_units: Input should be a valid list"]
+    assert reasons["generated"] == ["formats: no pdf among the formats"]

@@ -97,7 +97,7 @@ async def test_moving_the_clock_across_a_due_date_reminds_notifies_and_escalates
         async with notify(isolated, receiver) as (app, client, mailbox, settings):
             task = {"task_id": "K-T1", "programme": "02", "title": "Đề án thu hút đầu tư", "lead_unit": "SO-KHDT",
                     "lead_person": {"name": "Nguyễn Văn An", "position": "Phó Giám đốc"},
-                    "due_date": "2021-03-20", "status": "in_progress", "dropped": False}
+                    "due_date": "2021-03-20", "status": "in_progress", "progress": 40, "dropped": False}
             await kafkatools.produce(isolated.kafka, settings.topics.changes, [change("task", "K-T1", task, seq=1)],
                                      key=b"02")
             await quiet()
@@ -157,7 +157,8 @@ async def test_units_that_have_not_reported_are_reminded_before_the_due_date(iso
                      "window": {"start": "2020-12-15", "cut_off": "2021-03-14"},
                      "expected_units": ["Q-BADINH", "SO-KHDT"]}
             await kafkatools.produce(isolated.kafka, settings.topics.due, [kafka.dumps(event)], key=b"2021-Q1")
-            reported = {"unit": "Q-BADINH", "cycle": "2021-Q1", "document_no": "1/BC", "summary": "x"}
+            reported = {"unit": "Q-BADINH", "cycle": "2021-Q1", "document_no": "1/BC", "summary": "x",
+                        "time": "2021-03-12T02:00:00.000000Z"}
             await kafkatools.produce(isolated.kafka, settings.topics.changes,
                                      [change("unit_report", "Q-BADINH|2021-Q1", reported)], key=b"Q-BADINH")
             await quiet()

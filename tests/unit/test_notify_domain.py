@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from shared.records import Outcome
+
 from services.notify.domain import identity, message_id, rejection_text
 
 
@@ -26,6 +28,10 @@ def test_another_recipient_or_day_gives_another_message():
 
 
 OUTCOME = {
+    "outcome": "rejected",
+    "source": "SO-KHDT",
+    "event_key": "SO-KHDT:SO-KHDT-2021-000042",
+    "decided_at": "2021-04-05T03:15:01.000000Z",
     "type": "plan.submitted",
     "id": "SO-KHDT-2021-000042",
     "event_time": "2021-04-05T10:15:00+07:00",
@@ -46,7 +52,7 @@ OUTCOME = {
 
 
 def test_rejection_notice_names_event_code_reason_and_every_finding():
-    subject, body = rejection_text(OUTCOME, "Sở Kế hoạch và Đầu tư")
+    subject, body = rejection_text(Outcome.model_validate(OUTCOME), "Sở Kế hoạch và Đầu tư")
     assert "SO-KHDT-2021-000042" in subject and "invalid_plan" in subject
     assert "Kính gửi: Sở Kế hoạch và Đầu tư" in body
     assert "SO-KHDT-2021-000042" in body
@@ -59,7 +65,7 @@ def test_rejection_notice_names_event_code_reason_and_every_finding():
 
 
 def test_vietnamese_comes_first():
-    _, body = rejection_text(OUTCOME, "Sở Kế hoạch và Đầu tư")
+    _, body = rejection_text(Outcome.model_validate(OUTCOME), "Sở Kế hoạch và Đầu tư")
     assert body.index(OUTCOME["message_vi"]) < body.index(OUTCOME["message_en"])
 
 
@@ -67,7 +73,7 @@ def test_rejection_without_findings():
     outcome = {**OUTCOME, "code": "forbidden", "findings": None,
                "message_vi": "Đơn vị SO-TC không có quyền gửi sự kiện này: task.updated.",
                "message_en": "Unit SO-TC may not send this event: task.updated."}
-    subject, body = rejection_text(outcome, "Sở Tài chính")
+    subject, body = rejection_text(Outcome.model_validate(outcome), "Sở Tài chính")
     assert "forbidden" in subject
     assert outcome["message_vi"] in body
     assert "/data/" not in body
