@@ -15,7 +15,7 @@ from __future__ import annotations
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared import claims, mongo
+from shared import claims, consumer, mongo, records
 
 from services.reports.snapshot import Snapshot, latest_by_subject, tasks_from_history, unit_reports_from_history
 
@@ -31,10 +31,11 @@ INDEXES: mongo.IndexSpec = {
     "numbers": [IndexModel([("term", ASCENDING), ("cycle", ASCENDING)]),
                 IndexModel([("term", ASCENDING), ("n", ASCENDING)])],
 }
-REGISTRY_KINDS = {"unit": "units", "programme": "programmes", "indicator": "indicators", "settings": "settings"}
+REGISTRY_KINDS = {records.UNIT: "units", records.PROGRAMME: "programmes", records.INDICATOR: "indicators",
+                  records.SETTINGS: "settings"}
 TASK_FIELDS = ("task_id", "programme", "plan", "lead_unit", "lead_person", "title", "due_date", "status",
                "progress", "as_of", "dropped")
-FACT_KINDS = ("plan", "programme_issued", "indicator_value", "unit_report", "supervision")
+FACT_KINDS = (records.PLAN, records.PROGRAMME_ISSUED, records.INDICATOR_VALUE, records.UNIT_REPORT, records.SUPERVISION)
 
 
 class ReportsStore:
@@ -76,21 +77,31 @@ class ReportsStore:
             await self._guarded("tasks", key, "seq", docs[key]["seq"], docs[key])
 
     async def _apply_state(self, change: dict) -> None:
-        kind, key, state = change["kind"], change["id"], change["state"]
-        if kind in REGISTRY_KINDS:
-            await self.db[REGISTRY_KINDS[kind]].update_one({"_id": key}, {"$set": state}, upsert=True)
-        elif kind == "plan":
-            await self._apply_plan(key, change["programme"], state)
-        elif kind == "programme_issued":
-            await self._versioned("issued", key, state, change)
-        elif kind == "indicator_value":
-            await self._versioned("indicator_values", key, state, change)
-        elif kind == "unit_report":
-            await self._versioned("unit_reports", key, state, change)
-            # received when its first report for the cycle was (as the history says, see as_of)
-            await self.db.unit_reports.update_one({"_id": key}, {"$min": {"received_at": change["accepted_at"]}})
-        elif kind == "supervision":
-            await mongo.insert_once(self.db.supervisions, {"_id": key, **state})
+        applier = APPLIERS.get(change["kind"])
+        if applier is None:
+            raise consumer.Poison(f"a change of kind {change['kind']!r}, which reports does not know")
+        await applier(self, change)
+
+    async def _apply_registry(self, change: dict) -> None:
+        await self.db[REGISTRY_KINDS[change["kind"]]].update_one({"_id": change["id"]}, {"$set": change["state"]},
+                                                                 upsert=True)
+
+    async def _apply_plan_change(self, change: dict) -> None:
+        await self._apply_plan(change["id"], change["programme"], change["state"])
+
+    async def _apply_issued(self, change: dict) -> None:
+        await self._versioned("issued", change["id"], change["state"], change)
+
+    async def _apply_indicator_value(self, change: dict) -> None:
+        await self._versioned("indicator_values", change["id"], change["state"], change)
+
+    async def _apply_unit_report(self, change: dict) -> None:
+        await self._versioned("unit_reports", change["id"], change["state"], change)
+        # received when its first report for the cycle was (as the history says, see as_of)
+        await self.db.unit_reports.update_one({"_id": change["id"]}, {"$min": {"received_at": change["accepted_at"]}})
+
+    async def _apply_supervision(self, change: dict) -> None:
+        await mongo.insert_once(self.db.supervisions, {"_id": change["id"], **change["state"]})
 
     async def _apply_plan(self, key: str, programme: str, state: dict) -> None:
         if state["status"] == "submitted":
@@ -204,6 +215,13 @@ class ReportsStore:
 
     async def update_archive(self, cycle: str, **fields) -> None:
         await self.db.archive.update_one({"_id": cycle}, {"$set": fields})
+
+
+# What each kind of change does to the read model (task states are written together, per batch).
+APPLIERS = {**dict.fromkeys(REGISTRY_KINDS, ReportsStore._apply_registry),
+            records.PLAN: ReportsStore._apply_plan_change, records.PROGRAMME_ISSUED: ReportsStore._apply_issued,
+            records.INDICATOR_VALUE: ReportsStore._apply_indicator_value,
+            records.UNIT_REPORT: ReportsStore._apply_unit_report, records.SUPERVISION: ReportsStore._apply_supervision}
 
 
 def _fact(change: dict) -> dict:

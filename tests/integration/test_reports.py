@@ -67,6 +67,26 @@ async def test_status_follows_changes_and_an_older_state_never_wins(isolated):
         ("SO-KHDT", {"expected": 1, "on_time": 0, "late": 0, "missing": 1}, 1)]
 
 
+async def test_a_change_of_a_kind_reports_does_not_know_is_dead_lettered_and_the_rest_go_through(isolated):
+    settings = isolated.settings(ReportsSettings, clock_fixed="2021-04-05T09:00:00+07:00", reports_scheduler=False,
+                                 topic_partitions=1)
+    records = [change("programme", "02", {"code": "02", "title": "Chương trình 02", "lead_unit": "UBND"}),
+               change("budget", "02", {"amount": 5}, programme="02"),
+               change("task", "T-1", task_state("in_progress", 40), programme="02", seq=1)]
+    async with running(build(settings)) as client:
+        await kafkatools.produce(settings.kafka_bootstrap, settings.topics.changes, records, key=b"02")
+        dead = await kafkatools.read_topic(settings.kafka_bootstrap, settings.topics.dlq(settings.topics.changes),
+                                           decode=False, until=lambda rs: len(rs) >= 1, timeout=60)
+
+        async def status():
+            return (await client.get("/v1/status")).json()
+
+        body = await kafkatools.eventually(status, lambda b: b["totals"]["tasks"]["total"] == 1)
+    assert len(dead) == 1 and b'"budget"' in dead[0].value
+    assert "budget" in dict(dead[0].headers)["nqt-dlq-error-message"].decode()
+    assert body["programmes"][0]["progress_pct"] == 40.0
+
+
 async def test_task_states_written_together_keep_the_newest_whoever_writes_first(isolated):
     """Two replicas (say, either side of a rebalance) write overlapping batches of task states
     at once: each task ends at its highest seq, new tasks included."""
