@@ -29,7 +29,8 @@ TASK_FIELDS = ("task_id", "programme", "plan", "lead_unit", "lead_person", "titl
 
 def task_doc(change: dict) -> dict:
     """A task's state as the read model keeps it, from its change."""
-    return {f: change["state"].get(f) for f in TASK_FIELDS} | {"task_id": change["id"], "seq": change["seq"]}
+    return ({"_id": f"{change['id']}|{change['seq']}"} | {f: change["state"].get(f) for f in TASK_FIELDS}
+            | {"task_id": change["id"], "seq": change["seq"]})
 
 
 def _bump(counter: Counter, key, n: int) -> None:
@@ -73,19 +74,22 @@ class Tally:
                 "overdue": _open_before(self.open_due, as_of)}
 
     def to_doc(self) -> dict:
-        """The tally as a small document (no task lists; no Decimal128, no dotted keys: pairs)."""
-        return {"statuses": sorted(self.statuses.items()), "progress_sum": str(self.progress_sum),
-                "progress_n": self.progress_n, "open_due": sorted(self.open_due.items()),
-                "unit_open_due": [[u, sorted(c.items())] for u, c in sorted(self.unit_open_due.items())],
-                "leads": sorted(self.leads.items())}
+        """The tally as a small document: no task lists; counts as {key, n} pairs (no Decimal128,
+        no dotted keys, no nested arrays: FerretDB 1.24 refuses them)."""
+        pairs = lambda counter: [{"key": k, "n": n} for k, n in sorted(counter.items())]
+        return {"statuses": pairs(self.statuses), "progress_sum": str(self.progress_sum),
+                "progress_n": self.progress_n, "open_due": pairs(self.open_due),
+                "unit_open_due": [{"unit": u, "open_due": pairs(c)} for u, c in sorted(self.unit_open_due.items())],
+                "leads": pairs(self.leads)}
 
     @classmethod
     def from_doc(cls, doc: dict) -> "Tally":
+        counter = lambda pairs: Counter({p["key"]: p["n"] for p in pairs})
         tally = cls()
-        tally.statuses, tally.open_due, tally.leads = (Counter(dict(doc[k])) for k in ("statuses", "open_due", "leads"))
+        tally.statuses, tally.open_due, tally.leads = (counter(doc[k]) for k in ("statuses", "open_due", "leads"))
         tally.progress_sum, tally.progress_n = Decimal(doc["progress_sum"]), doc["progress_n"]
-        for unit, pairs in doc["unit_open_due"]:
-            tally.unit_open_due[unit] = Counter(dict(pairs))
+        for unit in doc["unit_open_due"]:
+            tally.unit_open_due[unit["unit"]] = counter(unit["open_due"])
         return tally
 
 
@@ -139,8 +143,8 @@ class Live:
         self.open_by_due: dict[str, set[str]] = {}              # due date -> open tasks
         self.due_dates: list[str] = []                          # its keys, sorted
 
-    def apply(self, change: dict) -> tuple[bool, dict | None]:
-        """Apply one change (of a kind in MIRRORS): for a task, (taken, the state it replaced)."""
+    def apply(self, change: dict):
+        """Apply one change (of a kind in MIRRORS); for a task, what `put_task` tells."""
         return MIRRORS[change["kind"]](self, change)
 
     # --- the small collections, as the store writes them ---
@@ -171,16 +175,16 @@ class Live:
         self.supervisions.setdefault(key, {"_id": key, **state})
 
     # --- tasks ---
-    def put_task(self, task: dict) -> tuple[bool, dict | None]:
-        """Take `task` (with its seq) unless a state as new is there: (taken, the state it replaced)."""
+    def put_task(self, task: dict) -> tuple[bool, dict | None, dict]:
+        """Take `task` (with its seq) unless a state as new is there: (taken, the one it replaced, task)."""
         old = self.tasks.get(task["task_id"])
         if old is not None and old["seq"] >= task["seq"]:
-            return False, old
+            return False, old, task
         if old is not None:
             self._count(old, -1)
         self.tasks[task["task_id"]] = task
         self._count(task, 1)
-        return True, old
+        return True, old, task
 
     def load_tasks(self, tasks: Iterable[dict]) -> None:
         for task in tasks:

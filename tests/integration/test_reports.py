@@ -102,7 +102,9 @@ async def test_task_states_written_together_keep_the_newest_whoever_writes_first
             first.apply_changes([as_change(f"T-{n}", 5, 50) for n in range(1, 40)]),
             second.apply_changes([as_change(f"T-{n}", 4 + 2 * (n % 2), 60 * (n % 2)) for n in range(1, 40)]))
         await first.apply_changes([as_change("T-1", 3, 30), as_change("T-2", 9, 90), as_change("T-2", 8, 80)])
-        seqs = {d["_id"]: (d["seq"], d["progress"]) async for d in db.tasks.find({})}
+        restarted = ReportsStore(db)  # a replica that reads the read model afresh
+        await restarted.live(cycle="2021-Q1", window_start="2020-12-14T17:00:00.000000Z")
+        seqs = {key: (d["seq"], d["progress"]) for key, d in restarted.holdings.live.tasks.items()}
     finally:
         await client.close()
     expected = {f"T-{n}": (6, 60) if n % 2 else (5, 50) for n in range(1, 40)}
