@@ -43,7 +43,7 @@ async def apply_changes(service: ReportsService, changes: list[dict]) -> None:
     for change in changes:
         metrics.event("reports", f"change.{change['kind']}", "received")
     with metrics.HANDLER_SECONDS.labels(service="reports", handler="changes").time():
-        await service.store.apply_changes(changes)
+        await service.apply_changes(changes=changes)
 
 
 def rendered(report: dict, fmt: str) -> bytes:
