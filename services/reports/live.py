@@ -54,9 +54,11 @@ class Tally:
         self.open_due: Counter = Counter()                      # due date -> open tasks
         self.unit_open_due: defaultdict[str, Counter] = defaultdict(Counter)  # lead unit -> due date -> open
         self.leads: Counter = Counter()                         # lead unit -> tasks
+        self.overdue_cache: tuple[str, int, dict[str, int]] | None = None  # as of a day: overdue, by unit
 
     def add(self, task: dict, sign: int = 1) -> None:
         """Count `task` in (sign 1) or out (sign -1)."""
+        self.overdue_cache = None
         _bump(self.statuses, task["status"], sign)
         value = domain.progress_value(task)
         if value is not None:
@@ -71,7 +73,15 @@ class Tally:
 
     def counts(self, as_of: str) -> dict:
         return {"total": sum(self.statuses.values()), **{s: self.statuses.get(s, 0) for s in domain.STATUSES},
-                "overdue": _open_before(self.open_due, as_of)}
+                "overdue": self.overdue(as_of)[0]}
+
+    def overdue(self, as_of: str) -> tuple[int, dict[str, int]]:
+        """Open tasks due before `as_of`, and by lead unit; kept until the tally or the day changes,
+        so the programmes a batch did not touch cost nothing."""
+        if self.overdue_cache is None or self.overdue_cache[0] != as_of:
+            by_unit = {u: n for u, due in self.unit_open_due.items() if (n := _open_before(due, as_of))}
+            self.overdue_cache = (as_of, _open_before(self.open_due, as_of), by_unit)
+        return self.overdue_cache[1:]
 
     def to_doc(self) -> dict:
         """The tally as a small document: no task lists; counts as {key, n} pairs (no Decimal128,
@@ -112,9 +122,8 @@ class TallyView:
     def overdue_by_unit(self, as_of: str) -> dict[str, int]:
         overdue: Counter = Counter()
         for tally in self.tallies.values():
-            for unit, open_due in tally.unit_open_due.items():
-                overdue[unit] += _open_before(open_due, as_of)
-        return {u: n for u, n in overdue.items() if n}
+            overdue.update(tally.overdue(as_of)[1])
+        return dict(overdue)
 
     def leads(self) -> set[str]:
         return {unit for tally in self.tallies.values() for unit in tally.leads}
