@@ -45,6 +45,7 @@ def build(settings: ReportsSettings | None = None) -> FastAPI:
     jobs = (schedule, refresh) if settings.reports_scheduler else (refresh,)
     app = create_app(runtime, title="nq-tracker reports", jobs=jobs)
     app.state.renderer = renderer
+    app.state.holdings = holdings
 
     @app.get("/v1/status", summary="The live roll-up of every programme, indicator and unit")
     async def status() -> dict:

@@ -176,3 +176,44 @@ async def test_a_unit_report_dated_before_the_due_date_but_received_after_it_is_
     assert seen[False][0] == seen[False][1] == {"status": "late", "time": sent, "received_at": received,
                                                 "document_no": "7/BC"}
     assert seen[True][0]["status"] == seen[True][1]["status"] == "on_time"
+
+
+async def test_two_replicas_each_holding_some_programmes_answer_the_same_status(isolated):
+    """Each replica keeps the programmes of its partitions in memory and reads the others' tallies
+    and open tasks from the database: either one answers the whole state."""
+    settings = isolated.settings(ReportsSettings, clock_fixed="2021-04-05T09:00:00+07:00", reports_scheduler=False,
+                                 topic_partitions=3)
+    registry = [change("unit", "SO-KHDT", {"code": "SO-KHDT", "name": "Sở Kế hoạch và Đầu tư", "kind": "department"})]
+    registry += [change("programme", p, {"code": p, "title": f"Chương trình {p}", "lead_unit": "UBND"})
+                 for p in ("01", "02", "03", "04")]
+    tasks = {p: [change("task", f"T-{p}-{n}", {**task_state(status, progress, due), "programme": p}, programme=p,
+                        seq=1)
+                 for n, (status, progress, due) in enumerate([("in_progress", 20 * int(p), "2021-03-31"),
+                                                              ("completed", 100, "2021-03-01"),
+                                                              ("not_started", 0, "2021-05-10")])]
+             for p in ("01", "02", "03", "04")}
+    first, second = build(settings), build(settings)
+    async with running(first) as one, running(second) as two:
+        await kafkatools.produce(settings.kafka_bootstrap, settings.topics.changes, registry, key=b"registry")
+        for programme, records in tasks.items():
+            await kafkatools.produce(settings.kafka_bootstrap, settings.topics.changes, records,
+                                     key=programme.encode())
+
+        async def statuses():
+            return [(await client.get("/v1/status")).json() for client in (one, two)]
+
+        def split(bodies):  # settled, with the partitions shared out between the two
+            held = [app.state.holdings.partitions for app in (first, second)]
+            return (all(b["totals"]["tasks"]["total"] == 12 and len(b["programmes"]) == 4 for b in bodies)
+                    and sorted(map(len, held)) == [1, 2] and not held[0] & held[1])
+
+        bodies = await kafkatools.eventually(statuses, split, timeout=60)
+    for body in bodies:
+        body.pop("known_at")
+    assert bodies[0] == bodies[1]
+    body = bodies[0]
+    assert [p["progress_pct"] for p in body["programmes"]] == [40.0, 46.7, 53.3, 60.0]
+    assert [t["task_id"] for t in body["overdue_tasks"]] == ["T-01-0", "T-02-0", "T-03-0", "T-04-0"]
+    assert [t["task_id"] for t in body["next_period"]["tasks_due"]] == [  # 15 March to 14 June, by due date
+        "T-01-0", "T-02-0", "T-03-0", "T-04-0", "T-01-2", "T-02-2", "T-03-2", "T-04-2"]
+    assert body["units"][0]["tasks_overdue"] == 4
