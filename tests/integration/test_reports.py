@@ -14,7 +14,7 @@ from tests import kafkatools
 from tests.integration.conftest import running
 
 from services.reports.app import build
-from services.reports.service import reporting_cycle
+from services.reports.service import ReportsService, reporting_cycle
 from services.reports.settings import ReportsSettings
 from services.reports.store import INDEXES, ReportsStore
 
@@ -217,3 +217,41 @@ async def test_two_replicas_each_holding_some_programmes_answer_the_same_status(
     assert [t["task_id"] for t in body["next_period"]["tasks_due"]] == [  # 15 March to 14 June, by due date
         "T-01-0", "T-02-0", "T-03-0", "T-04-0", "T-01-2", "T-02-2", "T-03-2", "T-04-2"]
     assert body["units"][0]["tasks_overdue"] == 4
+
+
+async def test_a_batch_read_again_after_a_crash_between_its_writes_changes_nothing(isolated):
+    """The task versions were written, the tallies not, when the replica died: the batch, read
+    again by the next owner (once, twice), ends as if it had been applied once."""
+    class CrashingBeforeTallies(ReportsStore):
+        async def _put_tallies(self, programmes):
+            raise ConnectionError("the replica died")
+
+    batch = [{"kind": "programme", "id": "02", "programme": None, "seq": 0, "version": "v",
+              "state": {"code": "02", "title": "Chương trình 02", "lead_unit": "UBND"}}]
+    batch += [{"kind": "task", "id": task, "programme": "02", "seq": seq, "state": task_state(status, progress, due)}
+              for task, seq, status, progress, due in [("T-1", 1, "not_started", 0, "2021-03-31"),
+                                                       ("T-1", 2, "in_progress", 30, "2021-03-31"),
+                                                       ("T-2", 1, "completed", 100, "2021-02-01"),
+                                                       ("T-3", 4, "blocked", 10, "2021-01-31")]]
+    client = mongo.connect(isolated.mongo)
+    try:
+        crashed, once = client[f"{isolated.prefix}_crashed"], client[f"{isolated.prefix}_once"]
+        for db in (crashed, once):
+            await mongo.ensure_indexes(db, INDEXES)
+        try:
+            await CrashingBeforeTallies(crashed).apply_changes(batch)
+        except ConnectionError:
+            pass
+        for _ in range(2):
+            await ReportsStore(crashed).apply_changes(batch)  # a new owner, its memory empty
+        await ReportsStore(once).apply_changes(batch)
+        clock = Clock(fixed=datetime(2021, 4, 5, 9, tzinfo=HANOI))
+        statuses = [await ReportsService(ReportsStore(db), clock).live_status() for db in (crashed, once)]
+        stored = [([d async for d in db.tasks.find({}, sort=[("_id", 1)])],
+                   [d async for d in db.tallies.find({})]) for db in (crashed, once)]
+    finally:
+        await client.close()
+    for status in statuses:
+        status.pop("known_at")
+    assert statuses[0] == statuses[1] and statuses[0]["totals"]["tasks"]["overdue"] == 2
+    assert stored[0] == stored[1] and [d["_id"] for d in stored[0][0]] == ["T-1|2", "T-2|1", "T-3|4"]
