@@ -16,8 +16,8 @@ from shared.kafka import make_broker
 from shared.runtime import Job, Runtime, create_app
 
 from services.reports import gauges, handlers
-from services.reports.service import BadRequest, ReportsService, parse_known_at
 from services.reports.owned import Holdings
+from services.reports.service import BadRequest, ReportsService, parse_known_at
 from services.reports.settings import ReportsSettings
 from services.reports.store import INDEXES, ReportsStore
 

@@ -251,9 +251,30 @@ class Live:
             view=self.view())
 
 
+class TaskWrites:
+    """What a batch's task changes write: the versions taken, those they superseded, the programmes."""
+
+    def __init__(self):
+        self.fresh: dict[str, dict] = {}
+        self.superseded: set[str] = set()
+        self.touched: set[str] = set()
+
+    def take(self, outcome: tuple[bool, dict | None, dict]) -> None:
+        taken, old, new = outcome
+        if not taken:
+            return
+        self.fresh[new["_id"]] = new
+        self.touched.add(new["programme"])
+        if old is not None:
+            self.touched.add(old["programme"])
+            if self.fresh.pop(old["_id"], None) is None:  # one of this batch's own: never written
+                self.superseded.add(old["_id"])
+
+
 # What each kind of change does to the live state; a mirror of the store's APPLIERS.
 MIRRORS = {
-    **{kind: lambda live, c, name=name: live.set_registry(name, c["id"], c["state"]) for kind, name in REGISTRY.items()},
+    **{kind: lambda live, c, name=name: live.set_registry(name, c["id"], c["state"])
+       for kind, name in REGISTRY.items()},
     records.PLAN: lambda live, c: live.set_plan(c["id"], c["programme"], c["state"]["status"] == "submitted"),
     records.TASK: lambda live, c: live.put_task(task_doc(c)),
     records.PROGRAMME_ISSUED: lambda live, c: live.set_versioned("issued", c["id"], c["state"], c["version"]),

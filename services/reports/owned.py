@@ -14,16 +14,10 @@ import logging
 from typing import Callable
 
 from aiokafka import ConsumerRebalanceListener
-from aiokafka.partitioner import murmur2
 
 from services.reports.live import Live
 
 log = logging.getLogger("nqt.reports")
-
-
-def partition_of(programme: str, count: int) -> int:
-    """The partition a programme's changes are on: the producer's default partitioner (murmur2 of the key)."""
-    return (murmur2(programme.encode()) & 0x7FFFFFFF) % count
 
 
 class Holdings(ConsumerRebalanceListener):
@@ -41,9 +35,6 @@ class Holdings(ConsumerRebalanceListener):
         self.live = Live()
         self.programmes: set[str] = set()  # programmes whose tasks are in memory
         self.complete = False              # the small collections and every programme loaded
-
-    def owns(self, programme: str) -> bool:
-        return self.partitions is None or partition_of(programme, self.partition_count()) in self.partitions
 
     def owns_all(self) -> bool:
         return self.partitions is None or len(self.partitions) >= self.partition_count()

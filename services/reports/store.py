@@ -8,7 +8,9 @@
 
 Every write is idempotent and order-tolerant: task states carry the programs
 service's sequence number and versioned documents their event version, so an
-older one never overwrites a newer one."""
+older one never overwrites a newer one. Task states are kept as versions
+(`task|seq`) beside one tally document per programme (`live.Tally`); the replica
+owning a programme keeps both in memory too (`owned.Holdings`)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared import claims, consumer, mongo, records
 
 from services.reports import domain
-from services.reports.live import REGISTRY as REGISTRY_KINDS, TASK_FIELDS, Live, Tally, TallyView
+from services.reports.live import REGISTRY as REGISTRY_KINDS, TASK_FIELDS, Live, Tally, TallyView, TaskWrites
 from services.reports.owned import Holdings
 from services.reports.snapshot import Snapshot, latest_by_subject, tasks_from_history, unit_reports_from_history
 
@@ -74,7 +76,7 @@ class ReportsStore:
                 self.holdings.forget()  # memory may be ahead of the database: read it again when needed
                 raise
 
-    async def _put_tasks(self, tasks: "TaskWrites") -> None:
+    async def _put_tasks(self, tasks: TaskWrites) -> None:
         """The batch's task states as versions `task|seq`, inserted together, then the versions they
         superseded deleted together (a crash in between leaves one behind: loading takes the
         highest seq, and tidies up); then the tally of each programme touched."""
@@ -274,26 +276,6 @@ class ReportsStore:
 
     async def update_archive(self, cycle: str, **fields) -> None:
         await self.db.archive.update_one({"_id": cycle}, {"$set": fields})
-
-
-class TaskWrites:
-    """What a batch's task changes write: the versions taken, those they superseded, the programmes."""
-
-    def __init__(self):
-        self.fresh: dict[str, dict] = {}
-        self.superseded: set[str] = set()
-        self.touched: set[str] = set()
-
-    def take(self, outcome: tuple[bool, dict | None, dict]) -> None:
-        taken, old, new = outcome
-        if not taken:
-            return
-        self.fresh[new["_id"]] = new
-        self.touched.add(new["programme"])
-        if old is not None:
-            self.touched.add(old["programme"])
-            if self.fresh.pop(old["_id"], None) is None:  # one of this batch's own: never written
-                self.superseded.add(old["_id"])
 
 
 # What each kind of change does to the read model; task states are written together, per batch
