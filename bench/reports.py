@@ -74,6 +74,7 @@ from shared.registry import expected_to_report, load_events  # noqa: E402
 from services.reports import handlers  # noqa: E402
 from services.reports.service import ReportsService, end_of_day, parse_known_at  # noqa: E402
 from services.reports.snapshot import tasks_from_history  # noqa: E402
+from services.reports import live  # noqa: E402
 from services.reports.store import FACT_KINDS, INDEXES, REGISTRY_KINDS, TASK_FIELDS, ReportsStore  # noqa: E402
 
 REGISTRY = ROOT / "deploy" / "registry" / "hanoi-xvii.yaml"
@@ -174,8 +175,7 @@ def history_doc(ch: dict) -> dict:
 
 
 def task_doc(ch: dict) -> dict:
-    state = ch["state"]
-    return {"_id": ch["id"], **({f: state.get(f) for f in TASK_FIELDS} | {"task_id": ch["id"], "seq": ch["seq"]})}
+    return live.task_doc(ch)
 
 
 VERSIONED = {"programme_issued": "issued", "indicator_value": "indicator_values", "unit_report": "unit_reports"}
@@ -699,7 +699,7 @@ async def shape_check(client, db, term: Term, small: list[dict], db_name: str) -
         checks += [(coll, {"_id": {"$in": sorted(keys[kind])}}) for coll, kind in
                    (("plans", "plan"), ("indicator_values", "indicator_value"), ("unit_reports", "unit_report"),
                     ("supervisions", "supervision"))]
-        checks.append(("tasks", {"_id": {"$in": sorted(tasks)}}))
+        checks.append(("tasks", {"task_id": {"$in": sorted(tasks)}}))
         equal, problems = 0, []
         for coll, query in checks:
             want = {d["_id"]: d async for d in scratch[coll].find(query)}

@@ -98,13 +98,14 @@ def make_broker(settings: CommonSettings, *, service: str, max_attempts: int = 5
     return broker
 
 
-def batch_subscriber(runtime, topic: str, *, group_id: str, max_records: int):
+def batch_subscriber(runtime, topic: str, *, group_id: str, max_records: int, listener=None):
     """A subscriber that reads up to `max_records` at a time and commits them after the
     handler's writes; on an outage the whole batch is read again (after a pause). The
-    handler decides what to do with records that fail otherwise (`apply_batch`)."""
+    handler decides what to do with records that fail otherwise (`apply_batch`). A
+    `listener` (aiokafka's ConsumerRebalanceListener) hears of partitions assigned and revoked."""
     return runtime.broker.subscriber(topic, group_id=group_id, batch=True, max_records=max_records,
                                      batch_timeout_ms=100, ack_policy=COMMIT_AFTER_WRITE,
-                                     auto_offset_reset="earliest")
+                                     auto_offset_reset="earliest", listener=listener)
 
 
 async def ensure_topics(settings: CommonSettings, names: list[str] | None = None) -> None:

@@ -16,6 +16,7 @@ from shared.kafka import make_broker
 from shared.runtime import Job, Runtime, create_app
 
 from services.reports import gauges, handlers
+from services.reports.owned import Holdings
 from services.reports.service import BadRequest, ReportsService, parse_known_at
 from services.reports.settings import ReportsSettings
 from services.reports.store import INDEXES, ReportsStore
@@ -29,11 +30,13 @@ def build(settings: ReportsSettings | None = None) -> FastAPI:
     holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"  # this replica, in its claims
     stale_after = timedelta(seconds=settings.reports_claim_stale_seconds)
 
+    holdings = Holdings(consumer=True)  # what this replica keeps of the programmes it owns
+
     def service_for(rt: Runtime) -> ReportsService:
-        return ReportsService(ReportsStore(rt.db), clock, due_working_days=settings.reports_due_working_days,
+        return ReportsService(ReportsStore(rt.db, holdings), clock, due_working_days=settings.reports_due_working_days,
                               claims=Claims(rt.db.claims, holder=holder, stale_after=stale_after))
 
-    handlers.register(runtime, settings.reports_group, service_for)
+    handlers.register(runtime, settings.reports_group, service_for, holdings)
     renderer = handlers.Renderer(settings.reports_max_renders, settings.reports_render_wait_s)
     schedule = Job("the reporting scheduler", settings.reports_schedule_seconds,
                    lambda rt: handlers.schedule_once(rt, service_for(rt), renderer))
@@ -42,6 +45,7 @@ def build(settings: ReportsSettings | None = None) -> FastAPI:
     jobs = (schedule, refresh) if settings.reports_scheduler else (refresh,)
     app = create_app(runtime, title="nq-tracker reports", jobs=jobs)
     app.state.renderer = renderer
+    app.state.holdings = holdings
 
     @app.get("/v1/status", summary="The live roll-up of every programme, indicator and unit")
     async def status() -> dict:

@@ -24,18 +24,35 @@ def task_counts(tasks: Iterable[dict], as_of: date) -> dict:
     return counts
 
 
+def progress_value(task: dict) -> Decimal | None:
+    """What a task adds to its programme's progress: None when cancelled, 100 when completed."""
+    if task["status"] == "cancelled":
+        return None
+    return Decimal(100) if task["status"] == "completed" else Decimal(repr(float(task["progress"])))
+
+
+def mean_pct(total: Decimal, count: int) -> float | None:
+    """The mean of `count` progress values summing to `total`, one decimal, half up."""
+    if not count:
+        return None
+    return float((total / count).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
 def progress_pct(tasks: Iterable[dict]) -> float | None:
     """Mean progress of the non-cancelled tasks, a completed task counting 100; one decimal."""
-    values = [Decimal(100) if t["status"] == "completed" else Decimal(repr(float(t["progress"])))
-              for t in tasks if t["status"] != "cancelled"]
-    if not values:
-        return None
-    mean = sum(values) / len(values)
-    return float(mean.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+    values = [v for v in map(progress_value, tasks) if v is not None]
+    return mean_pct(sum(values, Decimal(0)), len(values))
 
 
 def programme_status(programme: dict, *, issued: dict | None, tasks: list[dict], plans: list[dict],
                      as_of: date) -> dict:
+    return programme_summary(programme, issued=issued, plans=plans, counts=task_counts(tasks, as_of),
+                             progress=progress_pct(tasks))
+
+
+def programme_summary(programme: dict, *, issued: dict | None, plans: list[dict], counts: dict,
+                      progress: float | None) -> dict:
+    """A programme's line of the roll-up, from its task counts and progress however they were made."""
     return {
         "code": programme["code"],
         "title": programme["title"],
@@ -48,8 +65,8 @@ def programme_status(programme: dict, *, issued: dict | None, tasks: list[dict],
             "submitted": sum(1 for p in plans if p["submitted"]),
             "rejected": sum(1 for p in plans if not p["submitted"]),
         },
-        "tasks": task_counts(tasks, as_of),
-        "progress_pct": progress_pct(tasks),
+        "tasks": counts,
+        "progress_pct": progress,
     }
 
 

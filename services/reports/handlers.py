@@ -14,6 +14,7 @@ from shared.claims import Claim
 from shared.runtime import Runtime
 
 from services.reports import changes, gauges, render, word
+from services.reports.owned import Holdings
 from services.reports.service import ReportsService
 
 log = logging.getLogger("nqt.reports")
@@ -21,19 +22,28 @@ FORMATS = {"json": "application/json", "html": "text/html; charset=utf-8", "pdf"
            "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
 
 
-def register(runtime: Runtime, group_id: str, service_for) -> None:
-    @kafka.batch_subscriber(runtime, runtime.settings.topics.changes, group_id=group_id,
-                            max_records=runtime.settings.reports_batch)
+def register(runtime: Runtime, group_id: str, service_for, holdings: Holdings) -> None:
+    topic = runtime.settings.topics.changes
+    subscriber = kafka.batch_subscriber(runtime, topic, group_id=group_id, max_records=runtime.settings.reports_batch,
+                                        listener=holdings)
+
+    @subscriber
     async def on_changes(msg: KafkaMessage) -> None:
         await consumer.apply_batch(runtime.broker, msg.raw_message, read=changes.read,
                                 apply=lambda batch: apply_changes(service_for(runtime), batch))
+
+    def partition_count() -> int:  # as the consumer's metadata says; the configured count until it does
+        known = subscriber.consumer.partitions_for_topic(topic) if subscriber.consumer else None
+        return len(known) if known else runtime.settings.topic_partitions
+
+    holdings.partition_count = partition_count
 
 
 async def apply_changes(service: ReportsService, changes: list[dict]) -> None:
     for change in changes:
         metrics.event("reports", f"change.{change['kind']}", "received")
     with metrics.HANDLER_SECONDS.labels(service="reports", handler="changes").time():
-        await service.store.apply_changes(changes)
+        await service.apply_changes(changes=changes)
 
 
 def rendered(report: dict, fmt: str) -> bytes:

@@ -27,33 +27,66 @@ class Moment:
     by_event_time: bool = False  # a replay of past events: lateness by event time, not by acceptance
 
 
+class Listed:
+    """The tasks as the roll-up asks about them, answered from the list of them (a past cut-off)."""
+
+    def __init__(self, tasks: list[dict]):
+        self.tasks = tasks
+        self.by_programme = defaultdict(list)
+        for task in tasks:
+            self.by_programme[task["programme"]].append(task)
+
+    def _of(self, programme: str | None) -> list[dict]:
+        return self.tasks if programme is None else self.by_programme.get(programme, [])
+
+    def counts(self, programme: str | None, as_of: str) -> dict:
+        return domain.task_counts(self._of(programme), date.fromisoformat(as_of))
+
+    def progress(self, programme: str | None) -> float | None:
+        return domain.progress_pct(self._of(programme))
+
+    def overdue_by_unit(self, as_of: str) -> dict[str, int]:
+        overdue = defaultdict(int)
+        for task in self.tasks:
+            if domain.is_overdue(task, date.fromisoformat(as_of)):
+                overdue[task["lead_unit"]] += 1
+        return overdue
+
+    def leads(self) -> set[str]:
+        return {task["lead_unit"] for task in self.tasks}
+
+    def open_due(self, first: str | None, last: str, *, included: bool) -> list[dict]:
+        """Open tasks due from `first` (None: any) to `last`, ordered by due date and task id."""
+        due = [t for t in self.tasks if t["status"] not in domain.CLOSED and (first is None or first <= t["due_date"])
+               and (t["due_date"] <= last if included else t["due_date"] < last)]
+        return sorted(due, key=lambda t: (t["due_date"], t["task_id"]))
+
+
 def build(snapshot: Snapshot, moment: Moment) -> dict:
-    tasks_by_programme, plans_by_programme = defaultdict(list), defaultdict(list)
-    for task in snapshot.tasks:
-        tasks_by_programme[task["programme"]].append(task)
+    tasks = snapshot.view or Listed(snapshot.tasks)
+    plans_by_programme = defaultdict(list)
     for plan in snapshot.plans:
         plans_by_programme[plan["programme"]].append(plan)
-    programmes = [_programme(p, snapshot, tasks_by_programme[p["code"]], plans_by_programme[p["code"]], moment)
-                  for p in snapshot.programmes]
-    units = _units(snapshot, moment)
+    programmes = [_programme(p, snapshot, tasks, plans_by_programme[p["code"]], moment) for p in snapshot.programmes]
+    units = _units(snapshot, tasks, moment)
+    as_of = moment.as_of.isoformat()
     return {
         "cycle": moment.cycle.code,
         "kind": moment.cycle.kind,
         "cycle_label": label(moment.cycle),
         "window": {"start": moment.cycle.start.isoformat(), "cut_off": moment.cycle.cut_off.isoformat()},
         "due_date": moment.due_date.isoformat(),
-        "as_of": moment.as_of.isoformat(),
+        "as_of": as_of,
         "known_at": moment.known_at,
         "programmes": programmes,
         "deadline_q1_2021": _issuance_deadline(snapshot),
         "indicators": [_indicator(i, snapshot) for i in snapshot.indicators],
         "units": units,
         "reports_summary": {k: sum(u["reports"][k] for u in units) for k in ("expected", "on_time", "late", "missing")},
-        "overdue_tasks": _overdue(snapshot, moment.as_of),
+        "overdue_tasks": [_task_line(t, snapshot) for t in tasks.open_due(None, as_of, included=False)],
         "supervisions": [_supervision(s, snapshot) for s in sorted(snapshot.supervisions, key=lambda s: s["time"])],
-        "next_period": _next_period(snapshot, moment),
-        "totals": {"tasks": domain.task_counts(snapshot.tasks, moment.as_of),
-                   "progress_pct": domain.progress_pct(snapshot.tasks),
+        "next_period": _next_period(snapshot, tasks, moment),
+        "totals": {"tasks": tasks.counts(None, as_of), "progress_pct": tasks.progress(None),
                    "plans": {k: sum(p["plans"][k] for p in programmes) for k in ("expected", "submitted", "rejected")}},
     }
 
@@ -62,9 +95,11 @@ def _unit_name(snapshot: Snapshot, code: str | None) -> str | None:
     return (snapshot.units.get(code) or {}).get("name", code) if code else None
 
 
-def _programme(programme: dict, snapshot: Snapshot, tasks: list[dict], plans: list[dict], moment: Moment) -> dict:
+def _programme(programme: dict, snapshot: Snapshot, tasks, plans: list[dict], moment: Moment) -> dict:
     issued = snapshot.issued.get(programme["code"])
-    status = domain.programme_status(programme, issued=issued, tasks=tasks, plans=plans, as_of=moment.as_of)
+    status = domain.programme_summary(programme, issued=issued, plans=plans,
+                                      counts=tasks.counts(programme["code"], moment.as_of.isoformat()),
+                                      progress=tasks.progress(programme["code"]))
     return {**status, "lead_unit_name": _unit_name(snapshot, programme.get("lead_unit")),
             "issued_on": issued.get("issued_on") if issued else None}
 
@@ -100,13 +135,10 @@ def _indicator(indicator: dict, snapshot: Snapshot) -> dict:
             "status": domain.indicator_status(indicator, latest), "sample": bool(indicator.get("sample"))}
 
 
-def _units(snapshot: Snapshot, moment: Moment) -> list[dict]:
+def _units(snapshot: Snapshot, tasks, moment: Moment) -> list[dict]:
     expected_units = (snapshot.settings.get("reporting") or {}).get("expected_units", "default")
-    overdue = defaultdict(int)
-    for task in snapshot.tasks:
-        if domain.is_overdue(task, moment.as_of):
-            overdue[task["lead_unit"]] += 1
-    leads = {task["lead_unit"] for task in snapshot.tasks}
+    overdue = tasks.overdue_by_unit(moment.as_of.isoformat())
+    leads = tasks.leads()
     units = []
     for code, unit in sorted(snapshot.units.items()):
         expected = expected_to_report(unit, expected_units)
@@ -134,21 +166,15 @@ def _task_line(task: dict, snapshot: Snapshot) -> dict:
             "progress": float(task["progress"])}
 
 
-def _overdue(snapshot: Snapshot, as_of: date) -> list[dict]:
-    overdue = [t for t in snapshot.tasks if domain.is_overdue(t, as_of)]
-    return [_task_line(t, snapshot) for t in sorted(overdue, key=lambda t: (t["due_date"], t["task_id"]))]
-
-
 def _supervision(record: dict, snapshot: Snapshot) -> dict:
     return {"programme": record["programme"], "kind": record["kind"], "source": record["source"],
             "source_name": _unit_name(snapshot, record["source"]), "finding": record["finding"],
             "recommendation": record.get("recommendation"), "unit": record.get("unit"), "time": record["time"]}
 
 
-def _next_period(snapshot: Snapshot, moment: Moment) -> dict:
+def _next_period(snapshot: Snapshot, tasks, moment: Moment) -> dict:
     following = next_quarter(moment.cycle)
     start, end = following.start.isoformat(), following.cut_off.isoformat()
-    due = [t for t in snapshot.tasks if t["status"] not in domain.CLOSED and start <= t["due_date"] <= end]
     return {"cycle": following.code, "cycle_label": label(following), "cut_off": end,
             "due_date": (moment.next_due_date or following.cut_off + timedelta(days=2)).isoformat(),
-            "tasks_due": [_task_line(t, snapshot) for t in sorted(due, key=lambda t: (t["due_date"], t["task_id"]))]}
+            "tasks_due": [_task_line(t, snapshot) for t in tasks.open_due(start, end, included=True)]}

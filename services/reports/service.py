@@ -71,6 +71,10 @@ class ReportsService:
             days = (settings.get("reporting") or {}).get("due_working_days", 2)
         return due_date(cycle, days)
 
+    async def apply_changes(self, *, changes: list[dict]) -> None:
+        """Apply a batch of changes (as `changes.read` gives them), from Kafka or from a replay."""
+        await self.store.apply_changes(changes)
+
     async def live_status(self) -> dict:
         """Everything applied so far, as of today; unit reports of the cycle being reported on."""
         cycle = reporting_cycle(self.clock.today())

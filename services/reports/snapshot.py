@@ -6,6 +6,7 @@ arrival); both give the same Snapshot, and one calculation makes the numbers."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -20,6 +21,7 @@ class Snapshot:
     indicator_values: dict[str, list[dict]] = field(default_factory=dict)  # indicator -> [{period, value}]
     unit_reports: dict[str, dict] = field(default_factory=dict)  # unit -> {time, received_at, document_no}
     supervisions: list[dict] = field(default_factory=list)                 # within the cycle's window
+    view: Any = None  # what answers for the tasks when they are kept as numbers (live.TallyView), not listed
 
 
 def latest_by_subject(facts: list[dict]) -> dict[str, dict]:

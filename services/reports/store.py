@@ -8,15 +8,20 @@
 
 Every write is idempotent and order-tolerant: task states carry the programs
 service's sequence number and versioned documents their event version, so an
-older one never overwrites a newer one."""
+older one never overwrites a newer one. Task states are kept as versions
+(`task|seq`) beside one tally document per programme (`live.Tally`); the replica
+owning a programme keeps both in memory too (`owned.Holdings`)."""
 
 from __future__ import annotations
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared import claims, mongo
+from shared import claims, consumer, mongo, records
 
+from services.reports import domain
+from services.reports.live import REGISTRY as REGISTRY_KINDS, TASK_FIELDS, Live, Tally, TallyView, TaskWrites
+from services.reports.owned import Holdings
 from services.reports.snapshot import Snapshot, latest_by_subject, tasks_from_history, unit_reports_from_history
 
 INDEXES: mongo.IndexSpec = {
@@ -27,70 +32,105 @@ INDEXES: mongo.IndexSpec = {
     "unit_reports": [IndexModel([("cycle", ASCENDING)])],
     "supervisions": [IndexModel([("time", ASCENDING)])],
     "programmes": [], "units": [], "indicators": [], "settings": [], "issued": [], "indicator_values": [],
-    "cycles": [], "archive": [], "counters": [], "claims": claims.INDEXES,
+    "cycles": [], "archive": [], "counters": [], "claims": claims.INDEXES, "tallies": [],
     "numbers": [IndexModel([("term", ASCENDING), ("cycle", ASCENDING)]),
                 IndexModel([("term", ASCENDING), ("n", ASCENDING)])],
 }
-REGISTRY_KINDS = {"unit": "units", "programme": "programmes", "indicator": "indicators", "settings": "settings"}
-TASK_FIELDS = ("task_id", "programme", "plan", "lead_unit", "lead_person", "title", "due_date", "status",
-               "progress", "as_of", "dropped")
-FACT_KINDS = ("plan", "programme_issued", "indicator_value", "unit_report", "supervision")
+TASK_PROJECTION = {f: 1 for f in ("seq", *TASK_FIELDS)}
+FACT_KINDS = (records.PLAN, records.PROGRAMME_ISSUED, records.INDICATOR_VALUE, records.UNIT_REPORT, records.SUPERVISION)
 
 
 class ReportsStore:
-    def __init__(self, db: AsyncDatabase):
+    def __init__(self, db: AsyncDatabase, holdings: Holdings | None = None):
         self.db = db
+        self.holdings = holdings or Holdings()  # one per process, shared by the stores it makes
 
     # --- keeping the read model and the history ---
     async def apply_change(self, change: dict) -> None:
         await self.apply_changes([change])
 
     async def apply_changes(self, changes: list[dict]) -> None:
-        """Apply changes read together: their facts kept in one write, and task states
-        coalesced (of several changes of a task, only the latest is written). Every change
-        is order-tolerant, so the rest keep writes of their own."""
+        """Apply changes read together, to the read model and to the live state: their facts kept
+        in one write, task states as versions (one insert, one delete of what they superseded)
+        and one tally document per programme touched; the small kinds a write each. Every write
+        is order-tolerant and idempotent, so a batch read again after a crash changes nothing.
+        A kind without an applier refuses the batch before anything is written."""
+        unknown = sorted({c["kind"] for c in changes} - APPLIERS.keys() - {records.TASK})
+        if unknown:
+            raise consumer.Poison(f"a change of kind {', '.join(map(repr, unknown))}, which reports does not know")
         facts = [_fact(c) for c in changes if c["kind"] in FACT_KINDS or c.get("fact") is not None]
         if facts:
             await mongo.insert_many_once(self.db.history, facts)
-        latest: dict[str, dict] = {}
-        for change in changes:
-            if change["kind"] != "task":
-                await self._apply_state(change)
-            elif change["seq"] > latest.get(change["id"], {"seq": -1})["seq"]:
-                latest[change["id"]] = change
-        if latest:
-            await self._put_tasks({key: {f: c["state"].get(f) for f in TASK_FIELDS} | {"task_id": key, "seq": c["seq"]}
-                                   for key, c in latest.items()})
+        async with self.holdings.lock:
+            try:
+                await self._hold({c["state"]["programme"] for c in changes if c["kind"] == records.TASK})
+                tasks = TaskWrites()
+                for change in changes:
+                    outcome = self.holdings.live.apply(change)  # memory first: a failed write forgets it
+                    if change["kind"] == records.TASK:
+                        tasks.take(outcome)
+                    else:
+                        await APPLIERS[change["kind"]](self, change)
+                await self._put_tasks(tasks)
+            except BaseException:
+                self.holdings.forget()  # memory may be ahead of the database: read it again when needed
+                raise
 
-    async def _put_tasks(self, docs: dict[str, dict]) -> None:
-        """Write task states unless a newer one is there: which are known in one query, the
-        new ones in one insert_many, each known one that is behind in a guarded update of its
-        own. (Not one bulk_write: FerretDB 1.24 keeps every statement's rows open until the
-        command ends, and a command with more statements than its connection pool holds
-        waits for ever, stalling every client.) A task inserted meanwhile by another writer
-        gets its guarded write after all."""
-        known = {d["_id"]: d["seq"] async for d in self.db.tasks.find({"_id": {"$in": list(docs)}}, {"seq": 1})}
-        fresh = [{"_id": key, **doc} for key, doc in docs.items() if key not in known]
-        raced = [fresh[i]["_id"] for i in await mongo.insert_many_once(self.db.tasks, fresh)]
-        for key in [k for k in docs if k in known and known[k] < docs[k]["seq"]] + raced:
-            await self._guarded("tasks", key, "seq", docs[key]["seq"], docs[key])
+    async def _put_tasks(self, tasks: TaskWrites) -> None:
+        """The batch's task states as versions `task|seq`, inserted together, then the versions they
+        superseded deleted together (a crash in between leaves one behind: loading takes the
+        highest seq, and tidies up); then the tally of each programme touched."""
+        await mongo.insert_many_once(self.db.tasks, list(tasks.fresh.values()))
+        if tasks.superseded:
+            await self.db.tasks.delete_many({"_id": {"$in": sorted(tasks.superseded)}})
+        await self._put_tallies(tasks.touched)
 
-    async def _apply_state(self, change: dict) -> None:
-        kind, key, state = change["kind"], change["id"], change["state"]
-        if kind in REGISTRY_KINDS:
-            await self.db[REGISTRY_KINDS[kind]].update_one({"_id": key}, {"$set": state}, upsert=True)
-        elif kind == "plan":
-            await self._apply_plan(key, change["programme"], state)
-        elif kind == "programme_issued":
-            await self._versioned("issued", key, state, change)
-        elif kind == "indicator_value":
-            await self._versioned("indicator_values", key, state, change)
-        elif kind == "unit_report":
-            await self._versioned("unit_reports", key, state, change)
-            # received when its first report for the cycle was (as the history says, see as_of)
-            await self.db.unit_reports.update_one({"_id": key}, {"$min": {"received_at": change["accepted_at"]}})
-        elif kind == "supervision":
-            await mongo.insert_once(self.db.supervisions, {"_id": key, **state})
+    async def _put_tallies(self, programmes: set[str]) -> None:
+        """Each programme's tally document, replaced in one command (a statement per programme:
+        a few, well under what makes FerretDB 1.24 stall on one command)."""
+        tallies = self.holdings.live.tallies
+        replace = [ReplaceOne({"_id": p}, {"_id": p, **(tallies.get(p) or Tally()).to_doc()}, upsert=True)
+                   for p in sorted(programmes)]
+        if replace:
+            await self.db.tallies.bulk_write(replace, ordered=False)
+
+    async def _hold(self, programmes: set[str]) -> None:
+        """Load the tasks of these programmes into memory, once after each assignment."""
+        missing = sorted(programmes - self.holdings.programmes)
+        if missing and not self.holdings.complete:
+            await self._hold_tasks({"programme": {"$in": missing}})
+
+    async def _hold_tasks(self, query: dict) -> None:
+        versions = [d async for d in self.db.tasks.find(query, TASK_PROJECTION)]
+        live = self.holdings.live
+        live.load_tasks(versions)
+        behind = [d["_id"] for d in versions if live.tasks[d["task_id"]]["_id"] != d["_id"]]
+        if behind:
+            await self.db.tasks.delete_many({"_id": {"$in": behind}})
+        loaded = set(query["programme"]["$in"]) if query else {d["programme"] for d in versions}
+        self.holdings.programmes |= loaded
+        await self._put_tallies(loaded)  # the tally as the tasks say, had a crash left it behind
+
+    async def _apply_registry(self, change: dict) -> None:
+        await self.db[REGISTRY_KINDS[change["kind"]]].update_one({"_id": change["id"]}, {"$set": change["state"]},
+                                                                 upsert=True)
+
+    async def _apply_plan_change(self, change: dict) -> None:
+        await self._apply_plan(change["id"], change["programme"], change["state"])
+
+    async def _apply_issued(self, change: dict) -> None:
+        await self._versioned("issued", change["id"], change["state"], change)
+
+    async def _apply_indicator_value(self, change: dict) -> None:
+        await self._versioned("indicator_values", change["id"], change["state"], change)
+
+    async def _apply_unit_report(self, change: dict) -> None:
+        await self._versioned("unit_reports", change["id"], change["state"], change)
+        # received when its first report for the cycle was (as the history says, see as_of)
+        await self.db.unit_reports.update_one({"_id": change["id"]}, {"$min": {"received_at": change["accepted_at"]}})
+
+    async def _apply_supervision(self, change: dict) -> None:
+        await mongo.insert_once(self.db.supervisions, {"_id": change["id"], **change["state"]})
 
     async def _apply_plan(self, key: str, programme: str, state: dict) -> None:
         if state["status"] == "submitted":
@@ -124,20 +164,52 @@ class ReportsStore:
         }
 
     async def live(self, *, cycle: str, window_start: str) -> Snapshot:
-        """The current state: what the status and the open cycle's report read."""
+        """The current state: what the status and the open cycle's report read. From memory alone
+        when this replica owns every programme; else the small collections, the other programmes'
+        tallies and their open tasks from the database, and the programmes it holds from memory."""
+        holdings = self.holdings
+        if holdings.owns_all():
+            if not holdings.complete:
+                async with holdings.lock:
+                    await self._hold_everything()
+            return holdings.live.snapshot(cycle=cycle, window_start=window_start)
         values: dict[str, list[dict]] = {}
         async for doc in self.db.indicator_values.find({}, {"indicator": 1, "period": 1, "value": 1}):
             values.setdefault(doc["indicator"], []).append(doc)
-        projection = {f: 1 for f in TASK_FIELDS}
         return Snapshot(
             **await self._registry(),
             issued={d["_id"]: d async for d in self.db.issued.find({})},
             plans=[d async for d in self.db.plans.find({}, {"programme": 1, "submitted": 1})],
-            tasks=[d async for d in self.db.tasks.find({}, projection)],
-            indicator_values=values,
+            tasks=[], indicator_values=values,
             unit_reports={d["unit"]: d async for d in self.db.unit_reports.find({"cycle": cycle})},
             supervisions=[d async for d in self.db.supervisions.find({"time": {"$gte": window_start}})],
-        )
+            view=await self._merged_view())
+
+    async def _merged_view(self) -> TallyView:
+        """The programmes this replica holds from memory, the others as their owners wrote them."""
+        held, mine = sorted(self.holdings.programmes), self.holdings.live
+        tallies = {d["_id"]: Tally.from_doc(d) async for d in self.db.tallies.find({"_id": {"$nin": held}})}
+        theirs = Live()  # their open tasks, at the highest seq of each (see _put_tasks)
+        theirs.load_tasks([d async for d in self.db.tasks.find(
+            {"programme": {"$nin": held}, "status": {"$nin": list(domain.CLOSED)}}, TASK_PROJECTION)])
+
+        def open_tasks(first: str | None, last: str, included: bool) -> list[dict]:
+            both = mine.open_tasks(first, last, included) + theirs.open_tasks(first, last, included)
+            return sorted(both, key=lambda t: (t["due_date"], t["task_id"]))
+
+        return TallyView(tallies | {p: mine.tallies[p] for p in held if p in mine.tallies}, open_tasks)
+
+    async def _hold_everything(self) -> None:
+        """Load the whole read model into memory (this replica owns every programme)."""
+        if self.holdings.complete:
+            return
+        live = self.holdings.live
+        for name in live.registry:
+            live.registry[name] = {d["_id"]: d async for d in self.db[name].find({})}
+        for name in ("issued", "plans", "indicator_values", "unit_reports", "supervisions"):
+            setattr(live, name, {d["_id"]: d async for d in self.db[name].find({})})
+        await self._hold_tasks({})
+        self.holdings.complete = True
 
     async def as_of(self, *, cycle: str, window_start: str, cut_off: str, known_at: str) -> Snapshot:
         """The state as of `cut_off` (event time), over what had arrived by `known_at`."""
@@ -204,6 +276,14 @@ class ReportsStore:
 
     async def update_archive(self, cycle: str, **fields) -> None:
         await self.db.archive.update_one({"_id": cycle}, {"$set": fields})
+
+
+# What each kind of change does to the read model; task states are written together, per batch
+# (`TaskWrites`), and every kind is mirrored in the live state (`live.MIRRORS`).
+APPLIERS = {**dict.fromkeys(REGISTRY_KINDS, ReportsStore._apply_registry),
+            records.PLAN: ReportsStore._apply_plan_change, records.PROGRAMME_ISSUED: ReportsStore._apply_issued,
+            records.INDICATOR_VALUE: ReportsStore._apply_indicator_value,
+            records.UNIT_REPORT: ReportsStore._apply_unit_report, records.SUPERVISION: ReportsStore._apply_supervision}
 
 
 def _fact(change: dict) -> dict:

@@ -14,7 +14,7 @@ from tests import kafkatools
 from tests.integration.conftest import running
 
 from services.reports.app import build
-from services.reports.service import reporting_cycle
+from services.reports.service import ReportsService, reporting_cycle
 from services.reports.settings import ReportsSettings
 from services.reports.store import INDEXES, ReportsStore
 
@@ -67,6 +67,26 @@ async def test_status_follows_changes_and_an_older_state_never_wins(isolated):
         ("SO-KHDT", {"expected": 1, "on_time": 0, "late": 0, "missing": 1}, 1)]
 
 
+async def test_a_change_of_a_kind_reports_does_not_know_is_dead_lettered_and_the_rest_go_through(isolated):
+    settings = isolated.settings(ReportsSettings, clock_fixed="2021-04-05T09:00:00+07:00", reports_scheduler=False,
+                                 topic_partitions=1)
+    records = [change("programme", "02", {"code": "02", "title": "Chương trình 02", "lead_unit": "UBND"}),
+               change("budget", "02", {"amount": 5}, programme="02"),
+               change("task", "T-1", task_state("in_progress", 40), programme="02", seq=1)]
+    async with running(build(settings)) as client:
+        await kafkatools.produce(settings.kafka_bootstrap, settings.topics.changes, records, key=b"02")
+        dead = await kafkatools.read_topic(settings.kafka_bootstrap, settings.topics.dlq(settings.topics.changes),
+                                           decode=False, until=lambda rs: len(rs) >= 1, timeout=60)
+
+        async def status():
+            return (await client.get("/v1/status")).json()
+
+        body = await kafkatools.eventually(status, lambda b: b["totals"]["tasks"]["total"] == 1)
+    assert len(dead) == 1 and b'"budget"' in dead[0].value
+    assert "budget" in dict(dead[0].headers)["nqt-dlq-error-message"].decode()
+    assert body["programmes"][0]["progress_pct"] == 40.0
+
+
 async def test_task_states_written_together_keep_the_newest_whoever_writes_first(isolated):
     """Two replicas (say, either side of a rebalance) write overlapping batches of task states
     at once: each task ends at its highest seq, new tasks included."""
@@ -82,7 +102,9 @@ async def test_task_states_written_together_keep_the_newest_whoever_writes_first
             first.apply_changes([as_change(f"T-{n}", 5, 50) for n in range(1, 40)]),
             second.apply_changes([as_change(f"T-{n}", 4 + 2 * (n % 2), 60 * (n % 2)) for n in range(1, 40)]))
         await first.apply_changes([as_change("T-1", 3, 30), as_change("T-2", 9, 90), as_change("T-2", 8, 80)])
-        seqs = {d["_id"]: (d["seq"], d["progress"]) async for d in db.tasks.find({})}
+        restarted = ReportsStore(db)  # a replica that reads the read model afresh
+        await restarted.live(cycle="2021-Q1", window_start="2020-12-14T17:00:00.000000Z")
+        seqs = {key: (d["seq"], d["progress"]) for key, d in restarted.holdings.live.tasks.items()}
     finally:
         await client.close()
     expected = {f"T-{n}": (6, 60) if n % 2 else (5, 50) for n in range(1, 40)}
@@ -154,3 +176,82 @@ async def test_a_unit_report_dated_before_the_due_date_but_received_after_it_is_
     assert seen[False][0] == seen[False][1] == {"status": "late", "time": sent, "received_at": received,
                                                 "document_no": "7/BC"}
     assert seen[True][0]["status"] == seen[True][1]["status"] == "on_time"
+
+
+async def test_two_replicas_each_holding_some_programmes_answer_the_same_status(isolated):
+    """Each replica keeps the programmes of its partitions in memory and reads the others' tallies
+    and open tasks from the database: either one answers the whole state."""
+    settings = isolated.settings(ReportsSettings, clock_fixed="2021-04-05T09:00:00+07:00", reports_scheduler=False,
+                                 topic_partitions=3)
+    registry = [change("unit", "SO-KHDT", {"code": "SO-KHDT", "name": "Sở Kế hoạch và Đầu tư", "kind": "department"})]
+    registry += [change("programme", p, {"code": p, "title": f"Chương trình {p}", "lead_unit": "UBND"})
+                 for p in ("01", "02", "03", "04")]
+    tasks = {p: [change("task", f"T-{p}-{n}", {**task_state(status, progress, due), "programme": p}, programme=p,
+                        seq=1)
+                 for n, (status, progress, due) in enumerate([("in_progress", 20 * int(p), "2021-03-31"),
+                                                              ("completed", 100, "2021-03-01"),
+                                                              ("not_started", 0, "2021-05-10")])]
+             for p in ("01", "02", "03", "04")}
+    first, second = build(settings), build(settings)
+    async with running(first) as one, running(second) as two:
+        await kafkatools.produce(settings.kafka_bootstrap, settings.topics.changes, registry, key=b"registry")
+        for programme, records in tasks.items():
+            await kafkatools.produce(settings.kafka_bootstrap, settings.topics.changes, records,
+                                     key=programme.encode())
+
+        async def statuses():
+            return [(await client.get("/v1/status")).json() for client in (one, two)]
+
+        def split(bodies):  # settled, with the partitions shared out between the two
+            held = [app.state.holdings.partitions for app in (first, second)]
+            return (all(b["totals"]["tasks"]["total"] == 12 and len(b["programmes"]) == 4 for b in bodies)
+                    and sorted(map(len, held)) == [1, 2] and not held[0] & held[1])
+
+        bodies = await kafkatools.eventually(statuses, split, timeout=60)
+    for body in bodies:
+        body.pop("known_at")
+    assert bodies[0] == bodies[1]
+    body = bodies[0]
+    assert [p["progress_pct"] for p in body["programmes"]] == [40.0, 46.7, 53.3, 60.0]
+    assert [t["task_id"] for t in body["overdue_tasks"]] == ["T-01-0", "T-02-0", "T-03-0", "T-04-0"]
+    assert [t["task_id"] for t in body["next_period"]["tasks_due"]] == [  # 15 March to 14 June, by due date
+        "T-01-0", "T-02-0", "T-03-0", "T-04-0", "T-01-2", "T-02-2", "T-03-2", "T-04-2"]
+    assert body["units"][0]["tasks_overdue"] == 4
+
+
+async def test_a_batch_read_again_after_a_crash_between_its_writes_changes_nothing(isolated):
+    """The task versions were written, the tallies not, when the replica died: the batch, read
+    again by the next owner (once, twice), ends as if it had been applied once."""
+    class CrashingBeforeTallies(ReportsStore):
+        async def _put_tallies(self, programmes):
+            raise ConnectionError("the replica died")
+
+    batch = [{"kind": "programme", "id": "02", "programme": None, "seq": 0, "version": "v",
+              "state": {"code": "02", "title": "Chương trình 02", "lead_unit": "UBND"}}]
+    batch += [{"kind": "task", "id": task, "programme": "02", "seq": seq, "state": task_state(status, progress, due)}
+              for task, seq, status, progress, due in [("T-1", 1, "not_started", 0, "2021-03-31"),
+                                                       ("T-1", 2, "in_progress", 30, "2021-03-31"),
+                                                       ("T-2", 1, "completed", 100, "2021-02-01"),
+                                                       ("T-3", 4, "blocked", 10, "2021-01-31")]]
+    client = mongo.connect(isolated.mongo)
+    try:
+        crashed, once = client[f"{isolated.prefix}_crashed"], client[f"{isolated.prefix}_once"]
+        for db in (crashed, once):
+            await mongo.ensure_indexes(db, INDEXES)
+        try:
+            await CrashingBeforeTallies(crashed).apply_changes(batch)
+        except ConnectionError:
+            pass
+        for _ in range(2):
+            await ReportsStore(crashed).apply_changes(batch)  # a new owner, its memory empty
+        await ReportsStore(once).apply_changes(batch)
+        clock = Clock(fixed=datetime(2021, 4, 5, 9, tzinfo=HANOI))
+        statuses = [await ReportsService(ReportsStore(db), clock).live_status() for db in (crashed, once)]
+        stored = [([d async for d in db.tasks.find({}, sort=[("_id", 1)])],
+                   [d async for d in db.tallies.find({})]) for db in (crashed, once)]
+    finally:
+        await client.close()
+    for status in statuses:
+        status.pop("known_at")
+    assert statuses[0] == statuses[1] and statuses[0]["totals"]["tasks"]["overdue"] == 2
+    assert stored[0] == stored[1] and [d["_id"] for d in stored[0][0]] == ["T-1|2", "T-2|1", "T-3|4"]

@@ -1,0 +1,51 @@
+"""What one replica keeps in memory of the programmes it owns.
+
+`programs.changes` is keyed by programme, so the replica that holds a partition is the only
+writer of its programmes' read model: it may keep their tasks and tallies in memory from
+the moment it first needs them after an assignment until a rebalance (or a batch that
+failed part-way, after which memory may be ahead of the database) makes it forget them.
+With every partition (one replica) memory is the whole state; with some, the others'
+programmes are read from the documents their owners write."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable
+
+from aiokafka import ConsumerRebalanceListener
+
+from services.reports.live import Live
+
+log = logging.getLogger("nqt.reports")
+
+
+class Holdings(ConsumerRebalanceListener):
+    """The live state of the owned programmes, and which partitions this replica holds. Without a
+    consumer (a replay, a test) it is the only writer there is, and owns everything."""
+
+    def __init__(self, *, consumer: bool = False, partition_count: Callable[[], int] | None = None):
+        self.partitions: set[int] | None = set() if consumer else None
+        self.partition_count = partition_count or (lambda: 1)
+        self.lock = asyncio.Lock()  # loads and batches: one at a time, so a load never misses a write
+        self.forget()
+
+    def forget(self) -> None:
+        """Start again from the database at the next need."""
+        self.live = Live()
+        self.programmes: set[str] = set()  # programmes whose tasks are in memory
+        self.complete = False              # the small collections and every programme loaded
+
+    def owns_all(self) -> bool:
+        return self.partitions is None or len(self.partitions) >= self.partition_count()
+
+    # --- the consumer's rebalance listener ---
+    async def on_partitions_revoked(self, revoked) -> None:
+        async with self.lock:
+            self.forget()
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        async with self.lock:
+            self.partitions = {tp.partition for tp in assigned}
+            self.forget()
+        log.info("holding partitions %s of the changes", sorted(self.partitions))
