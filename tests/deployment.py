@@ -58,7 +58,10 @@ def subscriptions(service: str) -> list[tuple[str, str]]:
     recorder = _Recorder()
     runtime = SimpleNamespace(settings=SETTINGS[service](), broker=recorder, db=None)
     register = HANDLERS[service].register
-    extra = [None] * (len(inspect.signature(register).parameters) - 2)
+    # what the composition root passes besides (a service factory, a clock, a listener): defaults
+    # where the signature has them, else a blank object the registration may set attributes on
+    extra = [p.default if p.default is not inspect.Parameter.empty else SimpleNamespace()
+             for p in list(inspect.signature(register).parameters.values())[2:]]
     register(runtime, group_default(service), *extra)
     return recorder.subscriptions
 

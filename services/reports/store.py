@@ -55,7 +55,7 @@ class ReportsStore:
         and one tally document per programme touched; the small kinds a write each. Every write
         is order-tolerant and idempotent, so a batch read again after a crash changes nothing.
         A kind without an applier refuses the batch before anything is written."""
-        unknown = sorted({c["kind"] for c in changes} - APPLIERS.keys() - {records.TASK})
+        unknown = sorted({c["kind"] for c in changes} - KINDS)
         if unknown:
             raise consumer.Poison(f"a change of kind {', '.join(map(repr, unknown))}, which reports does not know")
         facts = [_fact(c) for c in changes if c["kind"] in FACT_KINDS or c.get("fact") is not None]
@@ -284,6 +284,7 @@ APPLIERS = {**dict.fromkeys(REGISTRY_KINDS, ReportsStore._apply_registry),
             records.PLAN: ReportsStore._apply_plan_change, records.PROGRAMME_ISSUED: ReportsStore._apply_issued,
             records.INDICATOR_VALUE: ReportsStore._apply_indicator_value,
             records.UNIT_REPORT: ReportsStore._apply_unit_report, records.SUPERVISION: ReportsStore._apply_supervision}
+KINDS = frozenset({*APPLIERS, records.TASK})  # every kind reports applies
 
 
 def _fact(change: dict) -> dict:
