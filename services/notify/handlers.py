@@ -17,10 +17,13 @@ from shared import consumer, kafka, metrics
 from shared.clock import Clock
 from shared.runtime import Runtime
 
-from services.notify.service import Notifier
+from services.notify.service import Notifier, know
 
 log = logging.getLogger("nqt.notify")
 Handle = Callable[[Notifier, dict], Awaitable[None]]
+# What a record must carry (a record without it is dead-lettered).
+CHANGE_FIELDS = ("kind", "id", "state")
+DUE_FIELDS = ("cycle", "due_date", "expected_units", "window")
 
 
 def register(runtime: Runtime, group_id: str, notifier_for, clock: Clock) -> None:
@@ -36,10 +39,9 @@ def register(runtime: Runtime, group_id: str, notifier_for, clock: Clock) -> Non
         kafka.batch_subscriber(runtime, topic, group_id=f"{group_id}.{role}",
                                max_records=runtime.settings.notify_batch)(on_records)
 
-    subscribe(topics.changes, "changes", ("kind", "id", "state"), lambda n, change: on_change(n, change, clock))
+    subscribe(topics.changes, "changes", CHANGE_FIELDS, lambda n, change: on_change(n, change, clock))
     subscribe(topics.outcomes, "outcomes", ("outcome", "source", "event_key"), on_outcome)
-    subscribe(topics.due, "due", ("cycle", "due_date", "expected_units", "window"),
-              lambda n, event: on_due(n, event, clock))
+    subscribe(topics.due, "due", DUE_FIELDS, lambda n, event: on_due(n, event, clock))
     subscribe(topics.generated, "generated", ("cycle", "number", "formats"),
               lambda n, event: on_generated(n, event, clock))
 
@@ -51,18 +53,12 @@ async def handle_each(notifier: Notifier, role: str, values: list[dict], handle:
 
 
 async def on_change(notifier: Notifier, change: dict, clock: Clock) -> None:
-    """What notify needs to know: the registry's units and header, tasks, unit reports."""
+    """Keep what notify needs to know; a unit just known gets the notices that waited for it."""
     metrics.event("notify", f"change.{change['kind']}", "received")
-    store, state = notifier.store, change["state"]
-    if change["kind"] in ("unit", "settings"):
-        await store.put_registry(change["kind"], state)
-        if change["kind"] == "unit":
-            async with httpx.AsyncClient(timeout=60) as fetch:
-                await notifier.recipient_known(state["code"], clock.today(), fetch)
-    elif change["kind"] == "task":
-        await store.put_task(change["id"], change["seq"], state)
-    elif change["kind"] == "unit_report":
-        await store.put_unit_report(state["unit"], state["cycle"])
+    await know(store=notifier.store, change=change)
+    if change["kind"] == "unit":
+        async with httpx.AsyncClient(timeout=60) as fetch:
+            await notifier.recipient_known(change["state"]["code"], clock.today(), fetch)
 
 
 async def on_outcome(notifier: Notifier, outcome: dict) -> None:

@@ -22,6 +22,18 @@ from shared.consumer import Poison
 log = logging.getLogger("nqt.notify")
 
 
+async def know(*, store: NotifyStore, change: dict) -> None:
+    """Keep what notify needs to know of a `programs.changes` record (the registry's units and
+    header, tasks, unit reports); nothing is sent."""
+    kind, state = change["kind"], change["state"]
+    if kind in ("unit", "settings"):
+        await store.put_registry(kind, state)
+    elif kind == "task":
+        await store.put_task(change["id"], change["seq"], state)
+    elif kind == "unit_report":
+        await store.put_unit_report(state["unit"], state["cycle"])
+
+
 class Notifier:
     def __init__(self, store: NotifyStore, channels: dict[str, Channel], settings: NotifySettings):
         self.store = store

@@ -1,0 +1,143 @@
+"""What each service does with the records of a topic it consumes, when its state is rebuilt
+from the log: its own batch code, minus everything that reaches outside its database. Nothing
+is published (no outcome, no change, no dead letter) and nothing is sent (no e-mail, no
+webhook).
+
+A record the live service could not read or apply is dead-lettered there; here it is counted
+and skipped (`Skipped`), exactly where the live service let it go."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Awaitable, Callable
+
+from shared import consumer, kafka
+from shared.clock import Clock
+from shared.consumer import attach
+from shared.topics import Topics
+
+from services.ingest import handlers as ingest_handlers, service as ingest_service
+from services.ingest.store import INDEXES as INGEST_INDEXES, IngestStore
+from services.notify import handlers as notify_handlers, service as notify_service
+from services.notify.store import INDEXES as NOTIFY_INDEXES, NotifyStore
+from services.programs import handlers as programs_handlers
+from services.programs.service import Accepted, ProgramsService
+from services.programs.store import INDEXES as PROGRAMS_INDEXES, ProgramsStore
+from services.reports import changes as report_changes, handlers as reports_handlers
+from services.reports.service import ReportsService
+from services.reports.store import INDEXES as REPORTS_INDEXES, ReportsStore
+
+log = logging.getLogger("nqt.replay")
+INDEXES = {"programs": PROGRAMS_INDEXES, "reports": REPORTS_INDEXES, "ingest": INGEST_INDEXES,
+           "notify": NOTIFY_INDEXES}
+SERVICES = tuple(INDEXES)
+
+
+class Skipped:
+    """Stands in for a service's dead letters (`shared.consumer.apply_batch` hands them what it
+    cannot process): counts the records per topic and sends nothing anywhere. It is its own
+    "broker", the key `apply_batch` finds its dead letters by."""
+
+    def __init__(self):
+        self.counts: Counter = Counter()
+        attach(self, self)
+
+    async def send(self, record, exc: Exception, **_) -> None:
+        self.counts[record.topic] += 1
+        log.warning("skipped %s/%s@%s, as the live service dead-lettered it: %s: %s", record.topic,
+                    record.partition, record.offset, type(exc).__name__, exc)
+
+
+@dataclass
+class Applier:
+    """What one service does with a batch of one topic's records; `finish` once the topic is read."""
+    service: str
+    topic: str
+    apply: Callable[[list], Awaitable[None]]
+    finish: Callable[[], Awaitable[None]] | None = None
+
+
+class ProgramsReplay:
+    """`events.accepted` through the programs service's batch decision, as its handler does but
+    for publishing. Held updates expire as they did live: the sweep's clock is the acceptance
+    time of the records read so far, and once all are read, the moment the replay started."""
+
+    def __init__(self, db, skipped: Skipped, *, hold_seconds: float, started: datetime):
+        self.service = ProgramsService(ProgramsStore(db), hold_seconds=hold_seconds)
+        self.skipped, self.started = skipped, started
+        self.latest = ""  # the latest acceptance time read (UTC ISO text, which sorts in time order)
+
+    async def apply(self, records: list) -> None:
+        await consumer.apply_batch(self.skipped, records, read=programs_handlers.read_accepted,
+                                   apply=self._decide, decide=self._refuse)
+        if self.latest:
+            await self._sweep(datetime.fromisoformat(self.latest.replace("Z", "+00:00")))
+
+    async def _decide(self, batch: list[Accepted]) -> None:
+        outcomes = await self.service.process_batch(batch)
+        await self.service.forget_held(outcomes)
+        self.latest = max(self.latest, *(item.accepted_at for item in batch))
+
+    async def _refuse(self, record, item: Accepted, error: Exception) -> None:
+        await self.service.refuse(item, reason=f"{type(error).__name__}: {error}")
+
+    async def _sweep(self, now: datetime) -> None:
+        await self.service.forget_held(await self.service.sweep(now=now))
+
+    async def finish(self) -> None:
+        await self._sweep(self.started)
+
+
+def _each(handle: Callable[[dict], Awaitable[None]]) -> Callable[[list[dict]], Awaitable[None]]:
+    async def apply(values: list[dict]) -> None:
+        for value in values:
+            await handle(value)
+    return apply
+
+
+async def _notify_changes(store: NotifyStore, changes: list[dict]) -> None:
+    """What notify keeps of the changes; of several states of a task, only the latest is written
+    (the write is guarded by `seq`, so the earlier ones would change nothing after it)."""
+    latest: dict[str, dict] = {}
+    for change in changes:
+        if change["kind"] == "task":
+            if change["seq"] > latest.get(change["id"], {"seq": -1})["seq"]:
+                latest[change["id"]] = change
+        else:
+            await notify_service.know(store=store, change=change)
+    for change in latest.values():
+        await notify_service.know(store=store, change=change)
+
+
+def appliers(service: str, db, topics: Topics, skipped: Skipped, *, hold_seconds: float,
+             started: datetime) -> list[Applier]:
+    """The topics `service` rebuilds its state from, and what it does with their records."""
+    def batch(read, apply) -> Callable[[list], Awaitable[None]]:
+        return lambda records: consumer.apply_batch(skipped, records, read=read, apply=apply)
+
+    def fields(required: tuple[str, ...]):
+        return lambda value: kafka.record(value, required=required)
+
+    if service == "programs":
+        programs = ProgramsReplay(db, skipped, hold_seconds=hold_seconds, started=started)
+        return [Applier(service, topics.accepted, programs.apply, programs.finish)]
+    if service == "reports":
+        reports = ReportsService(ReportsStore(db), Clock())  # applying changes reads no clock
+        return [Applier(service, topics.changes, batch(report_changes.read,
+                                                       lambda cs: reports_handlers.apply_changes(reports, cs)))]
+    if service == "ingest":
+        store, term = IngestStore(db), ingest_service.Term()
+        keep = _each(lambda change: ingest_service.keep_registry(store=store, term=term, change=change))
+        return [Applier(service, topics.outcomes, batch(ingest_handlers.read_outcome,
+                                                        lambda os: ingest_handlers.record_outcomes(store, os))),
+                Applier(service, topics.changes, batch(fields(ingest_handlers.CHANGE_FIELDS), keep))]
+    if service == "notify":
+        store = NotifyStore(db)
+        return [Applier(service, topics.changes, batch(fields(notify_handlers.CHANGE_FIELDS),
+                                                       lambda cs: _notify_changes(store, cs))),
+                Applier(service, topics.due, batch(fields(notify_handlers.DUE_FIELDS),
+                                                   _each(store.put_cycle)))]
+    raise ValueError(f"no service {service!r}; one of {', '.join(SERVICES)}")

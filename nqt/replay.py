@@ -1,0 +1,202 @@
+"""`nqt replay`: rebuild the services' state from the Kafka log.
+
+Each topic that holds the history is read once, from its first offset up to the end offsets
+taken when the replay starts (`nqt.logreader`: no consumer group, nothing committed), and
+every batch goes through the batch code of each service that consumes the topic
+(`nqt.rebuild`), into fresh databases: `<prefix>_<database>` beside the live ones, or the
+live ones themselves (`--into-live`) when they are empty, as after a lost database. Nothing
+is published and nothing is sent. Afterwards a fingerprint of each service's state
+(`nqt.fingerprint`) is printed, and with `--compare` set against the live databases'."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import Counter, defaultdict
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nqt.fingerprint import Difference, ServicePrint, fingerprint, first_difference
+from nqt.logreader import LogReader
+from nqt.progress import Meter, meters
+from nqt.rebuild import INDEXES, SERVICES, Applier, Skipped, appliers
+from services.programs.settings import ProgramsSettings
+from shared import consumer, mongo
+
+PREFIX = re.compile(r"^[A-Za-z0-9_]+$")
+OUTAGE_RETRIES = 8  # a batch met by an outage is applied again (every write is idempotent), this often
+
+
+@dataclass
+class Replayed:
+    records: dict[str, int]             # topic -> records read
+    skipped: Counter                    # topic -> records the live services dead-lettered
+    seconds: float                      # reading and applying, fingerprints not included
+    prints: dict[str, ServicePrint]     # service -> the fingerprint of its rebuilt state
+    live: dict[str, ServicePrint] = field(default_factory=dict)  # with --compare
+
+    @property
+    def events(self) -> int:
+        return sum(self.records.values())
+
+    def differences(self) -> dict[str, Difference | None]:
+        return {s: first_difference(self.live[s], self.prints[s]) for s in self.live}
+
+
+def database_name(settings: ProgramsSettings, service: str, prefix: str, into_live: bool) -> str:
+    live = settings.database(service)
+    return live if into_live else f"{prefix}_{live}"
+
+
+def check_options(services: list[str], prefix: str, *, into_live: bool, replace: bool, compare: bool) -> None:
+    """Bad options are refused before anything is read or written."""
+    unknown = [s for s in services if s not in SERVICES]
+    if unknown or not services:
+        raise typer.BadParameter(f"unknown service(s) {', '.join(unknown) or '(none given)'}; "
+                                 f"choose among {','.join(SERVICES)}", param_hint="--services")
+    if not PREFIX.match(prefix):
+        raise typer.BadParameter("letters, digits and _ only", param_hint="--prefix")
+    if into_live and compare:
+        raise typer.BadParameter("--compare sets a replay beside the live databases against them; "
+                                 "with --into-live there is nothing beside them", param_hint="--compare")
+    if into_live and replace:
+        raise typer.BadParameter("--replace drops the replay's own databases, never live ones",
+                                 param_hint="--replace")
+
+
+async def _holds_data(db) -> bool:
+    for name in await db.list_collection_names():
+        if await db[name].find_one({}, {"_id": 1}) is not None:
+            return True
+    return False
+
+
+async def _prepare(dbs: dict, *, into_live: bool, replace: bool) -> None:
+    """Every target database empty (a replay's own one dropped first with `replace`), then indexed."""
+    for service, db in dbs.items():
+        if await _holds_data(db):
+            if into_live:
+                raise typer.BadParameter(f"{db.name} holds data: --into-live rebuilds only a lost (empty) "
+                                         "database; stop the service and drop it first", param_hint="--into-live")
+            if not replace:
+                raise typer.BadParameter(f"{db.name} holds an earlier replay; --replace drops it first",
+                                         param_hint="--prefix")
+            await db.client.drop_database(db.name)
+    for service, db in dbs.items():
+        await mongo.ensure_indexes(db, INDEXES[service])
+
+
+async def _apply(apply, records: list) -> None:
+    """Apply a batch; an outage is waited out and the batch applied again, a few times."""
+    backoff = consumer.Backoff()
+    for attempt in range(1, OUTAGE_RETRIES + 1):
+        try:
+            return await apply(records)
+        except Exception as exc:
+            if not consumer.is_transient(exc) or attempt == OUTAGE_RETRIES:
+                raise
+            await asyncio.sleep(backoff.next("replay"))
+
+
+async def _read(log: LogReader, consumers: list[Applier], meter: Meter, batch: int) -> int:
+    async for records in log.batches(batch):
+        for applier in consumers:
+            await _apply(applier.apply, records)
+        meter.advance(len(records))
+    for applier in consumers:
+        if applier.finish is not None:
+            await applier.finish()
+    return meter.done
+
+
+async def replay(settings: ProgramsSettings, *, services: list[str], prefix: str = "replay",
+                 into_live: bool = False, replace: bool = False, compare: bool = False, batch: int = 5000,
+                 console: Console | None = None) -> Replayed:
+    """Rebuild `services` from the log into fresh databases; fingerprint them (and the live ones)."""
+    check_options(services, prefix, into_live=into_live, replace=replace, compare=compare)
+    console = console or Console(stderr=True)
+    client = mongo.connect(settings.mongo_url)
+    skipped = Skipped()
+    try:
+        dbs = {s: client[database_name(settings, s, prefix, into_live)] for s in services}
+        started = datetime.now(timezone.utc)
+        by_topic: dict[str, list[Applier]] = defaultdict(list)
+        for service in services:
+            for applier in appliers(service, dbs[service], settings.topics, skipped,
+                                    hold_seconds=settings.programs_hold_seconds, started=started):
+                by_topic[applier.topic].append(applier)
+        async with AsyncExitStack() as stack:
+            # every end offset taken (and every topic found) before a database is touched
+            logs = {t: await stack.enter_async_context(LogReader(settings, t)) for t in by_topic}
+            await _prepare(dbs, into_live=into_live, replace=replace)
+            began = time.perf_counter()
+            with meters(console) as shown:
+                counts = await asyncio.gather(*(_read(logs[t], by_topic[t], shown.meter(t, logs[t].total), batch)
+                                                for t in by_topic))
+            seconds = time.perf_counter() - began
+        result = Replayed(dict(zip(by_topic, counts)), skipped.counts, seconds,
+                          {s: await fingerprint(dbs[s], s) for s in services})
+        if compare:
+            result.live = {s: await fingerprint(client[settings.database(s)], s) for s in services}
+        return result
+    finally:
+        await client.close()
+
+
+def print_result(result: Replayed, console: Console) -> bool:
+    """The fingerprints (and the verdict, with --compare); True when nothing differs."""
+    console.print(f"replayed {result.events:,} records in {result.seconds:,.1f} s "
+                  f"({result.events / result.seconds if result.seconds else 0:,.0f}/s): "
+                  + ", ".join(f"{t} {n:,}" for t, n in result.records.items()), highlight=False)
+    for topic, n in result.skipped.items():
+        console.print(f"  {n:,} record(s) of {topic} skipped, as the live service dead-lettered them",
+                      highlight=False)
+    table = Table(title="fingerprints of the state the log determines (SHA-256)")
+    for column in ("service", "database", "documents", "fingerprint") + (
+            ("live database", "live fingerprint", "verdict") if result.live else ()):
+        table.add_column(column, overflow="fold")
+    differences = result.differences()
+    for service, printed in result.prints.items():
+        row = [service, printed.database, f"{sum(len(c.docs) for c in printed.collections):,}", printed.digest]
+        if result.live:
+            live = result.live[service]
+            row += [live.database, live.digest, "identical" if differences[service] is None else "DIFFERENT"]
+        table.add_row(*row)
+    console.print(table)
+    if not result.live:
+        return True
+    for service, found in differences.items():
+        if found is not None:
+            console.print(f"{service}: collection {found.collection}, first differing _id {found.id!r} "
+                          f"({found.how})", highlight=False)
+    same = not any(differences.values())
+    console.print("verdict: " + ("identical, the live databases hold what the log says" if same else
+                                 "DIFFERENT, the live databases do not hold what the log says"), highlight=False)
+    return same
+
+
+def replay_command(
+    services: str = typer.Option(",".join(SERVICES), help="The services to rebuild, comma-separated."),
+    prefix: str = typer.Option("replay", help="The rebuilt databases are named <prefix>_<live name>, "
+                                              "e.g. replay_nqt_programs."),
+    into_live: bool = typer.Option(False, "--into-live", help="Rebuild into the live databases themselves; "
+                                                              "only when they are empty (a lost database)."),
+    replace: bool = typer.Option(False, "--replace", help="Drop an earlier replay's databases first."),
+    compare: bool = typer.Option(False, "--compare", help="Fingerprint the live databases too; exit 1 "
+                                                          "unless they are identical to the replay."),
+    batch: int = typer.Option(5000, min=1, max=50_000, help="Records applied together."),
+) -> None:
+    """Rebuild the services' state from the Kafka log into fresh databases; publishes and sends nothing."""
+    settings = ProgramsSettings()
+    console = Console()
+    result = asyncio.run(replay(settings, services=[s.strip() for s in services.split(",") if s.strip()],
+                                prefix=prefix, into_live=into_live, replace=replace, compare=compare,
+                                batch=batch, console=console))
+    if not print_result(result, console):
+        raise typer.Exit(1)

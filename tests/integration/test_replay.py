@@ -1,0 +1,151 @@
+"""`nqt replay` against the four services as processes on the real Kafka and FerretDB: a small
+scenario goes through them, then the state rebuilt from the log is what the live databases
+hold, a corrupted live document is named, and the replay publishes and sends nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from shared import mongo
+from tests import kafkatools, samples
+from tests.e2e.conftest import deployed
+
+REGISTRY = "deploy/registry/hanoi-xvii.yaml"
+TOPICS = ("events.accepted", "programs.outcomes", "programs.changes", "reports.due", "reports.generated",
+          "inbound.events", "events.accepted.dlq", "programs.outcomes.dlq", "programs.changes.dlq",
+          "reports.due.dlq")
+
+
+def events() -> list[tuple[str, dict]]:
+    """(unit, event): a plan sent twice, a report on its task, an update held until its plan
+    comes, an invalid plan and a unit's quarterly report."""
+    khdt_plan = samples.plan("SO-KHDT", "SO-KHDT-2021-000001", "KH-02-SOKHDT", "02", [
+        samples.task("SO-KHDT-02-001", lead_unit="SO-KHDT", due="2021-06-30"),
+        samples.task("SO-KHDT-02-002", lead_unit="SO-KHDT", due="2021-03-31")])
+    tc_plan = samples.plan("SO-TC", "SO-TC-2021-000002", "KH-02-SOTC", "02", [
+        samples.task("SO-TC-02-001", lead_unit="SO-TC", due="2021-09-30")], time="2021-02-12T09:00:00+07:00")
+    return [
+        ("SO-KHDT", khdt_plan), ("SO-KHDT", khdt_plan),
+        ("SO-KHDT", samples.task_update("SO-KHDT", "SO-KHDT-2021-000002", "SO-KHDT-02-001", "02", "in_progress", 40)),
+        ("SO-TC", samples.task_update("SO-TC", "SO-TC-2021-000003", "SO-TC-02-001", "02", "in_progress", 25)),
+        ("SO-TC", tc_plan),
+        ("SO-TC", samples.plan("SO-TC", "SO-TC-2021-000001", "KH-03-SOTC", "03", [
+            samples.task("SO-TC-03-001", lead_unit="SO-TC", milestones=0)])),
+        ("SO-KHDT", samples.envelope("SO-KHDT", "SO-KHDT-2021-000003", "unit-report.submitted", {
+            "cycle": "2021-Q1", "document_no": "15/BC-SKHDT", "summary": "Báo cáo quý I"},
+            "2021-03-15T10:00:00+07:00")),
+    ]
+
+
+def groups(prefix: str) -> dict[str, str]:
+    """Each service's consumer group -> the topic it reads (what the live state is built from)."""
+    return {"nqt-programs": f"{prefix}.events.accepted", "nqt-reports": f"{prefix}.programs.changes",
+            "nqt-ingest": f"{prefix}.programs.outcomes", "nqt-ingest.registry": f"{prefix}.programs.changes",
+            "nqt-notify.changes": f"{prefix}.programs.changes", "nqt-notify.due": f"{prefix}.reports.due"}
+
+
+async def play(deployment) -> None:
+    prefix = deployment.env["NQT_TOPIC_PREFIX"].rstrip(".")
+    async with httpx.AsyncClient(base_url=deployment.url("ingest"), timeout=30) as ingest:
+        for unit, event in events():
+            response = await ingest.post("/v1/events", json=event,
+                                         headers={"Authorization": f"Bearer {deployment.keys[unit]}"})
+            assert response.status_code == 202, response.text
+    # The scheduler opens 2021-Q1 and issues its report (the clock is pinned to 2021-04-05):
+    # after that, the services publish nothing of their own accord.
+    for topic in ("reports.due", "reports.generated"):
+        await kafkatools.read_topic(deployment.env["NQT_KAFKA_BOOTSTRAP"], f"{prefix}.{topic}",
+                                    until=lambda rs: len(rs) >= 1, timeout=180)
+    await kafkatools.eventually(lambda: kafkatools.drained(deployment.env["NQT_KAFKA_BOOTSTRAP"], groups(prefix)),
+                                timeout=120, interval=0.5)
+
+
+@pytest.fixture(scope="module")
+def deployment(infra_stack, tmp_path_factory):
+    with deployed(infra_stack, tmp_path_factory.mktemp("replay-logs"), "replay") as running:
+        loaded = running.nqt("registry", "load", REGISTRY)
+        assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+        asyncio.run(play(running))
+        yield running
+
+
+def ends(deployment) -> dict:
+    prefix = deployment.env["NQT_TOPIC_PREFIX"]
+    return asyncio.run(kafkatools.end_offsets(deployment.env["NQT_KAFKA_BOOTSTRAP"], [prefix + t for t in TOPICS]))
+
+
+async def documents(deployment, database: str, collection: str, query: dict | None = None) -> list[dict]:
+    client = mongo.connect(deployment.env["NQT_MONGO_URL"])
+    try:
+        return [d async for d in client[database][collection].find(query or {})]
+    finally:
+        await client.close()
+
+
+def test_the_state_rebuilt_from_the_log_is_the_live_state_and_nothing_is_sent(deployment):
+    before = ends(deployment)
+    done = deployment.nqt("replay", "--compare")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "verdict: identical" in done.stdout
+    for service in ("programs", "reports", "ingest", "notify"):
+        assert service in done.stdout
+
+    db = deployment.env["NQT_DB_PREFIX"]
+    tasks = asyncio.run(documents(deployment, f"replay_{db}_reports", "tasks"))
+    assert {t["_id"]: (t["status"], t["progress"]) for t in tasks} == {
+        "SO-KHDT-02-001": ("in_progress", 40), "SO-KHDT-02-002": ("not_started", 0),
+        "SO-TC-02-001": ("in_progress", 25)}  # the held update applied once its plan came
+    outcomes = asyncio.run(documents(deployment, f"replay_{db}_ingest", "events", {"source": {"$ne": "VPTU"}}))
+    assert sorted((o["_id"], o["status"]) for o in outcomes) == [
+        ("SO-KHDT:SO-KHDT-2021-000001", "applied"), ("SO-KHDT:SO-KHDT-2021-000002", "applied"),
+        ("SO-KHDT:SO-KHDT-2021-000003", "applied"), ("SO-TC:SO-TC-2021-000001", "rejected"),
+        ("SO-TC:SO-TC-2021-000002", "applied"), ("SO-TC:SO-TC-2021-000003", "applied")]
+    assert asyncio.run(documents(deployment, f"replay_{db}_notify", "cycles"))[0]["_id"] == "2021-Q1"
+    for sent in ("deliveries", "digests"):  # notify's read model only: nothing was sent
+        assert asyncio.run(documents(deployment, f"replay_{db}_notify", sent)) == []
+
+    assert ends(deployment) == before  # nothing published, not even a dead letter
+
+
+def test_a_corrupted_live_document_is_named(deployment):
+    db = deployment.env["NQT_DB_PREFIX"]
+
+    async def set_progress(value: float) -> None:
+        client = mongo.connect(deployment.env["NQT_MONGO_URL"])
+        try:
+            await client[f"{db}_reports"].tasks.update_one({"_id": "SO-KHDT-02-002"}, {"$set": {"progress": value}})
+        finally:
+            await client.close()
+
+    asyncio.run(set_progress(55))
+    try:
+        done = deployment.nqt("replay", "--compare", "--replace", "--services", "reports,notify")
+    finally:
+        asyncio.run(set_progress(0))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "verdict: DIFFERENT" in done.stdout
+    assert "reports: collection tasks, first differing _id 'SO-KHDT-02-002' (differs)" in done.stdout
+    assert "notify: collection" not in done.stdout  # notify's state is what the log says
+
+
+def test_bad_options_are_refused_and_change_nothing(deployment):
+    db = deployment.env["NQT_DB_PREFIX"]
+    before = asyncio.run(documents(deployment, f"{db}_programs", "tasks"))
+    into_live = deployment.nqt("replay", "--into-live", "--services", "programs")
+    assert into_live.returncode == 2 and f"{db}_programs holds data" in into_live.stderr, into_live.stderr
+    assert asyncio.run(documents(deployment, f"{db}_programs", "tasks")) == before
+
+    again = deployment.nqt("replay", "--services", "programs")  # the first test's replay is there
+    assert again.returncode == 2 and "--replace" in again.stderr, again.stderr
+    unknown = deployment.nqt("replay", "--services", "programs,billing")
+    assert unknown.returncode == 2 and "billing" in unknown.stderr, unknown.stderr
+    elsewhere = subprocess.run([sys.executable, "-m", "nqt.cli", "replay", "--services", "programs", "--prefix", "x"],
+                               env={**deployment.env, "NQT_TOPIC_PREFIX": "nowhere."}, capture_output=True, text=True,
+                               timeout=120)
+    assert elsewhere.returncode == 2 and "no topic 'nowhere.events.accepted'" in elsewhere.stderr, elsewhere.stderr
+    assert asyncio.run(documents(deployment, f"x_{db}_programs", "tasks")) == []
