@@ -30,8 +30,6 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rich.console import Console
-
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -70,8 +68,7 @@ def one_run(infra: harness.Infra, n_run: int, term: Term, args, logs: Path) -> R
     settings = ProgramsSettings(kafka_bootstrap=run.kafka, mongo_url=run.mongo, topic_prefix=f"{run.prefix}.",
                                 db_prefix=run.prefix)
     with harness.RssSampler({"replay": os.getpid(), **infra.pids()}) as rss:
-        replayed = asyncio.run(replay(settings, services=SERVICES, compare=True, batch=args.replay_batch,
-                                      console=Console(stderr=False)))
+        replayed = asyncio.run(replay(settings, services=SERVICES, compare=True, batch=args.replay_batch))
     result = Result(piped.events, replayed, piped.base, rss.peak)
     verdict = "identical to the live databases" if result.identical else "DIFFERENT from the live databases"
     print(f"  replay: {replayed.events:,} records ({', '.join(f'{t} {n:,}' for t, n in replayed.records.items())}) "

@@ -37,6 +37,7 @@ STATE: dict[str, tuple[Counted, ...]] = {
     "ingest": _counted("units", "settings", "events", events=("decided_at",)),
     "notify": _counted("units", "settings", "tasks", "unit_reports", "cycles"),
 }
+SERVICES = tuple(STATE)
 
 
 def _other(value: Any) -> Any:

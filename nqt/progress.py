@@ -4,9 +4,10 @@ job) one plain line per topic every few seconds."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from contextlib import contextmanager
-from typing import Iterator
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -20,7 +21,6 @@ class Meter:
     def __init__(self, meters: "Meters", name: str, total: int):
         self.meters, self.name, self.total = meters, name, total
         self.done, self.started = 0, time.monotonic()
-        self.shown = self.started
         self.task = meters.bars.add_task(name, total=total, rate="", lag=f"{total:,}")
 
     @property
@@ -38,10 +38,8 @@ class Meter:
         self.done += n
         self.meters.bars.update(self.task, completed=self.done, rate=f"{self.rate:,.0f}/s",
                                 lag=f"{self.total - self.done:,}")
-        now = time.monotonic()
-        if self.meters.plain and (now - self.shown >= PLAIN_EVERY_S or self.done >= self.total):
-            self.shown = now
-            self.meters.console.print(self.line(), highlight=False, soft_wrap=True)
+        if self.meters.plain and self.done >= self.total:
+            self.meters.show(self)
 
 
 class Meters:
@@ -52,12 +50,31 @@ class Meters:
                              TextColumn("{task.fields[rate]}"), TextColumn("lag {task.fields[lag]}"),
                              TimeRemainingColumn(), console=console, disable=self.plain)
 
+        self.meters: list[Meter] = []
+
     def meter(self, name: str, total: int) -> Meter:
-        return Meter(self, name, total)
+        self.meters.append(Meter(self, name, total))
+        return self.meters[-1]
+
+    def show(self, meter: Meter) -> None:
+        self.console.print(meter.line(), highlight=False, soft_wrap=True)
+
+    async def every(self, seconds: float) -> None:
+        """A plain line per unfinished topic every `seconds` (not on a terminal)."""
+        while True:
+            await asyncio.sleep(seconds)
+            for meter in self.meters:
+                if meter.done < meter.total:
+                    self.show(meter)
 
 
-@contextmanager
-def meters(console: Console) -> Iterator[Meters]:
+@asynccontextmanager
+async def meters(console: Console) -> AsyncIterator[Meters]:
     shown = Meters(console)
-    with shown.bars:
-        yield shown
+    ticking = asyncio.create_task(shown.every(PLAIN_EVERY_S)) if shown.plain else None
+    try:
+        with shown.bars:
+            yield shown
+    finally:
+        if ticking is not None:
+            ticking.cancel()

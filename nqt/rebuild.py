@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Awaitable, Callable
 
 from shared import consumer, kafka
-from shared.clock import Clock
 from shared.consumer import attach
 from shared.topics import Topics
 
@@ -26,14 +25,12 @@ from services.notify.store import INDEXES as NOTIFY_INDEXES, NotifyStore
 from services.programs import handlers as programs_handlers
 from services.programs.service import Accepted, ProgramsService
 from services.programs.store import INDEXES as PROGRAMS_INDEXES, ProgramsStore
-from services.reports import changes as report_changes, handlers as reports_handlers
-from services.reports.service import ReportsService
+from services.reports import changes as report_changes
 from services.reports.store import INDEXES as REPORTS_INDEXES, ReportsStore
 
 log = logging.getLogger("nqt.replay")
 INDEXES = {"programs": PROGRAMS_INDEXES, "reports": REPORTS_INDEXES, "ingest": INGEST_INDEXES,
            "notify": NOTIFY_INDEXES}
-SERVICES = tuple(INDEXES)
 
 
 class Skipped:
@@ -125,9 +122,9 @@ def appliers(service: str, db, topics: Topics, skipped: Skipped, *, hold_seconds
         programs = ProgramsReplay(db, skipped, hold_seconds=hold_seconds, started=started)
         return [Applier(service, topics.accepted, programs.apply, programs.finish)]
     if service == "reports":
-        reports = ReportsService(ReportsStore(db), Clock())  # applying changes reads no clock
-        return [Applier(service, topics.changes, batch(report_changes.read,
-                                                       lambda cs: reports_handlers.apply_changes(reports, cs)))]
+        # what the subscriber's `apply_changes` does but for its metrics (the handlers module
+        # brings the report renderers, seconds of imports this command has no use for)
+        return [Applier(service, topics.changes, batch(report_changes.read, ReportsStore(db).apply_changes))]
     if service == "ingest":
         store, term = IngestStore(db), ingest_service.Term()
         keep = _each(lambda change: ingest_service.keep_registry(store=store, term=term, change=change))
@@ -140,4 +137,4 @@ def appliers(service: str, db, topics: Topics, skipped: Skipped, *, hold_seconds
                                                        lambda cs: _notify_changes(store, cs))),
                 Applier(service, topics.due, batch(fields(notify_handlers.DUE_FIELDS),
                                                    _each(store.put_cycle)))]
-    raise ValueError(f"no service {service!r}; one of {', '.join(SERVICES)}")
+    raise ValueError(f"no service {service!r}; one of {', '.join(INDEXES)}")

@@ -22,10 +22,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from nqt.fingerprint import Difference, ServicePrint, fingerprint, first_difference
-from nqt.logreader import LogReader
+from nqt.fingerprint import SERVICES, Difference, ServicePrint, fingerprint, first_difference
 from nqt.progress import Meter, meters
-from nqt.rebuild import INDEXES, SERVICES, Applier, Skipped, appliers
 from services.programs.settings import ProgramsSettings
 from shared import consumer, mongo
 
@@ -77,7 +75,7 @@ async def _holds_data(db) -> bool:
     return False
 
 
-async def _prepare(dbs: dict, *, into_live: bool, replace: bool) -> None:
+async def _prepare(dbs: dict, indexes: dict, *, into_live: bool, replace: bool) -> None:
     """Every target database empty (a replay's own one dropped first with `replace`), then indexed."""
     for service, db in dbs.items():
         if await _holds_data(db):
@@ -89,7 +87,7 @@ async def _prepare(dbs: dict, *, into_live: bool, replace: bool) -> None:
                                          param_hint="--prefix")
             await db.client.drop_database(db.name)
     for service, db in dbs.items():
-        await mongo.ensure_indexes(db, INDEXES[service])
+        await mongo.ensure_indexes(db, indexes[service])
 
 
 async def _apply(apply, records: list) -> None:
@@ -104,7 +102,7 @@ async def _apply(apply, records: list) -> None:
             await asyncio.sleep(backoff.next("replay"))
 
 
-async def _read(log: LogReader, consumers: list[Applier], meter: Meter, batch: int) -> int:
+async def _read(log, consumers: list, meter: Meter, batch: int) -> int:
     async for records in log.batches(batch):
         for applier in consumers:
             await _apply(applier.apply, records)
@@ -120,13 +118,17 @@ async def replay(settings: ProgramsSettings, *, services: list[str], prefix: str
                  console: Console | None = None) -> Replayed:
     """Rebuild `services` from the log into fresh databases; fingerprint them (and the live ones)."""
     check_options(services, prefix, into_live=into_live, replace=replace, compare=compare)
-    console = console or Console(stderr=True)
+    # Imported here: the services' code is seconds of imports the other `nqt` commands need not pay.
+    from nqt.logreader import LogReader
+    from nqt.rebuild import INDEXES, Skipped, appliers
+
+    console = console or Console(soft_wrap=True)
     client = mongo.connect(settings.mongo_url)
     skipped = Skipped()
     try:
         dbs = {s: client[database_name(settings, s, prefix, into_live)] for s in services}
         started = datetime.now(timezone.utc)
-        by_topic: dict[str, list[Applier]] = defaultdict(list)
+        by_topic: dict[str, list] = defaultdict(list)
         for service in services:
             for applier in appliers(service, dbs[service], settings.topics, skipped,
                                     hold_seconds=settings.programs_hold_seconds, started=started):
@@ -134,9 +136,9 @@ async def replay(settings: ProgramsSettings, *, services: list[str], prefix: str
         async with AsyncExitStack() as stack:
             # every end offset taken (and every topic found) before a database is touched
             logs = {t: await stack.enter_async_context(LogReader(settings, t)) for t in by_topic}
-            await _prepare(dbs, into_live=into_live, replace=replace)
+            await _prepare(dbs, INDEXES, into_live=into_live, replace=replace)
             began = time.perf_counter()
-            with meters(console) as shown:
+            async with meters(console) as shown:
                 counts = await asyncio.gather(*(_read(logs[t], by_topic[t], shown.meter(t, logs[t].total), batch)
                                                 for t in by_topic))
             seconds = time.perf_counter() - began
@@ -149,6 +151,9 @@ async def replay(settings: ProgramsSettings, *, services: list[str], prefix: str
         await client.close()
 
 
+SHORT = 16  # hex digits of a fingerprint in the table; the whole ones are printed below it
+
+
 def print_result(result: Replayed, console: Console) -> bool:
     """The fingerprints (and the verdict, with --compare); True when nothing differs."""
     console.print(f"replayed {result.events:,} records in {result.seconds:,.1f} s "
@@ -157,18 +162,18 @@ def print_result(result: Replayed, console: Console) -> bool:
     for topic, n in result.skipped.items():
         console.print(f"  {n:,} record(s) of {topic} skipped, as the live service dead-lettered them",
                       highlight=False)
-    table = Table(title="fingerprints of the state the log determines (SHA-256)")
-    for column in ("service", "database", "documents", "fingerprint") + (
-            ("live database", "live fingerprint", "verdict") if result.live else ()):
-        table.add_column(column, overflow="fold")
     differences = result.differences()
+    table = Table(title="fingerprints of the state the log determines (SHA-256)")
+    for column in ("service", "documents", "replay") + (("live", "verdict") if result.live else ()):
+        table.add_column(column)
     for service, printed in result.prints.items():
-        row = [service, printed.database, f"{sum(len(c.docs) for c in printed.collections):,}", printed.digest]
+        row = [service, f"{sum(len(c.docs) for c in printed.collections):,}", printed.digest[:SHORT]]
         if result.live:
-            live = result.live[service]
-            row += [live.database, live.digest, "identical" if differences[service] is None else "DIFFERENT"]
+            row += [result.live[service].digest[:SHORT], "identical" if differences[service] is None else "DIFFERENT"]
         table.add_row(*row)
     console.print(table)
+    for printed in [*result.prints.values(), *result.live.values()]:
+        console.print(f"  {printed.service} {printed.database} sha256:{printed.digest}", highlight=False)
     if not result.live:
         return True
     for service, found in differences.items():
@@ -194,7 +199,7 @@ def replay_command(
 ) -> None:
     """Rebuild the services' state from the Kafka log into fresh databases; publishes and sends nothing."""
     settings = ProgramsSettings()
-    console = Console()
+    console = Console(soft_wrap=True)  # long lines stay whole in a log
     result = asyncio.run(replay(settings, services=[s.strip() for s in services.split(",") if s.strip()],
                                 prefix=prefix, into_live=into_live, replace=replace, compare=compare,
                                 batch=batch, console=console))

@@ -11,6 +11,7 @@ import sys
 import httpx
 import pytest
 
+from nqt.fingerprint import fingerprint
 from shared import mongo
 from tests import kafkatools, samples
 from tests.e2e.conftest import deployed
@@ -131,6 +132,33 @@ def test_a_corrupted_live_document_is_named(deployment):
     assert "verdict: DIFFERENT" in done.stdout
     assert "reports: collection tasks, first differing _id 'SO-KHDT-02-002' (differs)" in done.stdout
     assert "notify: collection" not in done.stdout  # notify's state is what the log says
+
+
+def test_a_lost_database_is_rebuilt_in_place(deployment):
+    name = f"{deployment.env['NQT_DB_PREFIX']}_ingest"  # ingest writes nothing of its own accord
+
+    async def printed():
+        client = mongo.connect(deployment.env["NQT_MONGO_URL"])
+        try:
+            return (await fingerprint(client[name], "ingest")).digest
+        finally:
+            await client.close()
+
+    async def lose():
+        client = mongo.connect(deployment.env["NQT_MONGO_URL"])
+        try:
+            await client.drop_database(name)
+        finally:
+            await client.close()
+
+    before = asyncio.run(printed())
+    asyncio.run(lose())
+    done = deployment.nqt("replay", "--into-live", "--services", "ingest")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert asyncio.run(printed()) == before
+    answer = httpx.get(f"{deployment.url('ingest')}/v1/events/SO-TC-2021-000001", timeout=10,
+                       headers={"Authorization": f"Bearer {deployment.keys['SO-TC']}"})
+    assert answer.status_code == 200 and answer.json()["status"] == "rejected", answer.text
 
 
 def test_bad_options_are_refused_and_change_nothing(deployment):
