@@ -16,7 +16,7 @@ from typing import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from nqt.dlq import partitions
+from nqt.dlq import topic_partitions
 from shared.kafka import client_options
 from shared.settings import CommonSettings
 
@@ -37,7 +37,7 @@ class LogReader:
         self.total = 0
 
     async def __aenter__(self) -> "LogReader":
-        numbers = await partitions(self.settings, self.topic, param_hint=self.param_hint)
+        numbers = await topic_partitions(self.settings, self.topic, param_hint=self.param_hint)
         self.consumer = AIOKafkaConsumer(**client_options(self.settings), group_id=None, enable_auto_commit=False,
                                          auto_offset_reset="earliest", client_id="nqt-cli-replay",
                                          max_partition_fetch_bytes=4 * 1024 * 1024)
