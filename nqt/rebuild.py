@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
 from shared import consumer, kafka
@@ -59,24 +59,31 @@ class Applier:
 
 class ProgramsReplay:
     """`events.accepted` through the programs service's batch decision, as its handler does but
-    for publishing. Held updates expire as they did live: the sweep's clock is the acceptance
-    time of the records read so far, and once all are read, the moment the replay started."""
+    for publishing. Held updates expire as they did live, where a sweep rejects those held
+    longer than the hold: the sweep's clock is the acceptance time of the record about to be
+    decided (once all are read, the moment the replay started), and a batch is decided in
+    windows no longer than the hold, so no update's hold runs out inside one."""
 
     def __init__(self, db, skipped: Skipped, *, hold_seconds: float, started: datetime):
         self.service = ProgramsService(ProgramsStore(db), hold_seconds=hold_seconds)
         self.skipped, self.started = skipped, started
-        self.latest = ""  # the latest acceptance time read (UTC ISO text, which sorts in time order)
+        self.hold = timedelta(seconds=hold_seconds)
 
     async def apply(self, records: list) -> None:
         await consumer.apply_batch(self.skipped, records, read=programs_handlers.read_accepted,
                                    apply=self._decide, decide=self._refuse)
-        if self.latest:
-            await self._sweep(datetime.fromisoformat(self.latest.replace("Z", "+00:00")))
 
     async def _decide(self, batch: list[Accepted]) -> None:
-        outcomes = await self.service.process_batch(batch)
-        await self.service.forget_held(outcomes)
-        self.latest = max(self.latest, *(item.accepted_at for item in batch))
+        times = [_instant(item.accepted_at) for item in batch]
+        start = 0
+        while start < len(batch):
+            await self._sweep(times[start])
+            oldest = await self.service.store.held_all(limit=1)
+            expiry = min([times[start], *(_instant(h["accepted_at"]) for h in oldest)]) + self.hold
+            end = next((i for i in range(start + 1, len(batch)) if times[i] >= expiry), len(batch))
+            outcomes = await self.service.process_batch(batch[start:end])
+            await self.service.forget_held(outcomes)
+            start = end
 
     async def _refuse(self, record, item: Accepted, error: Exception) -> None:
         await self.service.refuse(item, reason=f"{type(error).__name__}: {error}")
@@ -86,6 +93,10 @@ class ProgramsReplay:
 
     async def finish(self) -> None:
         await self._sweep(self.started)
+
+
+def _instant(utc_text: str) -> datetime:
+    return datetime.fromisoformat(utc_text.replace("Z", "+00:00"))
 
 
 def _each(handle: Callable[[dict], Awaitable[None]]) -> Callable[[list[dict]], Awaitable[None]]:

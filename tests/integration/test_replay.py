@@ -7,12 +7,16 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
 import httpx
 import pytest
 
 from nqt.fingerprint import fingerprint
-from shared import mongo
+from nqt.rebuild import ProgramsReplay, Skipped
+from shared import accepted, mongo
+from shared.events import parse_event
 from tests import kafkatools, samples
 from tests.e2e.conftest import deployed
 
@@ -177,3 +181,42 @@ def test_bad_options_are_refused_and_change_nothing(deployment):
                                timeout=120)
     assert elsewhere.returncode == 2 and "no topic 'nowhere.events.accepted'" in elsewhere.stderr, elsewhere.stderr
     assert asyncio.run(documents(deployment, f"x_{db}_programs", "tasks")) == []
+
+
+async def test_a_held_update_expires_in_a_replay_as_it_did_live(isolated):
+    """Live, an update waits for its plan at most the hold; a sweep then rejects it. Replayed in
+    one batch, the update whose plan came after the hold is rejected, the other one applied."""
+    t0 = datetime(2021, 3, 1, 2, tzinfo=timezone.utc)
+    hold = timedelta(hours=1)
+
+    def record(offset: int, raw: dict, after: timedelta) -> SimpleNamespace:
+        _, value = accepted.stamp(parse_event(raw), now=t0 + after)
+        return SimpleNamespace(topic="events.accepted", partition=0, offset=offset, value=value, key=None, headers=())
+
+    def tasks(plan_id: str, task_id: str) -> dict:
+        return samples.plan("SO-KHDT", f"E-{plan_id}", plan_id, "02", [samples.task(task_id, lead_unit="SO-KHDT")])
+
+    raws = [
+        (samples.envelope("VPTU", "reg-u1", "registry.unit", samples.registry_unit("SO-KHDT", "Sở KH&ĐT")), timedelta()),
+        (samples.envelope("VPTU", "reg-p2", "registry.programme", samples.registry_programme("02")), timedelta()),
+        (samples.task_update("SO-KHDT", "E-LATE", "T-LATE", "02", "in_progress", 30), timedelta(minutes=1)),
+        (samples.task_update("SO-KHDT", "E-SOON", "T-SOON", "02", "in_progress", 60), timedelta(minutes=2)),
+        (tasks("KH-SOON", "T-SOON"), timedelta(minutes=30)),   # within the hold: the update is applied
+        (tasks("KH-LATE", "T-LATE"), timedelta(hours=2)),      # after it: the update was rejected before
+    ]
+    client = mongo.connect(isolated.mongo)
+    try:
+        db = client[f"{isolated.prefix}_programs"]
+        programs = ProgramsReplay(db, Skipped(), hold_seconds=hold.total_seconds(), started=t0 + timedelta(days=1))
+        await programs.apply([record(i, raw, after) for i, (raw, after) in enumerate(raws)])
+        await programs.finish()
+        outcomes = {d["_id"]: (d["outcome"], d.get("code")) async for d in db.outcomes.find({})}
+        tasks_now = {d["_id"]: (d["status"], d["progress"]) async for d in db.tasks.find({})}
+        held = [d async for d in db.held.find({})]
+    finally:
+        await client.drop_database(f"{isolated.prefix}_programs")
+        await client.close()
+    assert outcomes["SO-KHDT:E-SOON"] == ("applied", None)
+    assert outcomes["SO-KHDT:E-LATE"] == ("rejected", "unknown_task")
+    assert tasks_now == {"T-SOON": ("in_progress", 60), "T-LATE": ("not_started", 0)}
+    assert held == []
