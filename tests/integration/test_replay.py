@@ -12,10 +12,13 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from nqt.fingerprint import fingerprint
+from nqt.logreader import LogReader
 from nqt.rebuild import ProgramsReplay, Skipped
-from shared import accepted, mongo
+from shared import accepted, kafka, mongo
+from shared.settings import CommonSettings
 from shared.events import parse_event
 from tests import kafkatools, samples
 from tests.e2e.conftest import deployed
@@ -220,3 +223,26 @@ async def test_a_held_update_expires_in_a_replay_as_it_did_live(isolated):
     assert outcomes["SO-KHDT:E-LATE"] == ("rejected", "unknown_task")
     assert tasks_now == {"T-SOON": ("in_progress", 60), "T-LATE": ("not_started", 0)}
     assert held == []
+
+
+async def test_the_log_is_read_in_the_order_it_was_written_up_to_where_it_ended(isolated):
+    """Partitions merged by record time, each partition's own order kept (even where its clock
+    went back); what is written after reading began is not read."""
+    settings = isolated.settings(CommonSettings)
+    topic = settings.topics.accepted
+    await kafka.ensure_topics(settings, [topic])
+    written = {0: [(1000, b"a"), (4000, b"d")], 1: [(2000, b"b"), (3000, b"c")],
+               2: [(500, b"first"), (100, b"second"), (5000, b"z")]}
+    producer = AIOKafkaProducer(bootstrap_servers=isolated.kafka, acks="all")
+    await producer.start()
+    try:
+        for partition, records in written.items():
+            for ts, value in records:
+                await producer.send_and_wait(topic, value, partition=partition, timestamp_ms=ts)
+        async with LogReader(settings, topic) as log:
+            await producer.send_and_wait(topic, b"later", partition=1, timestamp_ms=2500)
+            batches = [[r.value for r in batch] async for batch in log.batches(3)]
+    finally:
+        await producer.stop()
+    assert log.total == 7
+    assert batches == [[b"first", b"second", b"a"], [b"b", b"c", b"d"], [b"z"]]
