@@ -59,7 +59,7 @@ class Result:
 
     @property
     def identical(self) -> bool:
-        return not any(self.replayed.differences().values())
+        return self.replayed.identical
 
 
 def one_run(infra: harness.Infra, n_run: int, term: Term, args, logs: Path) -> Result:

@@ -57,31 +57,29 @@ def _order(key: Any) -> tuple[int, Any]:
     return (0, key) if isinstance(key, str) else (1, canonical(key).decode())
 
 
-@dataclass
+def _digest(counted: Counted, doc: dict) -> bytes:
+    return hashlib.sha256(canonical({k: v for k, v in doc.items() if k not in counted.leave_out})).digest()
+
+
+def documents(counted: Counted, docs: Iterable[dict]) -> dict[Any, bytes]:
+    """`_id` -> SHA-256 of each document as it counts (without the fields left out)."""
+    return {doc["_id"]: _digest(counted, doc) for doc in docs}
+
+
+@dataclass(frozen=True)
 class CollectionPrint:
     name: str
-    docs: dict[Any, bytes] = field(default_factory=dict)  # _id -> SHA-256 of the document as counted
-
-    def add(self, doc: dict, leave_out: frozenset[str]) -> None:
-        kept = {k: v for k, v in doc.items() if k not in leave_out}
-        self.docs[doc["_id"]] = hashlib.sha256(canonical(kept)).digest()
-
-    def ids(self) -> list[Any]:
-        return sorted(self.docs, key=_order)
-
-    @property
-    def digest(self) -> str:
-        whole = hashlib.sha256()
-        for key in self.ids():
-            whole.update(self.docs[key])
-        return whole.hexdigest()
+    count: int
+    digest: str  # SHA-256 over the documents' own, in `_id` order
 
 
-def collection_print(counted: Counted, docs: Iterable[dict]) -> CollectionPrint:
-    printed = CollectionPrint(counted.name)
-    for doc in docs:
-        printed.add(doc, counted.leave_out)
-    return printed
+def collection_print(counted: Counted, docs: Iterable[dict] | dict[Any, bytes]) -> CollectionPrint:
+    """The fingerprint of a collection's documents (or of their `documents` digests), in any order."""
+    each = docs if isinstance(docs, dict) else documents(counted, docs)
+    whole = hashlib.sha256()
+    for key in sorted(each, key=_order):
+        whole.update(each[key])
+    return CollectionPrint(counted.name, len(each), whole.hexdigest())
 
 
 @dataclass
@@ -91,22 +89,27 @@ class ServicePrint:
     collections: list[CollectionPrint]
 
     @property
+    def count(self) -> int:
+        return sum(c.count for c in self.collections)
+
+    @property
     def digest(self) -> str:
         whole = hashlib.sha256()
         for c in self.collections:
-            whole.update(f"{c.name}:{len(c.docs)}:{c.digest}\n".encode())
+            whole.update(f"{c.name}:{c.count}:{c.digest}\n".encode())
         return whole.hexdigest()
 
 
+async def _documents(db, counted: Counted) -> dict[Any, bytes]:
+    each: dict[Any, bytes] = {}
+    async for doc in db[counted.name].find({}, batch_size=5000):
+        each[doc["_id"]] = _digest(counted, doc)
+    return each
+
+
 async def fingerprint(db, service: str) -> ServicePrint:
-    """The fingerprint of `service`'s state in database `db` (read in any order, hashed in `_id` order)."""
-    collections = []
-    for counted in STATE[service]:
-        printed = CollectionPrint(counted.name)
-        async for doc in db[counted.name].find({}, batch_size=5000):
-            printed.add(doc, counted.leave_out)
-        collections.append(printed)
-    return ServicePrint(service, db.name, collections)
+    """The fingerprint of `service`'s state in database `db`; one collection in memory at a time."""
+    return ServicePrint(service, db.name, [collection_print(c, await _documents(db, c)) for c in STATE[service]])
 
 
 @dataclass(frozen=True)
@@ -116,17 +119,25 @@ class Difference:
     how: str  # "differs", "only in <database>"
 
 
-def first_difference(a: ServicePrint, b: ServicePrint) -> Difference | None:
-    """The first collection (in the table's order) whose documents differ, and there the first
-    `_id` that differs or is in one database only; None when the two are the same."""
-    for ca, cb in zip(a.collections, b.collections):
-        if ca.docs == cb.docs:
+def first_differing_id(a: dict[Any, bytes], b: dict[Any, bytes], a_name: str, b_name: str) -> tuple[Any, str] | None:
+    """In `_id` order, the first `_id` whose document differs or is in one of the two only."""
+    for key in sorted(a.keys() | b.keys(), key=_order):
+        if key not in b:
+            return key, f"only in {a_name}"
+        if key not in a:
+            return key, f"only in {b_name}"
+        if a[key] != b[key]:
+            return key, "differs"
+    return None
+
+
+async def first_difference(a_db, a: ServicePrint, b_db, b: ServicePrint) -> Difference | None:
+    """The first collection (in the table's order) whose fingerprints differ, and there the first
+    `_id` that differs (read again, that collection alone); None when the two are the same."""
+    for counted, ca, cb in zip(STATE[a.service], a.collections, b.collections):
+        if ca.digest == cb.digest:
             continue
-        for key in sorted(ca.docs.keys() | cb.docs.keys(), key=_order):
-            if key not in cb.docs:
-                return Difference(ca.name, key, f"only in {a.database}")
-            if key not in ca.docs:
-                return Difference(ca.name, key, f"only in {b.database}")
-            if ca.docs[key] != cb.docs[key]:
-                return Difference(ca.name, key, "differs")
+        found = first_differing_id(await _documents(a_db, counted), await _documents(b_db, counted),
+                                   a.database, b.database)
+        return Difference(counted.name, *(found or (None, "changed while it was read: compare with the services idle")))
     return None

@@ -30,7 +30,7 @@ class Stalled(RuntimeError):
 class LogReader:
     """`async with LogReader(settings, topic) as log:` then `log.total` and `log.batches(n)`."""
 
-    def __init__(self, settings: CommonSettings, topic: str, *, param_hint: str = "--services"):
+    def __init__(self, settings: CommonSettings, topic: str, *, param_hint: str = "NQT_TOPIC_PREFIX"):
         self.settings, self.topic, self.param_hint = settings, topic, param_hint
         self.buffers: dict[TopicPartition, deque] = {}
         self.ends: dict[TopicPartition, int] = {}

@@ -49,7 +49,6 @@ class Meters:
         self.bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                              TextColumn("{task.fields[rate]}"), TextColumn("lag {task.fields[lag]}"),
                              TimeRemainingColumn(), console=console, disable=self.plain)
-
         self.meters: list[Meter] = []
 
     def meter(self, name: str, total: int) -> Meter:

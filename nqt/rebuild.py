@@ -140,7 +140,7 @@ def appliers(service: str, db, topics: Topics, skipped: Skipped, *, hold_seconds
         store, term = IngestStore(db), ingest_service.Term()
         keep = _each(lambda change: ingest_service.keep_registry(store=store, term=term, change=change))
         return [Applier(service, topics.outcomes, batch(ingest_handlers.read_outcome,
-                                                        lambda os: ingest_handlers.record_outcomes(store, os))),
+                                                        lambda outcomes: ingest_handlers.record_outcomes(store, outcomes))),
                 Applier(service, topics.changes, batch(fields(ingest_handlers.CHANGE_FIELDS), keep))]
     if service == "notify":
         store = NotifyStore(db)

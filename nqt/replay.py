@@ -38,13 +38,15 @@ class Replayed:
     seconds: float                      # reading and applying, fingerprints not included
     prints: dict[str, ServicePrint]     # service -> the fingerprint of its rebuilt state
     live: dict[str, ServicePrint] = field(default_factory=dict)  # with --compare
+    differences: dict[str, Difference | None] = field(default_factory=dict)  # with --compare
 
     @property
     def events(self) -> int:
         return sum(self.records.values())
 
-    def differences(self) -> dict[str, Difference | None]:
-        return {s: first_difference(self.live[s], self.prints[s]) for s in self.live}
+    @property
+    def identical(self) -> bool:
+        return all(self.live[s].digest == self.prints[s].digest for s in self.live)
 
 
 def database_name(settings: ProgramsSettings, service: str, prefix: str, into_live: bool) -> str:
@@ -146,6 +148,8 @@ async def replay(settings: ProgramsSettings, *, services: list[str], prefix: str
                           {s: await fingerprint(dbs[s], s) for s in services})
         if compare:
             result.live = {s: await fingerprint(client[settings.database(s)], s) for s in services}
+            result.differences = {s: await first_difference(client[settings.database(s)], result.live[s],
+                                                            dbs[s], result.prints[s]) for s in services}
         return result
     finally:
         await client.close()
@@ -162,14 +166,15 @@ def print_result(result: Replayed, console: Console) -> bool:
     for topic, n in result.skipped.items():
         console.print(f"  {n:,} record(s) of {topic} skipped, as the live service dead-lettered them",
                       highlight=False)
-    differences = result.differences()
+    differences = result.differences
     table = Table(title="fingerprints of the state the log determines (SHA-256)")
     for column in ("service", "documents", "replay") + (("live", "verdict") if result.live else ()):
         table.add_column(column)
     for service, printed in result.prints.items():
-        row = [service, f"{sum(len(c.docs) for c in printed.collections):,}", printed.digest[:SHORT]]
+        row = [service, f"{printed.count:,}", printed.digest[:SHORT]]
         if result.live:
-            row += [result.live[service].digest[:SHORT], "identical" if differences[service] is None else "DIFFERENT"]
+            same = result.live[service].digest == printed.digest
+            row += [result.live[service].digest[:SHORT], "identical" if same else "DIFFERENT"]
         table.add_row(*row)
     console.print(table)
     for printed in [*result.prints.values(), *result.live.values()]:
@@ -180,7 +185,7 @@ def print_result(result: Replayed, console: Console) -> bool:
         if found is not None:
             console.print(f"{service}: collection {found.collection}, first differing _id {found.id!r} "
                           f"({found.how})", highlight=False)
-    same = not any(differences.values())
+    same = result.identical
     console.print("verdict: " + ("identical, the live databases hold what the log says" if same else
                                  "DIFFERENT, the live databases do not hold what the log says"), highlight=False)
     return same

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 from bson import Binary
 
-from nqt.fingerprint import STATE, Counted, ServicePrint, collection_print, first_difference
+from nqt.fingerprint import STATE, Counted, collection_print, documents, first_differing_id
 
 OUTCOMES = Counted("outcomes", frozenset({"decided_at"}))
 
@@ -16,10 +16,6 @@ OUTCOMES = Counted("outcomes", frozenset({"decided_at"}))
 def outcome(key: str, outcome: str = "applied", decided_at: str = "2021-03-01T00:00:00Z") -> dict:
     return {"_id": key, "event_key": key, "outcome": outcome, "decided_at": decided_at,
             "changes": [{"kind": "task", "id": "T1", "seq": 1, "state": {"status": "in_progress", "progress": 40}}]}
-
-
-def printed(*collections) -> ServicePrint:
-    return ServicePrint("programs", "db", list(collections))
 
 
 def test_the_order_of_documents_and_of_their_keys_does_not_count():
@@ -47,25 +43,21 @@ def test_values_json_has_no_type_for_are_fingerprinted_too():
     assert one != collection_print(counted, [{"_id": "x", "at": at, "file": Binary(b"%PDF-2")}]).digest
 
 
-def test_the_first_difference_names_the_collection_and_the_id():
+def test_the_first_difference_is_named_by_its_id():
     tasks = Counted("tasks")
-    live = printed(collection_print(tasks, [{"_id": "T1", "seq": 1}, {"_id": "T2", "seq": 2}, {"_id": "T3", "seq": 1}]),
-                   collection_print(OUTCOMES, [outcome("A:1")]))
-    same = printed(collection_print(tasks, [{"_id": "T3", "seq": 1}, {"_id": "T2", "seq": 2}, {"_id": "T1", "seq": 1}]),
-                   collection_print(OUTCOMES, [outcome("A:1", decided_at="later")]))
-    assert first_difference(live, same) is None and live.digest == same.digest
+    live = documents(tasks, [{"_id": "T1", "seq": 1}, {"_id": "T2", "seq": 2}, {"_id": "T3", "seq": 1}])
+    same = documents(tasks, [{"_id": "T3", "seq": 1}, {"_id": "T2", "seq": 2}, {"_id": "T1", "seq": 1}])
+    assert first_differing_id(live, same, "nqt_reports", "replay_nqt_reports") is None
+    assert collection_print(tasks, live) == collection_print(tasks, same)
 
-    changed = printed(collection_print(tasks, [{"_id": "T1", "seq": 1}, {"_id": "T2", "seq": 3}, {"_id": "T3", "seq": 9}]),
-                      collection_print(OUTCOMES, []))
-    found = first_difference(live, changed)
-    assert (found.collection, found.id, found.how) == ("tasks", "T2", "differs")
-    assert live.digest != changed.digest
+    changed = documents(tasks, [{"_id": "T1", "seq": 1}, {"_id": "T2", "seq": 3}, {"_id": "T3", "seq": 9}])
+    assert first_differing_id(live, changed, "nqt_reports", "replay_nqt_reports") == ("T2", "differs")
+    assert collection_print(tasks, live).digest != collection_print(tasks, changed).digest
 
-    missing = printed(collection_print(tasks, [{"_id": "T1", "seq": 1}, {"_id": "T2", "seq": 2}, {"_id": "T3", "seq": 1}]),
-                      collection_print(OUTCOMES, []))
-    missing.database = "replay_nqt_programs"
-    found = first_difference(live, missing)
-    assert (found.collection, found.id, found.how) == ("outcomes", "A:1", "only in db")
+    fewer = documents(tasks, [{"_id": "T1", "seq": 1}, {"_id": "T3", "seq": 1}])
+    assert first_differing_id(live, fewer, "nqt_reports", "replay_nqt_reports") == ("T2", "only in nqt_reports")
+    more = {**live, **documents(tasks, [{"_id": "T0", "seq": 1}])}
+    assert first_differing_id(live, more, "nqt_reports", "replay_nqt_reports") == ("T0", "only in replay_nqt_reports")
 
 
 def test_what_depends_on_when_a_service_ran_does_not_count():
