@@ -12,6 +12,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Awaitable, Callable
 
 from shared import consumer, kafka
@@ -139,8 +140,8 @@ def appliers(service: str, db, topics: Topics, skipped: Skipped, *, hold_seconds
     if service == "ingest":
         store, term = IngestStore(db), ingest_service.Term()
         keep = _each(lambda change: ingest_service.keep_registry(store=store, term=term, change=change))
-        return [Applier(service, topics.outcomes, batch(ingest_handlers.read_outcome,
-                                                        lambda outcomes: ingest_handlers.record_outcomes(store, outcomes))),
+        outcomes = partial(ingest_handlers.record_outcomes, store)
+        return [Applier(service, topics.outcomes, batch(ingest_handlers.read_outcome, outcomes)),
                 Applier(service, topics.changes, batch(fields(ingest_handlers.CHANGE_FIELDS), keep))]
     if service == "notify":
         store = NotifyStore(db)
