@@ -154,8 +154,7 @@ async def record_outcome(*, store: IngestStore, outcome: dict) -> None:
 
 
 async def keep_registry(*, store: IngestStore, term: Term, change: dict) -> None:
-    """Keep what ingest needs of a `programs.changes` record: a unit (who may publish on
-    Kafka) or the registry's term (which bounds an event's time); other kinds are not its own."""
+    """Keep what ingest needs of a change: a unit (who may publish on Kafka), the term (bounds an event's time)."""
     if change["kind"] == "unit":
         await store.put_unit(change["state"])
     elif change["kind"] == "settings":

@@ -23,8 +23,7 @@ log = logging.getLogger("nqt.notify")
 
 
 async def know(*, store: NotifyStore, change: dict) -> None:
-    """Keep what notify needs to know of a `programs.changes` record (the registry's units and
-    header, tasks, unit reports); nothing is sent."""
+    """Keep what notify needs to know of a change (units, the registry header, tasks, unit reports); send nothing."""
     kind, state = change["kind"], change["state"]
     if kind in ("unit", "settings"):
         await store.put_registry(kind, state)
