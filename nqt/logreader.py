@@ -34,7 +34,7 @@ class LogReader:
         self.settings, self.topic, self.param_hint = settings, topic, param_hint
         self.buffers: dict[TopicPartition, deque] = {}
         self.ends: dict[TopicPartition, int] = {}
-        self.total = 0
+        self.total = self.lost = 0
 
     async def __aenter__(self) -> "LogReader":
         numbers = await topic_partitions(self.settings, self.topic, param_hint=self.param_hint)
@@ -49,6 +49,7 @@ class LogReader:
         self.ends = await self.consumer.end_offsets(parts)
         self.buffers = {tp: deque() for tp in parts}
         self.total = sum(self.ends[tp] - starts[tp] for tp in parts)
+        self.lost = sum(starts.values())  # records deleted from the front (a retention that is not for ever)
         return self
 
     async def __aexit__(self, *exc) -> None:

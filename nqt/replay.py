@@ -115,13 +115,32 @@ async def _read(log, consumers: list, meter: Meter, batch: int) -> int:
     return meter.done
 
 
+async def _rebuild(settings: ProgramsSettings, by_topic: dict[str, list], prepare, console: Console,
+                   batch: int) -> tuple[dict[str, int], float]:
+    """Read every topic up to the end offsets it has now and apply it: (records per topic, seconds).
+    Every end offset is taken (and every topic found) before `prepare` touches a database."""
+    from nqt.logreader import LogReader
+
+    async with AsyncExitStack() as stack:
+        logs = {t: await stack.enter_async_context(LogReader(settings, t)) for t in by_topic}
+        for topic, log in logs.items():
+            if log.lost:
+                console.print(f"warning: the first {log.lost:,} records of {topic} are gone (deleted by "
+                              "retention): the rebuilt state lacks what they said", style="bold red")
+        await prepare()
+        began = time.perf_counter()
+        async with meters(console) as shown:
+            counts = await asyncio.gather(*(_read(logs[t], by_topic[t], shown.meter(t, logs[t].total), batch)
+                                            for t in by_topic))
+        return dict(zip(by_topic, counts)), time.perf_counter() - began
+
+
 async def replay(settings: ProgramsSettings, *, services: list[str], prefix: str = "replay",
                  into_live: bool = False, replace: bool = False, compare: bool = False, batch: int = 5000,
                  console: Console | None = None) -> Replayed:
     """Rebuild `services` from the log into fresh databases; fingerprint them (and the live ones)."""
     check_options(services, prefix, into_live=into_live, replace=replace, compare=compare)
     # Imported here: the services' code is seconds of imports the other `nqt` commands need not pay.
-    from nqt.logreader import LogReader
     from nqt.rebuild import INDEXES, Skipped, appliers
 
     console = console or Console(soft_wrap=True)
@@ -135,21 +154,14 @@ async def replay(settings: ProgramsSettings, *, services: list[str], prefix: str
             for applier in appliers(service, dbs[service], settings.topics, skipped,
                                     hold_seconds=settings.programs_hold_seconds, started=started):
                 by_topic[applier.topic].append(applier)
-        async with AsyncExitStack() as stack:
-            # every end offset taken (and every topic found) before a database is touched
-            logs = {t: await stack.enter_async_context(LogReader(settings, t)) for t in by_topic}
-            await _prepare(dbs, INDEXES, into_live=into_live, replace=replace)
-            began = time.perf_counter()
-            async with meters(console) as shown:
-                counts = await asyncio.gather(*(_read(logs[t], by_topic[t], shown.meter(t, logs[t].total), batch)
-                                                for t in by_topic))
-            seconds = time.perf_counter() - began
-        result = Replayed(dict(zip(by_topic, counts)), skipped.counts, seconds,
-                          {s: await fingerprint(dbs[s], s) for s in services})
+        records, seconds = await _rebuild(settings, by_topic, lambda: _prepare(dbs, INDEXES, into_live=into_live,
+                                                                                 replace=replace), console, batch)
+        result = Replayed(records, skipped.counts, seconds, {s: await fingerprint(dbs[s], s) for s in services})
         if compare:
-            result.live = {s: await fingerprint(client[settings.database(s)], s) for s in services}
-            result.differences = {s: await first_difference(client[settings.database(s)], result.live[s],
-                                                            dbs[s], result.prints[s]) for s in services}
+            live = {s: client[settings.database(s)] for s in services}
+            result.live = {s: await fingerprint(live[s], s) for s in services}
+            result.differences = {s: await first_difference(live[s], result.live[s], dbs[s], result.prints[s])
+                                  for s in services}
         return result
     finally:
         await client.close()
