@@ -38,6 +38,7 @@ from bench import harness, pipeline  # noqa: E402
 from bench.reports import Term  # noqa: E402
 from nqt.replay import Replayed, replay  # noqa: E402
 from services.programs.settings import ProgramsSettings  # noqa: E402
+from shared import mongo  # noqa: E402
 
 SERVICES = ["programs", "reports"]
 
@@ -62,6 +63,16 @@ class Result:
         return self.replayed.identical
 
 
+async def drop(url: str, databases: list[str]) -> None:
+    """The replay's databases, once measured (Kafka and FerretDB may be shared)."""
+    client = mongo.connect(url)
+    try:
+        for name in databases:
+            await client.drop_database(name)
+    finally:
+        await client.close()
+
+
 def one_run(infra: harness.Infra, n_run: int, term: Term, args, logs: Path) -> Result:
     piped = pipeline.one_run(infra, n_run, term, args, logs)  # fills the log; prints its own figures
     run = replace(infra, prefix=f"{infra.prefix}r{n_run}")
@@ -69,6 +80,7 @@ def one_run(infra: harness.Infra, n_run: int, term: Term, args, logs: Path) -> R
                                 db_prefix=run.prefix)
     with harness.RssSampler({"replay": os.getpid(), **infra.pids()}) as rss:
         replayed = asyncio.run(replay(settings, services=SERVICES, compare=True, batch=args.replay_batch))
+    asyncio.run(drop(run.mongo, [printed.database for printed in replayed.prints.values()]))
     result = Result(piped.events, replayed, piped.base, rss.peak)
     verdict = "identical to the live databases" if result.identical else "DIFFERENT from the live databases"
     print(f"  replay: {replayed.events:,} records ({', '.join(f'{t} {n:,}' for t, n in replayed.records.items())}) "

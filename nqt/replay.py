@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -213,9 +214,16 @@ def replay_command(
     compare: bool = typer.Option(False, "--compare", help="Fingerprint the live databases too; exit 1 "
                                                           "unless they are identical to the replay."),
     batch: int = typer.Option(5000, min=1, max=50_000, help="Records applied together."),
+    topic_prefix: str | None = typer.Option(None, help="The topics' prefix; default NQT_TOPIC_PREFIX."),
 ) -> None:
     """Rebuild the services' state from the Kafka log into fresh databases; publishes and sends nothing."""
-    settings = ProgramsSettings()
+    try:
+        settings = ProgramsSettings(**({} if topic_prefix is None else {"topic_prefix": topic_prefix}))
+    except ValidationError as err:
+        wrong = [e["msg"] for e in err.errors() if e["loc"] == ("topic_prefix",)]
+        if not wrong:
+            raise
+        raise typer.BadParameter(wrong[0], param_hint="--topic-prefix") from err
     console = Console(soft_wrap=True)  # long lines stay whole in a log
     result = asyncio.run(replay(settings, services=[s.strip() for s in services.split(",") if s.strip()],
                                 prefix=prefix, into_live=into_live, replace=replace, compare=compare,

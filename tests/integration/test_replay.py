@@ -5,8 +5,6 @@ hold, a corrupted live document is named, and the replay publishes and sends not
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
@@ -179,9 +177,7 @@ def test_bad_options_are_refused_and_change_nothing(deployment):
     assert again.returncode == 2 and "--replace" in again.stderr, again.stderr
     unknown = deployment.nqt("replay", "--services", "programs,billing")
     assert unknown.returncode == 2 and "billing" in unknown.stderr, unknown.stderr
-    elsewhere = subprocess.run([sys.executable, "-m", "nqt.cli", "replay", "--services", "programs", "--prefix", "x"],
-                               env={**deployment.env, "NQT_TOPIC_PREFIX": "nowhere."}, capture_output=True, text=True,
-                               timeout=120)
+    elsewhere = deployment.nqt("replay", "--services", "programs", "--prefix", "x", "--topic-prefix", "nowhere.")
     assert elsewhere.returncode == 2 and "no topic 'nowhere.events.accepted'" in elsewhere.stderr, elsewhere.stderr
     assert asyncio.run(documents(deployment, f"x_{db}_programs", "tasks")) == []
 
