@@ -10,7 +10,7 @@ reports it issued (both follow the service's clock), and the like."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 import orjson
