@@ -14,6 +14,7 @@ from faststream.kafka import KafkaBroker
 from shared import accepted, kafka
 from nqt.dlq import dlq_app
 from nqt.keys import keys_app
+from nqt.replay import replay_command
 from shared.events import InvalidEvent
 from shared.registry import load_events
 from shared.settings import CommonSettings
@@ -23,6 +24,7 @@ registry_app = typer.Typer(help="Reference data: units, programmes, indicators."
 app.add_typer(registry_app, name="registry")
 app.add_typer(keys_app, name="keys")
 app.add_typer(dlq_app, name="dlq")
+app.command("replay")(replay_command)
 
 
 @registry_app.command("load")

@@ -66,13 +66,14 @@ def _preview(value: bytes) -> str:
     return text[:PREVIEW_CHARS] + ("…" if len(text) > PREVIEW_CHARS else "")
 
 
-async def _partitions(settings: CommonSettings, topic: str) -> list[int]:
+async def topic_partitions(settings: CommonSettings, topic: str, *, param_hint: str = "TOPIC") -> list[int]:
+    """The partition numbers of `topic`; a precise error when there is no such topic."""
     admin = AIOKafkaAdminClient(**client_options(settings), client_id="nqt-cli-dlq")
     await admin.start()
     try:
         # Asking for the metadata of a missing topic could create it: look first.
         if topic not in await admin.list_topics():
-            raise typer.BadParameter(f"no topic {topic!r} on {settings.kafka_bootstrap}", param_hint="TOPIC")
+            raise typer.BadParameter(f"no topic {topic!r} on {settings.kafka_bootstrap}", param_hint=param_hint)
         [described] = await admin.describe_topics([topic])
         return sorted(p["partition"] for p in described["partitions"])
     finally:
@@ -83,7 +84,7 @@ async def _read(settings: CommonSettings, topic: str, *, partition: int | None =
                 offset: int | None = None) -> list[DeadLetter]:
     """The records of `topic` from the beginning (or from `offset`) up to the end offsets
     seen when reading starts; no consumer group, nothing committed."""
-    numbers = await _partitions(settings, topic)
+    numbers = await topic_partitions(settings, topic)
     # "earliest": the position an assignment starts from must not race a seek to the end.
     consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", client_id="nqt-cli-dlq")

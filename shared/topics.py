@@ -46,10 +46,17 @@ class Topics:
     def dlq(topic: str) -> str:
         return topic + DLQ_SUFFIX
 
+    def history(self) -> list[str]:
+        """The topics every state is rebuilt from (`nqt replay`): kept for ever, never deleted by age."""
+        return [self.accepted, self.outcomes, self.changes, self.due, self.generated]
+
     def config(self, topic: str) -> dict[str, str]:
         """Topic settings beyond the broker's defaults. `inbound.events` stamps each record with the
-        broker's clock on arrival, so that a signature's age is judged by it, not by the publisher's."""
-        return {"message.timestamp.type": "LogAppendTime"} if topic == self.inbound else {}
+        broker's clock on arrival, so that a signature's age is judged by it, not by the publisher's;
+        the history is kept for ever (a broker deletes records after 7 days unless told otherwise)."""
+        if topic == self.inbound:
+            return {"message.timestamp.type": "LogAppendTime"}
+        return {"retention.ms": "-1"} if topic in self.history() else {}
 
     def all(self) -> list[str]:
         main = [self.inbound, self.accepted, self.outcomes, self.changes, self.due, self.generated]

@@ -1,5 +1,5 @@
 """Small real-Kafka helpers for tests: read a topic from the beginning until enough arrived;
-sign a record for `inbound.events` as a unit's system does."""
+sign a record for `inbound.events` as a unit's system does; end offsets and consumer groups' progress."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 from typing import Callable
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from standardwebhooks import Webhook
 
 
@@ -76,3 +77,36 @@ async def eventually(fetch, done: Callable = bool, *, timeout: float = 30.0, int
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+async def end_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
+    """The end offset of every partition of `topics` (no group, nothing read)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        parts = [TopicPartition(d["topic"], p["partition"]) for d in await admin.describe_topics(topics)
+                 for p in d["partitions"]]
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return {(tp.topic, tp.partition): end for tp, end in (await consumer.end_offsets(parts)).items()}
+    finally:
+        await consumer.stop()
+
+
+async def drained(bootstrap: str, groups: dict[str, str]) -> bool:
+    """True when every consumer group (-> its topic) has committed the end of its topic."""
+    ends = await end_offsets(bootstrap, sorted(set(groups.values())))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        for group, topic in groups.items():
+            committed = {(tp.topic, tp.partition): meta.offset
+                         for tp, meta in (await admin.list_consumer_group_offsets(group)).items()}
+            if any(end > committed.get(where, 0) for where, end in ends.items() if where[0] == topic):
+                return False
+        return True
+    finally:
+        await admin.close()

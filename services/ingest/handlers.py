@@ -13,9 +13,11 @@ from services.ingest import access, domain, intake, service
 from services.ingest.store import IngestStore
 
 REQUIRED = ("event_key", "source", "id", "outcome", "accept_id")
+CHANGE_FIELDS = ("kind", "id", "state")
 
 
-def _outcome(value: bytes) -> dict:
+def read_outcome(value: bytes) -> dict:
+    """A `programs.outcomes` record ingest can keep; Poison otherwise."""
     outcome = kafka.record(value, required=REQUIRED)
     if outcome["outcome"] not in domain.FINAL:
         raise consumer.Poison(f"unknown outcome {outcome['outcome']!r}")
@@ -40,7 +42,7 @@ def register(runtime: Runtime, group_id: str, term: service.Term | None = None,
     @kafka.batch_subscriber(runtime, topics.outcomes, group_id=group_id,
                             max_records=runtime.settings.ingest_outcomes_batch)
     async def on_outcomes(msg: KafkaMessage) -> None:
-        await consumer.apply_batch(runtime.broker, msg.raw_message, read=_outcome,
+        await consumer.apply_batch(runtime.broker, msg.raw_message, read=read_outcome,
                                    apply=lambda outcomes: record_outcomes(IngestStore(runtime.db), outcomes))
 
     # One consumer group per topic: members of one group on several topics rebalance each other.
@@ -54,8 +56,5 @@ def register(runtime: Runtime, group_id: str, term: service.Term | None = None,
     @runtime.broker.subscriber(topics.changes, group_id=f"{group_id}.registry",
                                ack_policy=kafka.COMMIT_AFTER_WRITE, auto_offset_reset="earliest")
     async def on_change(msg: KafkaMessage) -> None:
-        change = kafka.record(msg.body, required=("kind", "id", "state"))
-        if change["kind"] == "unit":
-            await IngestStore(runtime.db).put_unit(change["state"])
-        elif change["kind"] == "settings":  # the term bounds an event's time
-            await term.remember(IngestStore(runtime.db), change["state"].get("term") or {})
+        change = kafka.record(msg.body, required=CHANGE_FIELDS)
+        await service.keep_registry(store=IngestStore(runtime.db), term=term, change=change)

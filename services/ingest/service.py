@@ -153,6 +153,14 @@ async def record_outcome(*, store: IngestStore, outcome: dict) -> None:
     metrics.event("ingest", outcome.get("type"), outcome["outcome"], outcome.get("code", ""))
 
 
+async def keep_registry(*, store: IngestStore, term: Term, change: dict) -> None:
+    """Keep what ingest needs of a change: a unit (who may publish on Kafka), the term (bounds an event's time)."""
+    if change["kind"] == "unit":
+        await store.put_unit(change["state"])
+    elif change["kind"] == "settings":
+        await term.remember(store, change["state"].get("term") or {})
+
+
 async def event_status(*, store: IngestStore, unit: str, event_id: str) -> dict:
     """The status of the caller's own event; 404 when the unit has no such event."""
     doc = await store.event(source=unit, event_id=event_id)

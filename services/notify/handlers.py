@@ -20,10 +20,11 @@ from shared.clock import Clock
 from shared.runtime import Runtime
 
 from services.notify.service import Notifier
+from services.notify.store import NotifyStore
 
 log = logging.getLogger("nqt.notify")
 Handle = Callable[[Notifier, Any], Awaitable[None]]
-ChangeHandler = Callable[[Notifier, records.Change, Clock], Awaitable[None]]
+Keep = Callable[[NotifyStore, records.Change], Awaitable[None]]
 
 
 def register(runtime: Runtime, group_id: str, notifier_for, clock: Clock) -> None:
@@ -50,41 +51,34 @@ async def handle_each(notifier: Notifier, role: str, values: list, handle: Handl
             await handle(notifier, value)
 
 
-# --- changes, by kind ---
-async def _unit(notifier: Notifier, change: records.Change, clock: Clock) -> None:
-    """A unit is a recipient: keep it, and send what was waiting for it to be known."""
-    await notifier.store.put_registry(records.UNIT, change.state)
-    async with httpx.AsyncClient(timeout=60) as fetch:
-        await notifier.recipient_known(change.state["code"], clock.today(), fetch)
+# --- changes, by kind: what notify keeps of each (sending nothing, so a replay reuses it) ---
+async def _registry(store: NotifyStore, change: records.Change) -> None:
+    """Units are recipients; the registry's header names who receives the reports."""
+    await store.put_registry(change.kind, change.state)
 
 
-async def _settings(notifier: Notifier, change: records.Change, clock: Clock) -> None:
-    """The registry's header names who receives the reports."""
-    await notifier.store.put_registry(records.SETTINGS, change.state)
-
-
-async def _task(notifier: Notifier, change: records.Change, clock: Clock) -> None:
+async def _task(store: NotifyStore, change: records.Change) -> None:
     """A task's deadline and status drive its reminders and escalations."""
-    await notifier.store.put_task(change.id, change.seq, change.state)
+    await store.put_task(change.id, change.seq, change.state)
 
 
-async def _unit_report(notifier: Notifier, change: records.Change, clock: Clock) -> None:
+async def _unit_report(store: NotifyStore, change: records.Change) -> None:
     """A unit that reported for a cycle is no longer reminded of it."""
-    await notifier.store.put_unit_report(change.state["unit"], change.state["cycle"])
+    await store.put_unit_report(change.state["unit"], change.state["cycle"])
 
 
-async def _ignored(notifier: Notifier, change: records.Change, clock: Clock) -> None:
+async def _ignored(store: NotifyStore, change: records.Change) -> None:
     """A kind no notice depends on."""
 
 
-ON_CHANGE: dict[str, ChangeHandler] = {
-    records.UNIT: _unit, records.SETTINGS: _settings, records.TASK: _task, records.UNIT_REPORT: _unit_report,
+ON_CHANGE: dict[str, Keep] = {
+    records.UNIT: _registry, records.SETTINGS: _registry, records.TASK: _task, records.UNIT_REPORT: _unit_report,
     **dict.fromkeys((records.PROGRAMME, records.INDICATOR, records.PLAN, records.PROGRAMME_ISSUED,
                      records.INDICATOR_VALUE, records.SUPERVISION), _ignored),
 }
 
 
-def _handler(kind: str) -> ChangeHandler:
+def _handler(kind: str) -> Keep:
     if kind not in ON_CHANGE:
         raise consumer.Poison(f"unknown change kind {kind[:200]!r}: notify handles or ignores "
                               f"{', '.join(ON_CHANGE)}")
@@ -98,10 +92,18 @@ def read_change(value: bytes) -> records.Change:
     return change
 
 
+async def keep(store: NotifyStore, change: records.Change) -> None:
+    """Keep what notify needs to know of a change; send nothing."""
+    await _handler(change.kind)(store, change)
+
+
 async def on_change(notifier: Notifier, change: records.Change, clock: Clock) -> None:
-    """Keep what notify needs to know of a change: its kind's handler decides."""
+    """Keep what the change says; a unit just known gets the notices that waited for it."""
     metrics.event("notify", f"change.{change.kind}", "received")
-    await _handler(change.kind)(notifier, change, clock)
+    await keep(notifier.store, change)
+    if change.kind == records.UNIT:
+        async with httpx.AsyncClient(timeout=60) as fetch:
+            await notifier.recipient_known(change.state["code"], clock.today(), fetch)
 
 
 # --- outcomes, cycles, reports ---

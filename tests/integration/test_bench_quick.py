@@ -78,3 +78,16 @@ def test_ferretdb_bench_prints_the_cost_of_lookups_by_key(infra_stack, results):
         assert label in out
     written = json.loads(results.read_text())
     assert written["ferretdb_guarded_update_ms_20"] > 0 and written["pipeline_events_per_s"] == 1.0
+
+
+def test_replay_bench_prints_its_figures_and_writes_its_keys(infra_stack, results):
+    out = run_script(["bench/replay.py", "--scale", "0.0003", "--repeat", "1", "--timeout", "300"],
+                     infra_stack, results)
+    for label in ("replay, events/s", "replay / baseline", "raw baseline (getmany + insert_many)", "replay seconds",
+                  "identical to the live databases", "peak RSS"):
+        assert label in out
+    written = json.loads(results.read_text())
+    assert {"replay_events_per_s", "replay_seconds", "replay_ratio", "replay_baseline_events_per_s",
+            "replay_scale", "replay_events", "cpu_count"} <= written.keys()
+    assert written["replay_scale"] == 0.0003 and written["replay_events"] > 100 and written["replay_identical"]
+    assert written["replay_events_per_s"] > 0 and written["pipeline_events_per_s"] == 1.0

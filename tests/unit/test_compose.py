@@ -263,9 +263,27 @@ def test_inbound_events_stamps_the_brokers_clock():
     """A record's signature is judged by when the broker appended it: LogAppendTime, in the
     topics the services create and in kafka-init."""
     assert Topics("").config(Topics("").inbound) == {"message.timestamp.type": "LogAppendTime"}
-    assert all(Topics("").config(t) == {} for t in Topics("").all() if t != Topics("").inbound)
+    assert all("message.timestamp.type" not in Topics("").config(t) for t in Topics("").all() if t != Topics("").inbound)
     assert re.search(r"--entity-name inbound\.events\s*\\?\s*--add-config message\.timestamp\.type=LogAppendTime",
                      KAFKA_INIT)
+
+
+def test_the_history_is_kept_for_ever_and_the_operator_may_replay_it():
+    """`nqt replay` rebuilds every state from the history topics: a broker's default retention (7
+    days) would delete it, so they are kept for ever, in the topics the services create and in
+    kafka-init; the operator may read them and has a MongoDB user for the live and replay databases."""
+    topics = Topics("")
+    history = set(topics.history())
+    assert {topics.accepted, topics.outcomes, topics.changes, topics.due} <= history
+    assert all(topics.config(t) == {"retention.ms": "-1"} for t in history)
+    assert all("retention.ms" not in topics.config(t) for t in set(topics.all()) - history)
+    kept = re.search(r"for topic in ([^;]+); do\s+\S+ \S+ --alter --entity-type topics --entity-name \"\$topic\"\s*\\?"
+                     r"\s*--add-config retention\.ms=-1", KAFKA_INIT)
+    assert kept and set(kept.group(1).split()) == history
+    assert history - {topics.generated} <= granted("nqt-operator", "Read", "topic")
+    assert 'user: "nqt-replay"' in MONGO_INIT and "MONGO_REPLAY_PASSWORD" in SERVICES["mongo"]["environment"]
+    assert '["ingest", "programs", "reports", "notify"].flatMap(' in MONGO_INIT
+    assert '{role: "readWrite", db: `nqt_${service}`}, {role: "readWrite", db: `replay_nqt_${service}`}' in MONGO_INIT
 
 
 @pytest.mark.parametrize("name", SETTINGS)

@@ -57,6 +57,11 @@ done
 # run, so a topic created before gets it too.
 "$BIN/kafka-configs.sh" "${admin[@]}" --alter --entity-type topics --entity-name inbound.events \
   --add-config message.timestamp.type=LogAppendTime
+# The history every state is rebuilt from (`nqt replay`) is kept for ever (Topics.history).
+for topic in events.accepted programs.outcomes programs.changes reports.due reports.generated; do
+  "$BIN/kafka-configs.sh" "${admin[@]}" --alter --entity-type topics --entity-name "$topic" \
+    --add-config retention.ms=-1
+done
 
 principal nqt-ingest    "${KAFKA_INGEST_PASSWORD:-}"
 principal nqt-programs  "${KAFKA_PROGRAMS_PASSWORD:-}"
@@ -88,10 +93,12 @@ allow nqt-notify Read topic programs.changes programs.outcomes reports.due repor
 allow nqt-notify Write topic programs.changes.dlq programs.outcomes.dlq reports.due.dlq reports.generated.dlq
 allow nqt-notify Read group-prefix nqt-notify.
 
-# operator (`nqt registry load`, `nqt dlq list|replay`; no consumer group): publishes registry
-# events and reads their outcomes, reads dead letters and sends one back to where it came from.
-allow nqt-operator Read topic programs.outcomes inbound.events.dlq events.accepted.dlq programs.outcomes.dlq \
-  programs.changes.dlq reports.due.dlq reports.generated.dlq
+# operator (`nqt registry load`, `nqt dlq list|replay`, `nqt replay`; no consumer group): publishes
+# registry events and reads their outcomes, reads dead letters and sends one back to where it came
+# from, reads the history to rebuild the services' state.
+allow nqt-operator Read topic events.accepted programs.outcomes programs.changes reports.due \
+  inbound.events.dlq events.accepted.dlq programs.outcomes.dlq programs.changes.dlq reports.due.dlq \
+  reports.generated.dlq
 allow nqt-operator Write topic inbound.events events.accepted programs.outcomes programs.changes reports.due \
   reports.generated
 

@@ -10,3 +10,9 @@ for (const service of ["ingest", "programs", "reports", "notify"]) {
   if (!password) throw new Error(`MONGO_${service.toUpperCase()}_PASSWORD is not set (see .env.example)`);
   admin.createUser({user: `nqt-${service}`, pwd: password, roles: [{role: "readWrite", db: `nqt_${service}`}]});
 }
+// `nqt replay` (docker compose run --rm -e NQT_MONGO_URL=... tools nqt replay): reads the live
+// databases and rebuilds into replay_nqt_* beside them (or into a lost one, --into-live).
+const replayPassword = process.env.MONGO_REPLAY_PASSWORD;
+if (!replayPassword) throw new Error("MONGO_REPLAY_PASSWORD is not set (see .env.example)");
+admin.createUser({user: "nqt-replay", pwd: replayPassword, roles: ["ingest", "programs", "reports", "notify"].flatMap(
+  (service) => [{role: "readWrite", db: `nqt_${service}`}, {role: "readWrite", db: `replay_nqt_${service}`}])});

@@ -1,0 +1,152 @@
+"""What each service does with the records of a topic it consumes, when its state is rebuilt
+from the log: its own batch code, minus everything that reaches outside its database. Nothing
+is published (no outcome, no change, no dead letter) and nothing is sent (no e-mail, no
+webhook).
+
+A record the live service could not read or apply is dead-lettered there; here it is counted
+and skipped (`Skipped`), exactly where the live service let it go."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Awaitable, Callable
+
+from shared import consumer, kafka, records
+from shared.consumer import attach
+from shared.topics import Topics
+
+from services.ingest import handlers as ingest_handlers, service as ingest_service
+from services.ingest.store import INDEXES as INGEST_INDEXES, IngestStore
+from services.notify import handlers as notify_handlers
+from services.notify.store import INDEXES as NOTIFY_INDEXES, NotifyStore
+from services.programs import handlers as programs_handlers
+from services.programs.service import Accepted, ProgramsService
+from services.programs.store import INDEXES as PROGRAMS_INDEXES, ProgramsStore
+from services.reports import changes as report_changes
+from services.reports.store import INDEXES as REPORTS_INDEXES, ReportsStore
+
+log = logging.getLogger("nqt.replay")
+INDEXES = {"programs": PROGRAMS_INDEXES, "reports": REPORTS_INDEXES, "ingest": INGEST_INDEXES,
+           "notify": NOTIFY_INDEXES}
+
+
+class Skipped:
+    """Stands in for a service's dead letters (`shared.consumer.apply_batch` hands them what it
+    cannot process): counts the records per topic and sends nothing anywhere. It is its own
+    "broker", the key `apply_batch` finds its dead letters by."""
+
+    def __init__(self):
+        self.counts: Counter = Counter()
+        attach(self, self)
+
+    async def send(self, record, exc: Exception, **_) -> None:
+        self.counts[record.topic] += 1
+        log.warning("skipped %s/%s@%s, as the live service dead-lettered it: %s: %s", record.topic,
+                    record.partition, record.offset, type(exc).__name__, exc)
+
+
+@dataclass
+class Applier:
+    """What one service does with a batch of one topic's records; `finish` once the topic is read."""
+    service: str
+    topic: str
+    apply: Callable[[list], Awaitable[None]]
+    finish: Callable[[], Awaitable[None]] | None = None
+
+
+class ProgramsReplay:
+    """`events.accepted` through the programs service's batch decision, as its handler does but
+    for publishing. Held updates expire as they did live, where a sweep rejects those held
+    longer than the hold: the sweep's clock is the acceptance time of the record about to be
+    decided (once all are read, the moment the replay started), and a batch is decided in
+    windows no longer than the hold, so no update's hold runs out inside one."""
+
+    def __init__(self, db, skipped: Skipped, *, hold_seconds: float, started: datetime):
+        self.service = ProgramsService(ProgramsStore(db), hold_seconds=hold_seconds)
+        self.skipped, self.started = skipped, started
+        self.hold = timedelta(seconds=hold_seconds)
+
+    async def apply(self, records: list) -> None:
+        await consumer.apply_batch(self.skipped, records, read=programs_handlers.read_accepted,
+                                   apply=self._decide, decide=self._refuse)
+
+    async def _decide(self, batch: list[Accepted]) -> None:
+        times = [_instant(item.accepted_at) for item in batch]
+        start = 0
+        while start < len(batch):
+            await self._sweep(times[start])
+            oldest = await self.service.store.held_all(limit=1)
+            expiry = min([times[start], *(_instant(h["accepted_at"]) for h in oldest)]) + self.hold
+            end = next((i for i in range(start + 1, len(batch)) if times[i] >= expiry), len(batch))
+            outcomes = await self.service.process_batch(batch[start:end])
+            await self.service.forget_held(outcomes)
+            start = end
+
+    async def _refuse(self, record, item: Accepted, error: Exception) -> None:
+        await self.service.refuse(item, reason=f"{type(error).__name__}: {error}")
+
+    async def _sweep(self, now: datetime) -> None:
+        await self.service.forget_held(await self.service.sweep(now=now))
+
+    async def finish(self) -> None:
+        await self._sweep(self.started)
+
+
+def _instant(utc_text: str) -> datetime:
+    return datetime.fromisoformat(utc_text.replace("Z", "+00:00"))
+
+
+def _each(handle: Callable[[dict], Awaitable[None]]) -> Callable[[list[dict]], Awaitable[None]]:
+    async def apply(values: list[dict]) -> None:
+        for value in values:
+            await handle(value)
+    return apply
+
+
+async def _notify_changes(store: NotifyStore, changes: list[records.Change]) -> None:
+    """What notify keeps of the changes; of several states of a task, only the latest is written
+    (the write is guarded by `seq`, so the earlier ones would change nothing after it)."""
+    latest: dict[str, records.Change] = {}
+    for change in changes:
+        if change.kind == records.TASK:
+            if change.seq > (latest[change.id].seq if change.id in latest else -1):
+                latest[change.id] = change
+        else:
+            await notify_handlers.keep(store, change)
+    for change in latest.values():
+        await notify_handlers.keep(store, change)
+
+
+def appliers(service: str, db, topics: Topics, skipped: Skipped, *, hold_seconds: float,
+             started: datetime) -> list[Applier]:
+    """The topics `service` rebuilds its state from, and what it does with their records."""
+    def batch(read, apply) -> Callable[[list], Awaitable[None]]:
+        return lambda records: consumer.apply_batch(skipped, records, read=read, apply=apply)
+
+    def fields(required: tuple[str, ...]):
+        return lambda value: kafka.record(value, required=required)
+
+    if service == "programs":
+        programs = ProgramsReplay(db, skipped, hold_seconds=hold_seconds, started=started)
+        return [Applier(service, topics.accepted, programs.apply, programs.finish)]
+    if service == "reports":
+        # what the subscriber's `apply_changes` does but for its metrics (the handlers module
+        # brings the report renderers, seconds of imports this command has no use for)
+        return [Applier(service, topics.changes, batch(report_changes.read, ReportsStore(db).apply_changes))]
+    if service == "ingest":
+        store, term = IngestStore(db), ingest_service.Term()
+        keep = _each(lambda change: ingest_service.keep_registry(store=store, term=term, change=change))
+        outcomes = partial(ingest_handlers.record_outcomes, store)
+        return [Applier(service, topics.outcomes, batch(ingest_handlers.read_outcome, outcomes)),
+                Applier(service, topics.changes, batch(fields(ingest_handlers.CHANGE_FIELDS), keep))]
+    if service == "notify":
+        store = NotifyStore(db)
+        return [Applier(service, topics.changes, batch(notify_handlers.read_change,
+                                                       lambda cs: _notify_changes(store, cs))),
+                Applier(service, topics.due, batch(records.read_due,
+                                                   _each(lambda due: store.put_cycle(due.model_dump()))))]
+    raise ValueError(f"no service {service!r}; one of {', '.join(INDEXES)}")
