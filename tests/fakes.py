@@ -51,31 +51,34 @@ class FakeProgramsStore:
         col = self._col(REGISTRY[event_type])
         col[entry["code"]] = {**col.get(entry["code"], {}), **copy.deepcopy(entry), "_id": entry["code"]}
 
-    def _latest(self, keep) -> dict[str, dict]:
+    def _latest(self, keep) -> tuple[dict[str, dict], list[str]]:
+        found = [doc for doc in self._col("task_versions").values() if keep(doc)]
         latest: dict[str, dict] = {}
-        for doc in self._col("task_versions").values():
-            if keep(doc) and (doc["task_id"] not in latest or latest[doc["task_id"]]["seq"] < doc["seq"]):
+        for doc in found:
+            if doc["task_id"] not in latest or latest[doc["task_id"]]["seq"] < doc["seq"]:
                 latest[doc["task_id"]] = doc
-        return {t: {**copy.deepcopy(doc), "_id": t} for t, doc in latest.items()}
+        stale = [doc["_id"] for doc in found if doc is not latest[doc["task_id"]]]
+        return {t: {**copy.deepcopy(doc), "_id": t} for t, doc in latest.items()}, stale
 
-    async def tasks_of(self, programmes) -> dict[str, dict]:
+    async def tasks_of(self, programmes) -> tuple[dict[str, dict], list[str]]:
         codes = set(programmes)
-        latest = self._latest(lambda d: d["programme"] in codes or codes & set(d.get("left", ())))
-        return {t: task for t, task in latest.items() if task["programme"] in codes}
+        latest, stale = self._latest(lambda d: d["programme"] in codes or codes & set(d.get("left", ())))
+        return {t: task for t, task in latest.items() if task["programme"] in codes}, stale
 
-    async def tasks_by_id(self, task_ids) -> dict[str, dict]:
+    async def tasks_by_id(self, task_ids) -> tuple[dict[str, dict], list[str]]:
         ids = set(task_ids)
-        return self._latest(lambda d: d["task_id"] in ids) if ids else {}
+        return self._latest(lambda d: d["task_id"] in ids) if ids else ({}, [])
 
-    async def put_tasks(self, tasks: list[dict], superseded: list[str]) -> list[str]:
+    async def put_tasks(self, tasks: list[dict]) -> list[str]:
         docs = [{**task, "_id": version_id(task)} for task in tasks]
-        there = [docs[i]["_id"] for i in self._insert("task_versions", docs)]
-        for key in superseded:
+        return [docs[i]["_id"] for i in self._insert("task_versions", docs)]
+
+    async def drop_versions(self, version_ids: list[str]) -> None:
+        for key in version_ids:
             self._col("task_versions").pop(key, None)
-        return there
 
     async def current_tasks(self) -> list[dict]:
-        return list(self._latest(lambda d: True).values())
+        return list(self._latest(lambda d: True)[0].values())
 
     async def plans_for(self, plan_keys) -> dict[str, dict]:
         return self._by_id("plans", plan_keys)

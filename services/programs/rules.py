@@ -42,6 +42,7 @@ class Working:
     plans: dict[str, dict] = field(default_factory=dict)
     in_force: dict[tuple[str, str], str] = field(default_factory=dict)  # (collection, key) -> version
     others: set[str] = field(default_factory=set)  # ids of tasks read for this batch only
+    changed: set[str] = field(default_factory=set)  # ids of tasks the batch changed
     # what the batch writes
     history: list[dict] = field(default_factory=list)
     read_versions: dict[str, str | None] = field(default_factory=dict)  # task id -> version it replaces
@@ -59,6 +60,12 @@ class Working:
         old = self.tasks.get(task["_id"])
         self.read_versions.setdefault(task["_id"], version_id(old) if old is not None else None)
         self.tasks[task["_id"]] = task
+        self.changed.add(task["_id"])
+
+    def written(self) -> None:
+        """The effects collected so far are stored: collect the next ones afresh."""
+        self.history, self.read_versions, self.plan_writes, self.versioned_writes = [], {}, {}, []
+        self.supervisions, self.registry_writes, self.new_held, self.new_outcomes = [], [], {}, []
 
     def keep(self, item: Item, *, subject: str, kind: str, data: dict) -> None:
         """Keep the event in the history, with its event time and arrival time."""

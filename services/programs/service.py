@@ -38,6 +38,9 @@ VERSIONED = {"programme.issued": ("issuances", lambda e: e.data.programme),
              "unit-report.submitted": ("unit_reports", lambda e: f"{e.source}|{e.data.cycle}")}
 
 
+DROP_AT = 2000  # superseded task versions deleted together
+
+
 class NoRule(TypeError):
     """An event type no rule decides."""
 
@@ -55,6 +58,7 @@ class ProgramsService:
         self.store = store
         self.hold = timedelta(seconds=hold_seconds)
         self.lock = asyncio.Lock()  # batches and sweeps of this replica, one at a time
+        self.superseded: list[str] = []  # task versions replaced by newer ones, to delete (any time later)
         self.forget()
 
     def forget(self) -> None:
@@ -86,9 +90,10 @@ class ProgramsService:
             expired = datetime.fromisoformat(doc["accepted_at"].replace("Z", "+00:00")) + self.hold <= now
             items.append(Item(parse_event(doc["event"]), doc["accepted_at"], doc["accept_id"], released=True,
                               expire=expired))
+        await self._drop_superseded(at_least=1)
         if not items:
             return []
-        tasks = await self.store.tasks_by_id({i.event.data.task_id for i in items})
+        tasks, _ = await self.store.tasks_by_id({i.event.data.task_id for i in items})
         ready = [i for i in items if i.expire or i.event.data.task_id in tasks]
         decided = await self._run(ready, looked_up={i.event.key for i in ready}) if ready else []
         return [o for o in decided if o["outcome"] != HELD]
@@ -112,14 +117,20 @@ class ProgramsService:
         await self.store.forget_held([o["_id"] for o in outcomes if o.get("held") and o["outcome"] != HELD])
 
     async def _run(self, items: list[Item], *, looked_up: set[str]) -> list[dict]:
-        """Load what the items need, decide them in memory, write the effects."""
+        """Load what the items need, decide them in memory, write the effects segment by segment."""
         try:
             work = await self._load(items, looked_up)
-            announced = [outcome for item in items for outcome in self._decide(work, item)]
-            return await self._write(work, announced)
+            announced = []
+            for segment in _segments(items):
+                announced += await self._write(work, [o for item in segment for o in self._decide(work, item)])
         except BaseException:
             self.forget()
             raise
+        # tasks of programmes this replica does not hold were read for this batch only
+        for task_id in work.others | work.changed:
+            if self.tasks[task_id]["programme"] not in self.loaded:
+                del self.tasks[task_id]
+        return announced
 
     async def _load(self, items: list[Item], looked_up: set[str]) -> Working:
         """One query per kind of thing the batch lacks: the outcomes and held updates of records
@@ -134,12 +145,14 @@ class ProgramsService:
         await self._cache_registry([*events, *held_events])
         programmes = {_programme(e) for e in [*events, *held_events]} - {None}
         if programmes - self.loaded:
-            self.tasks.update(await store.tasks_of(programmes - self.loaded))
+            tasks, stale = await store.tasks_of(programmes - self.loaded)
+            self.tasks.update(tasks)
+            self.superseded += stale
             self.loaded |= programmes
         plans = await store.plans_for({f"{e.source}|{e.data.plan_id}" for e in events if e.type == "plan.submitted"})
         named = plan_tasks | {t for p in plans.values() for t in p.get("tasks_ever") or p.get("task_ids") or ()}
         named |= {e.data.task_id for e in [*events, *held_events] if getattr(e.data, "task_id", None)}
-        others = await store.tasks_by_id(named - set(self.tasks))  # of programmes held elsewhere, or none
+        others, _ = await store.tasks_by_id(named - set(self.tasks))  # of programmes held elsewhere, or none
         self.tasks.update(others)
         in_force = {}
         for event_type, (collection, key) in VERSIONED.items():
@@ -230,14 +243,13 @@ class ProgramsService:
         return None
 
     async def _write(self, work: Working, announced: list[dict]) -> list[dict]:
-        """Write the batch's effects, the outcomes last: a crash before them is repaired by deciding
+        """Write a segment's effects, the outcomes last: a crash before them is repaired by deciding
         the records again (every write below is idempotent, and the state read again says what
         is applied already); after them, the records read again repeat their outcomes."""
         store = self.store
         await store.add_history_many(work.history)
         changed = list(work.read_versions)
-        there = await store.put_tasks([work.tasks[t] for t in changed],
-                                      [v for v in work.read_versions.values() if v is not None])
+        there = await store.put_tasks([work.tasks[t] for t in changed])
         if there:  # another writer stored these versions: its state stands, ours is read again
             raise Transient(f"task versions written by another replica: {', '.join(there[:5])}")
         for plan in work.plan_writes.values():
@@ -249,14 +261,38 @@ class ProgramsService:
             await store.put_registry_entry(event_type, entry)
         await store.hold_many(list(work.new_held.values()))
         theirs = await store.record_outcomes(work.new_outcomes)
-        # tasks of programmes this replica does not hold were read for this batch only
-        for task_id in work.others | set(changed):
-            if self.tasks[task_id]["programme"] not in self.loaded:
-                del self.tasks[task_id]
+        self.superseded += [v for v in work.read_versions.values() if v is not None]
+        work.written()
+        await self._drop_superseded(at_least=DROP_AT)
         if not theirs:
             return announced
         return [{**theirs[o["_id"]], **({"held": True} if o.get("held") else {})}
                 if o["_id"] in theirs and o["outcome"] != records.DUPLICATE else o for o in announced]
+
+
+    async def _drop_superseded(self, *, at_least: int) -> None:
+        """Versions are deleted a few thousand at a time: a delete costs about the same for one
+        id or thousands. Forgotten ones (a crash) are found again when their tasks are loaded."""
+        if len(self.superseded) >= at_least:
+            await self.store.drop_versions(self.superseded)
+            self.superseded = []
+
+
+def _segments(items: list[Item]):
+    """The items whose effects are written together. Deciding a record again after a crash must
+    come to the same outcome, over a state that may hold the effects of the records after it in
+    its segment: so a run of status reports (a later report cannot change what an earlier one is
+    decided as) or of registry entries is one segment, and every other event one of its own."""
+    segment, kind = [], None
+    for item in items:
+        this = item.event.type if item.event.type == "task.updated" or item.event.type in REGISTRY else None
+        if segment and (this is None or this != kind):
+            yield segment
+            segment = []
+        segment.append(item)
+        kind = this
+    if segment:
+        yield segment
 
 
 def _programme(event: Envelope) -> str | None:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from pymongo import ASCENDING, IndexModel
 
-from shared import mongo
+from shared import kafka, mongo
 
 INDEXES: mongo.IndexSpec = {
     "task_versions": [IndexModel([("programme", ASCENDING)]), IndexModel([("task_id", ASCENDING)]),
@@ -49,17 +49,17 @@ class ProgramsStore:
             self.db.claims, [{"_id": key, "accept_id": accept_id} for key, accept_id in records]))
 
     async def outcomes_for(self, event_keys: Iterable[str]) -> dict[str, dict]:
-        return await _by_id(self.db.outcomes, event_keys)
+        return {key: _decoded(doc) for key, doc in (await _by_id(self.db.outcomes, event_keys)).items()}
 
     async def record_outcomes(self, docs: list[dict]) -> dict[str, dict]:
         """Insert the outcomes in one round trip; return those already recorded by someone
         else (a replica that held the partition before), which stand instead of ours."""
-        theirs = await mongo.insert_many_once(self.db.outcomes, docs)
+        theirs = await mongo.insert_many_once(self.db.outcomes, [_encoded(doc) for doc in docs])
         return await self.outcomes_for([docs[i]["_id"] for i in theirs]) if theirs else {}
 
     async def replace_outcome(self, doc: dict) -> None:
         """Make `doc` the outcome of its event, whatever was recorded before (only the partition's owner writes it)."""
-        await self.db.outcomes.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+        await self.db.outcomes.replace_one({"_id": doc["_id"]}, _encoded(doc), upsert=True)
 
     # --- registry: global reference data ---
     async def registry_entries(self, collection: str, codes: Iterable[str]) -> dict[str, dict]:
@@ -69,39 +69,45 @@ class ProgramsStore:
         await self.db[REGISTRY[event_type]].update_one({"_id": entry["code"]}, {"$set": entry}, upsert=True)
 
     # --- tasks: versions of their state ---
-    async def tasks_of(self, programmes: Iterable[str]) -> dict[str, dict]:
+    async def tasks_of(self, programmes: Iterable[str]) -> tuple[dict[str, dict], list[str]]:
         """The current state of every task of these programmes (those that left them included,
-        so that an older version left behind by a crash is never taken for the current one)."""
+        so that an older version left behind is never taken for the current one), and the ids
+        of the superseded versions found, still to be deleted."""
         codes = sorted(set(programmes))
         if not codes:
-            return {}
-        latest = await self._latest({"$or": [{"programme": {"$in": codes}}, {"left": {"$in": codes}}]})
-        return {task_id: task for task_id, task in latest.items() if task["programme"] in codes}
+            return {}, []
+        latest, stale = await self._latest({"$or": [{"programme": {"$in": codes}}, {"left": {"$in": codes}}]})
+        return {task_id: task for task_id, task in latest.items() if task["programme"] in codes}, stale
 
-    async def tasks_by_id(self, task_ids: Iterable[str]) -> dict[str, dict]:
+    async def tasks_by_id(self, task_ids: Iterable[str]) -> tuple[dict[str, dict], list[str]]:
         ids = sorted(set(task_ids))
-        return await self._latest({"task_id": {"$in": ids}}) if ids else {}
+        return await self._latest({"task_id": {"$in": ids}}) if ids else ({}, [])
 
-    async def _latest(self, query: dict) -> dict[str, dict]:
+    async def _latest(self, query: dict) -> tuple[dict[str, dict], list[str]]:
         latest: dict[str, dict] = {}
+        stale = []
         async for doc in self.db.task_versions.find(query):
-            task_id = doc["task_id"]
-            if task_id not in latest or latest[task_id]["seq"] < doc["seq"]:
+            task_id, known = doc["task_id"], latest.get(doc["task_id"])
+            if known is not None:
+                stale.append(min(known, doc, key=lambda d: d["seq"])["_id"])
+            if known is None or known["seq"] < doc["seq"]:
                 latest[task_id] = doc
-        return {task_id: {**doc, "_id": task_id} for task_id, doc in latest.items()}
+        return {task_id: {**doc, "_id": task_id} for task_id, doc in latest.items()}, stale
 
-    async def put_tasks(self, tasks: list[dict], superseded: list[str]) -> list[str]:
-        """Insert the new versions, then delete those they supersede; return the ids of the
-        versions that were there already (stored by someone else, or by this batch before a crash)."""
+    async def put_tasks(self, tasks: list[dict]) -> list[str]:
+        """Insert the new versions; return the ids of those that were there already (stored by
+        another writer: the versions they supersede are deleted later, see `drop_versions`)."""
         docs = [{**task, "_id": version_id(task)} for task in tasks]
-        there = [docs[i]["_id"] for i in await mongo.insert_many_once(self.db.task_versions, docs)]
-        if superseded:
-            await self.db.task_versions.delete_many({"_id": {"$in": superseded}})
-        return there
+        return [docs[i]["_id"] for i in await mongo.insert_many_once(self.db.task_versions, docs)]
+
+    async def drop_versions(self, version_ids: list[str]) -> None:
+        """Delete superseded versions (many at once: a delete costs about the same for one or hundreds)."""
+        if version_ids:
+            await self.db.task_versions.delete_many({"_id": {"$in": version_ids}})
 
     async def current_tasks(self) -> list[dict]:
         """Every task's current state (for tools and tests: the service reads by programme)."""
-        return list((await self._latest({})).values())
+        return list((await self._latest({}))[0].values())
 
     # --- plans (few: one write each) ---
     async def plans_for(self, plan_keys: Iterable[str]) -> dict[str, dict]:
@@ -146,6 +152,17 @@ class ProgramsStore:
     async def forget_held(self, keys: list[str]) -> None:
         if keys:
             await self.db.held.delete_many({"_id": {"$in": keys}})
+
+
+def _encoded(outcome: dict) -> dict:
+    """An outcome keeps its changes only to publish them again: as one JSON blob, which the
+    database stores for a fraction of the cost of the nested documents."""
+    return {**outcome, "changes": kafka.dumps(outcome["changes"])}
+
+
+def _decoded(outcome: dict) -> dict:
+    changes = outcome.get("changes")
+    return {**outcome, "changes": kafka.loads(changes)} if isinstance(changes, bytes) else outcome
 
 
 def history_row(*, key: str, subject: str, kind: str, version: str, accepted_at: str, data: dict) -> dict:
