@@ -6,10 +6,11 @@ collected with a few bulk commands."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from shared import records
 from shared.cycles import UnknownCycle, parse_cycle
-from shared.events import Envelope, utc_iso
+from shared.events import Envelope, utc_iso, utc_now
 from shared.registry import expected_to_report
 
 from services.programs import domain
@@ -30,6 +31,15 @@ class Item:
     released: bool = False
     expire: bool = False
 
+    @cached_property
+    def event_time(self) -> str:
+        return utc_iso(self.event.time)
+
+    @cached_property
+    def version(self) -> str:
+        """Order of events about the same thing (`domain.version_of`), worked out once."""
+        return domain.version_of(self.event)
+
 
 @dataclass
 class Working:
@@ -43,6 +53,7 @@ class Working:
     in_force: dict[tuple[str, str], str] = field(default_factory=dict)  # (collection, key) -> version
     others: set[str] = field(default_factory=set)  # ids of tasks read for this batch only
     changed: set[str] = field(default_factory=set)  # ids of tasks the batch changed
+    now: str = field(default_factory=utc_now)  # when the batch is decided
     # what the batch writes
     history: list[dict] = field(default_factory=list)
     read_versions: dict[str, str | None] = field(default_factory=dict)  # task id -> version it replaces
@@ -69,9 +80,8 @@ class Working:
 
     def keep(self, item: Item, *, subject: str, kind: str, data: dict) -> None:
         """Keep the event in the history, with its event time and arrival time."""
-        self.history.append(history_row(key=item.event.key, subject=subject, kind=kind,
-                                        version=domain.version_of(item.event), accepted_at=item.accepted_at,
-                                        data=data))
+        self.history.append(history_row(key=item.event.key, subject=subject, kind=kind, version=item.version,
+                                        accepted_at=item.accepted_at, data=data))
 
 
 def registry_entry(work: Working, item: Item, unit: dict | None) -> list[Change] | Rejection:
@@ -88,7 +98,7 @@ def registry_entry(work: Working, item: Item, unit: dict | None) -> list[Change]
 def plan_submitted(work: Working, item: Item, unit: dict) -> list[Change] | Rejection:
     event, plan = item.event, item.event.data
     plan_key = f"{event.source}|{plan.plan_id}"
-    version = domain.version_of(event)
+    version = item.version
     current = work.plans.get(plan_key)
     if current is not None and current["version"] > version:
         return Rejection.of("superseded", plan.plan_id)
@@ -148,7 +158,7 @@ def task_updated(work: Working, item: Item, unit: dict) -> list[Change] | Reject
         return Rejection.of("unknown_task", update.task_id, update.programme) if item.expire else HELD
     if rejection := domain.check_task_update(event.source, update.task_id, update.programme, task):
         return rejection
-    version = domain.version_of(event)
+    version = item.version
     fields = update.model_dump(mode="json", exclude={"task_id", "programme"})
     work.keep(item, subject=update.task_id, kind=records.TASK, data=fields)
     before = None
@@ -216,7 +226,7 @@ def supervision_recorded(work: Working, item: Item, unit: dict) -> list[Change] 
 def _versioned(work: Working, item: Item, *, collection: str, kind: str, key: str, state: dict,
                programme: str | None = None) -> list[Change]:
     """Keep the event in the history; make it the current state unless a later one is in force."""
-    version = domain.version_of(item.event)
+    version = item.version
     work.keep(item, subject=key, kind=kind, data=state)
     in_force = work.in_force.get((collection, key))
     if in_force is None or in_force < version:
@@ -228,10 +238,9 @@ def _versioned(work: Working, item: Item, *, collection: str, kind: str, key: st
 
 def change(item: Item, *, kind: str, id: str, state: dict, programme: str | None = None, seq: int = 0,
            old: dict | None = None) -> Change:
-    event = item.event
     return {"kind": kind, "id": id, "programme": programme, "seq": seq, "state": state, "old": old,
-            "event_key": event.key, "event_time": utc_iso(event.time), "accepted_at": item.accepted_at,
-            "version": domain.version_of(event)}
+            "event_key": item.event.key, "event_time": item.event_time, "accepted_at": item.accepted_at,
+            "version": item.version}
 
 
 # What a status report changes: the old state of a task change says only this, so that a
@@ -241,8 +250,10 @@ STATUS_FIELDS = ("status", "progress", "as_of", "status_version", "seq", "droppe
 
 def task_change(item: Item, task: dict, before: dict | None = None) -> Change:
     old = {k: before[k] for k in STATUS_FIELDS if k in before} if before else None
+    state = dict(task)
+    del state["_id"]
     return change(item, kind=records.TASK, id=task["_id"], programme=task["programme"], seq=task["seq"],
-                  state={k: v for k, v in task.items() if k != "_id"}, old=old)
+                  state=state, old=old)
 
 
 def rejected_plan_change(item: Item) -> list[Change]:

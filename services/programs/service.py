@@ -15,7 +15,7 @@ from typing import Callable
 
 from shared import records
 from shared.consumer import Transient
-from shared.events import Envelope, parse_event, utc_iso, utc_now
+from shared.events import Envelope, parse_event, utc_now
 
 from services.programs import domain, rules
 from services.programs.domain import Rejection
@@ -184,7 +184,7 @@ class ProgramsService:
         prior = work.outcomes.get(event.key)
         if prior is not None:  # the same record read again repeats its outcome; a re-send is a duplicate
             outcome = prior if prior["accept_id"] == item.accept_id else \
-                _outcome(item, records.DUPLICATE, changes=[], programme=prior.get("programme"))
+                _outcome(item, records.DUPLICATE, changes=[], programme=prior.get("programme"), decided_at=work.now)
         else:
             outcome = self._apply(work, item)
             if outcome is None:
@@ -220,9 +220,10 @@ class ProgramsService:
             return self._hold(work, item)
         if isinstance(result, Rejection):
             changes = rules.rejected_plan_change(item) if event.type == "plan.submitted" else []
-            doc = _outcome(item, records.REJECTED, changes=changes, rejection=result, programme=programme)
+            doc = _outcome(item, records.REJECTED, changes=changes, rejection=result, programme=programme,
+                           decided_at=work.now)
         else:
-            doc = _outcome(item, records.APPLIED, changes=result, programme=programme)
+            doc = _outcome(item, records.APPLIED, changes=result, programme=programme, decided_at=work.now)
         work.outcomes[event.key] = doc
         work.new_outcomes.append(doc)
         return doc
@@ -235,11 +236,11 @@ class ProgramsService:
         first = work.held.get(event.key)
         if first is None:
             work.held[event.key] = work.new_held[event.key] = {
-                "_id": event.key, "task_id": event.data.task_id, "version": domain.version_of(event),
+                "_id": event.key, "task_id": event.data.task_id, "version": item.version,
                 "accepted_at": item.accepted_at, "accept_id": item.accept_id, "event": event.model_dump(mode="json")}
             return None
         if first["accept_id"] != item.accept_id:
-            return _outcome(item, records.DUPLICATE, changes=[], programme=event.data.programme)
+            return _outcome(item, records.DUPLICATE, changes=[], programme=event.data.programme, decided_at=work.now)
         return None
 
     async def _write(self, work: Working, announced: list[dict]) -> list[dict]:
@@ -300,12 +301,12 @@ def _programme(event: Envelope) -> str | None:
 
 
 def _outcome(item: Item, outcome: str, *, changes: list[dict], rejection: Rejection | None = None,
-             programme: str | None = None) -> dict:
+             programme: str | None = None, decided_at: str | None = None) -> dict:
     event = item.event
     doc = {"_id": event.key, "event_key": event.key, "source": event.source, "id": event.id,
            "type": event.type, "programme": programme, "outcome": outcome,
-           "event_time": utc_iso(event.time),
-           "accepted_at": item.accepted_at, "accept_id": item.accept_id, "decided_at": utc_now(), "changes": changes}
+           "event_time": item.event_time, "accepted_at": item.accepted_at, "accept_id": item.accept_id,
+           "decided_at": decided_at or utc_now(), "changes": changes}
     if rejection is not None:
         doc.update(code=rejection.code, message_vi=rejection.message_vi, message_en=rejection.message_en,
                    findings=[asdict(f) for f in rejection.findings[:domain.MAX_FINDINGS]])
