@@ -47,6 +47,9 @@ class FakeProgramsStore:
     async def registry_entries(self, collection: str, codes) -> dict[str, dict]:
         return self._by_id(collection, codes)
 
+    async def registry_codes(self, collection: str) -> list[str]:
+        return list(self._col(collection))
+
     async def put_registry_entry(self, event_type: str, entry: dict) -> None:
         col = self._col(REGISTRY[event_type])
         col[entry["code"]] = {**col.get(entry["code"], {}), **copy.deepcopy(entry), "_id": entry["code"]}
@@ -108,8 +111,9 @@ class FakeProgramsStore:
         held = {k: copy.deepcopy(d) for k, d in self._col("held").items() if d["task_id"] in task_ids}
         return {**held, **self._by_id("held", keys)}
 
-    async def held_all(self, limit: int = 1000) -> list[dict]:
-        return sorted((copy.deepcopy(d) for d in self._col("held").values()), key=lambda d: d["accepted_at"])[:limit]
+    async def held_of(self, programmes, limit: int = 1000) -> list[dict]:
+        held = [copy.deepcopy(d) for d in self._col("held").values() if d["event"]["data"]["programme"] in programmes]
+        return sorted(held, key=lambda d: d["accepted_at"])[:limit]
 
     async def forget_held(self, keys: list[str]) -> None:
         for key in keys:

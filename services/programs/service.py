@@ -84,7 +84,8 @@ class ProgramsService:
         those held longer than the configured wait are rejected as `unknown_task`. Oldest report
         first, as a plan releases them: each that is the latest so far is a change (its `seq`)."""
         self.registry = {}  # entries another replica changed are read afresh now and then
-        held = [h for h in await self.store.held_all() if owns(h["event"]["data"].get("programme", ""))]
+        mine = [code for code in await self.store.registry_codes("programmes") if owns(code)]
+        held = await self.store.held_of(mine) if mine else []
         items = []
         for doc in sorted(held, key=lambda h: h["version"]):
             expired = datetime.fromisoformat(doc["accepted_at"].replace("Z", "+00:00")) + self.hold <= now

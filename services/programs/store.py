@@ -65,6 +65,9 @@ class ProgramsStore:
     async def registry_entries(self, collection: str, codes: Iterable[str]) -> dict[str, dict]:
         return await _by_id(self.db[collection], codes)
 
+    async def registry_codes(self, collection: str) -> list[str]:
+        return [doc["_id"] async for doc in self.db[collection].find({}, {"_id": 1})]
+
     async def put_registry_entry(self, event_type: str, entry: dict) -> None:
         await self.db[REGISTRY[event_type]].update_one({"_id": entry["code"]}, {"$set": entry}, upsert=True)
 
@@ -146,8 +149,10 @@ class ProgramsStore:
             held.update(await _by_id(self.db.held, keys))
         return held
 
-    async def held_all(self, limit: int = 1000) -> list[dict]:
-        return [d async for d in self.db.held.find({}, sort=[("accepted_at", ASCENDING)], limit=limit)]
+    async def held_of(self, programmes: Iterable[str], limit: int = 1000) -> list[dict]:
+        """The updates held longest of these programmes."""
+        query = {"event.data.programme": {"$in": sorted(set(programmes))}}
+        return [d async for d in self.db.held.find(query, sort=[("accepted_at", ASCENDING)], limit=limit)]
 
     async def forget_held(self, keys: list[str]) -> None:
         if keys:
