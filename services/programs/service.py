@@ -195,10 +195,9 @@ class ProgramsService:
             ids = {t.task_id for t in event.data.tasks}
             for doc in sorted([h for h in work.held.values() if h["task_id"] in ids], key=lambda h: h["version"]):
                 del work.held[doc["_id"]]
-                released = Item(parse_event(doc["event"]), doc["accepted_at"], doc["accept_id"], released=True)
-                if work.new_held.pop(doc["_id"], None) is not None:  # held by this very batch
-                    released = Item(released.event, released.accepted_at, released.accept_id)
-                announced += self._decide(work, released)
+                stored = work.new_held.pop(doc["_id"], None) is None  # else held by this very batch, not stored
+                announced += self._decide(work, Item(parse_event(doc["event"]), doc["accepted_at"],
+                                                     doc["accept_id"], released=stored))
         return announced
 
     def _apply(self, work: Working, item: Item) -> dict | None:
@@ -271,7 +270,6 @@ class ProgramsService:
         return [{**theirs[o["_id"]], **({"held": True} if o.get("held") else {})}
                 if o["_id"] in theirs and o["outcome"] != records.DUPLICATE else o for o in announced]
 
-
     async def _drop_superseded(self, *, at_least: int) -> None:
         """Versions are deleted a few thousand at a time: a delete costs about the same for one
         id or thousands. Forgotten ones (a crash) are found again when their tasks are loaded."""
@@ -287,7 +285,8 @@ def _segments(items: list[Item]):
     decided as) or of registry entries is one segment, and every other event one of its own."""
     segment, kind = [], None
     for item in items:
-        this = item.event.type if item.event.type == "task.updated" or item.event.type in REGISTRY else None
+        this = "registry" if item.event.type in REGISTRY else item.event.type
+        this = this if this in ("registry", "task.updated") else None
         if segment and (this is None or this != kind):
             yield segment
             segment = []
