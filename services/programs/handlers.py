@@ -13,7 +13,7 @@ from faststream.kafka.annotations import KafkaMessage
 from services.programs.rules import HELD
 from services.programs.service import Accepted, ProgramsService
 from services.programs.store import ProgramsStore
-from shared import accepted, consumer, kafka, metrics
+from shared import accepted, consumer, kafka, logs, metrics
 from shared.events import InvalidEvent
 from shared.runtime import Runtime
 
@@ -114,8 +114,8 @@ async def refuse(runtime: Runtime, item: Accepted, error: Exception) -> None:
     async with service.lock:
         outcome = await service.refuse(item, reason=f"{type(error).__name__}: {error}")
         await publish_outcomes(runtime, [outcome])
-    log.error("event refused", event_id=outcome["id"], unit=outcome["source"], type=outcome["type"],
-              code=outcome.get("code"), reason=str(error)[:500])
+    with logs.about_event(event_id=outcome["id"], unit=outcome["source"], type=outcome["type"]):
+        log.error("event refused", code=outcome.get("code"), reason=str(error)[:500])
 
 
 def read_accepted(value: bytes) -> Accepted:
