@@ -308,8 +308,8 @@ def parse_event(raw: Any, *, allowed_types: tuple[str, ...] | None = None) -> En
 def _extension_problems(raw: dict) -> list[Problem]:
     """CloudEvents extension attributes: well named, scalar, small and few, so that none can
     make the accepted record too large to publish (or too deep to serialise)."""
-    problems = []
-    for n, (name, value) in enumerate((k, v) for k, v in raw.items() if k not in Envelope.model_fields):
+    problems, fields = [], Envelope.model_fields  # looked up once: a class property, not a plain attribute
+    for n, (name, value) in enumerate((k, v) for k, v in raw.items() if k not in fields):
         pointer = _pointer((name,))
         if not EXTENSION_NAME.match(str(name)):
             problems.append(Problem(pointer=pointer, code="extension_name",

@@ -3,6 +3,7 @@ consumers' failure handling of `shared.consumer`), topic creation, JSON (de)seri
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -98,11 +99,26 @@ def make_broker(settings: CommonSettings, *, service: str, max_attempts: int = 5
     return broker
 
 
+def producer(broker: KafkaBroker):
+    """The aiokafka producer under FastStream's broker (started with it). Its `send` gathers
+    records into per-partition batches by itself, without FastStream's per-message middleware:
+    the path for a consumer that publishes hundreds of records per batch."""
+    return broker.config.producer._producer.producer
+
+
+async def send_all(broker: KafkaBroker, records: list[tuple[str, bytes, bytes]]) -> None:
+    """Send every (topic, key, value) without waiting on each, then wait until the broker
+    acknowledged them all (acks=all, idempotent: a partition keeps their order)."""
+    send = producer(broker).send
+    acks = [await send(topic, value, key=key) for topic, key, value in records]
+    await asyncio.gather(*acks)
+
+
 def batch_subscriber(runtime, topic: str, *, group_id: str, max_records: int, listener=None):
     """A subscriber that reads up to `max_records` at a time and commits them after the
     handler's writes; on an outage the whole batch is read again (after a pause). The
-    handler decides what to do with records that fail otherwise (`apply_batch`). A
-    `listener` (aiokafka's ConsumerRebalanceListener) hears of partitions assigned and revoked."""
+    handler decides what to do with records that fail otherwise (`apply_batch`). `listener`
+    (an aiokafka ConsumerRebalanceListener) hears which partitions the replica gets and loses."""
     return runtime.broker.subscriber(topic, group_id=group_id, batch=True, max_records=max_records,
                                      batch_timeout_ms=100, ack_policy=COMMIT_AFTER_WRITE,
                                      auto_offset_reset="earliest", listener=listener)

@@ -13,4 +13,4 @@ class ProgramsSettings(CommonSettings):
     # How often held updates are looked at (applied if their task appeared, rejected if expired).
     programs_sweep_seconds: float = Field(30.0, gt=0)
     # Accepted records read and decided together (offsets committed after their writes).
-    programs_batch: int = Field(500, ge=1, le=10_000)
+    programs_batch: int = Field(2000, ge=1, le=10_000)

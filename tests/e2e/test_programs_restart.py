@@ -18,6 +18,7 @@ from tests.e2e.conftest import starter
 from tests.programs_model import REGISTRY, Model, service_state
 
 from deploy.local import infra, stack
+from services.programs.store import ProgramsStore
 
 PLANS, UPDATES = 40, 600
 
@@ -96,7 +97,7 @@ async def test_stopped_and_restarted_programs_ends_in_the_models_state(infra_sta
         async def state():
             client = mongo.connect(infra_stack.mongo)
             try:
-                return service_state([t async for t in client[f"{prefix}_programs"].tasks.find({})])
+                return service_state(await ProgramsStore(client[f"{prefix}_programs"]).current_tasks())
             finally:
                 await client.close()
 

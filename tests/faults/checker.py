@@ -14,6 +14,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from services.programs.store import ProgramsStore
 from shared import mongo
 from tests.faults.harness import Deployment
 from tests.faults.judge import ACCEPT_ID, History, Verdict, judge
@@ -123,7 +124,7 @@ async def gather(deployment: Deployment, load: Load) -> History:
     try:
         programs = client[f"{deployment.prefix}_programs"]
         outcomes = {d["_id"]: d async for d in programs.outcomes.find({}, {"changes": 0})}
-        tasks = {d["_id"]: d async for d in programs.tasks.find({})}
+        tasks = {d["_id"]: d for d in await ProgramsStore(programs).current_tasks()}
         held = {d["_id"] async for d in programs.held.find({}, {"_id": 1})}
         deliveries: dict[str, str] = {}
         async for d in client[f"{deployment.prefix}_notify"].deliveries.find({"kind": "rejected"}, {"body": 0}):

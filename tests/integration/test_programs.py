@@ -8,7 +8,7 @@ from tests import kafkatools, samples
 from tests.integration.conftest import running
 
 from services.programs.app import build
-from services.programs.service import ProgramsService
+from services.programs.service import Accepted, ProgramsService
 from services.programs.settings import ProgramsSettings
 from services.programs.store import INDEXES, ProgramsStore
 
@@ -65,22 +65,29 @@ async def test_poison_record_is_dead_lettered_and_the_partition_moves_on(isolate
     assert after[0]["outcome"] == "applied"
 
 
+async def decide(service: ProgramsService, raw: dict, accepted_at: str, accept_id: str) -> dict:
+    """The outcome a record of `raw` gets, as the consumer would decide it (in a batch of its own)."""
+    outcomes = await service.process_batch([Accepted(parse_event(raw), accepted_at, accept_id)])
+    return outcomes[0]
+
+
 async def test_a_redelivered_record_returns_its_recorded_outcome_and_changes_nothing(isolated):
     settings = isolated.settings(ProgramsSettings)
     client = mongo.connect(settings.mongo_url)
     db = client[settings.database("programs")]
     await mongo.ensure_indexes(db, INDEXES)
-    service = ProgramsService(ProgramsStore(db))
+    store = ProgramsStore(db)
+    service = ProgramsService(store)
     try:
-        for i, raw in enumerate(REGISTRY):
-            await service.decide(event=parse_event(raw), accepted_at="2021-02-10T02:00:00.000000Z", accept_id=f"r{i}")
-        plan = parse_event(samples.plan("SO-KHDT", "KHDT-1", "KH-02", "02", [samples.task("T-1", lead_unit="SO-KHDT")]))
-        update = parse_event(samples.task_update("SO-KHDT", "KHDT-2", "T-1", "02", "in_progress", 40))
-        first = await service.decide(event=plan, accepted_at="2021-02-10T02:00:01.000000Z", accept_id="a1")
-        await service.decide(event=update, accepted_at="2021-02-10T02:00:02.000000Z", accept_id="a2")
-        again = await service.decide(event=update, accepted_at="2021-02-10T02:00:02.000000Z", accept_id="a2")
-        resent = await service.decide(event=update, accepted_at="2021-02-10T02:05:00.000000Z", accept_id="a3")
-        task = await db.tasks.find_one({"_id": "T-1"})
+        await service.process_batch([Accepted(parse_event(raw), "2021-02-10T02:00:00.000000Z", f"r{i}")
+                                     for i, raw in enumerate(REGISTRY)])
+        plan = samples.plan("SO-KHDT", "KHDT-1", "KH-02", "02", [samples.task("T-1", lead_unit="SO-KHDT")])
+        update = samples.task_update("SO-KHDT", "KHDT-2", "T-1", "02", "in_progress", 40)
+        first = await decide(service, plan, "2021-02-10T02:00:01.000000Z", "a1")
+        await decide(service, update, "2021-02-10T02:00:02.000000Z", "a2")
+        again = await decide(ProgramsService(store), update, "2021-02-10T02:00:02.000000Z", "a2")
+        resent = await decide(service, update, "2021-02-10T02:05:00.000000Z", "a3")
+        task = {t["_id"]: t for t in await store.current_tasks()}["T-1"]
         history = await db.history.count_documents({"subject": "T-1"})
     finally:
         await client.close()
@@ -94,18 +101,18 @@ async def test_an_older_status_report_does_not_overwrite_a_newer_one(isolated):
     settings = isolated.settings(ProgramsSettings)
     client = mongo.connect(settings.mongo_url)
     db = client[settings.database("programs")]
-    service = ProgramsService(ProgramsStore(db))
+    store = ProgramsStore(db)
+    service = ProgramsService(store)
     try:
-        for i, raw in enumerate(REGISTRY):
-            await service.decide(event=parse_event(raw), accepted_at="2021-02-10T02:00:00.000000Z", accept_id=f"r{i}")
-        await service.decide(event=parse_event(samples.plan("SO-KHDT", "P", "KH", "02",
-                                                            [samples.task("T-1", lead_unit="SO-KHDT")])),
-                             accepted_at="x", accept_id="p")
+        await service.process_batch([Accepted(parse_event(raw), "2021-02-10T02:00:00.000000Z", f"r{i}")
+                                     for i, raw in enumerate(REGISTRY)])
+        await decide(service, samples.plan("SO-KHDT", "P", "KH", "02", [samples.task("T-1", lead_unit="SO-KHDT")]),
+                     "x", "p")
         newer = samples.task_update("SO-KHDT", "U-2", "T-1", "02", "completed", 100, time="2021-05-01T08:00:00+07:00")
         older = samples.task_update("SO-KHDT", "U-1", "T-1", "02", "in_progress", 30, time="2021-04-01T08:00:00+07:00")
-        await service.decide(event=parse_event(newer), accepted_at="x", accept_id="n")
-        late = await service.decide(event=parse_event(older), accepted_at="x", accept_id="o")
-        task = await db.tasks.find_one({"_id": "T-1"})
+        await decide(service, newer, "x", "n")
+        late = await decide(service, older, "x", "o")
+        task = {t["_id"]: t for t in await store.current_tasks()}["T-1"]
     finally:
         await client.close()
     assert late["outcome"] == "applied"  # recorded in the task's history ...

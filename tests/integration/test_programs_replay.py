@@ -3,27 +3,51 @@ recorded) leaves the tasks as one reading does: their `seq`, which counts change
 
 from __future__ import annotations
 
-from services.programs.store import ProgramsStore
 from shared import mongo
+from shared.events import parse_event
+from tests import samples
+from tests.programs_model import REGISTRY
+
+from services.programs.service import Accepted, ProgramsService
+from services.programs.store import INDEXES, ProgramsStore
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashesBeforeOutcomes(ProgramsStore):
+    async def record_outcomes(self, docs):
+        raise Crash
 
 
 async def test_the_same_plan_written_twice_counts_one_change(isolated):
     client = mongo.connect(isolated.mongo)
+    db = client[f"{isolated.prefix}_programs"]
+
+    async def decided_twice(event_id: str, task_ids: list[str], time: str) -> dict[str, tuple[int, bool, str]]:
+        plan = parse_event(samples.plan("SO-KHDT", event_id, "KH-1", "01",
+                                        [samples.task(t, lead_unit="SO-KHDT") for t in task_ids], time=time))
+        batch = [Accepted(plan, "2021-03-01T00:00:00.000000Z", event_id)]
+        try:
+            await ProgramsService(CrashesBeforeOutcomes(db)).process_batch(batch)
+        except Crash:
+            pass
+        await ProgramsService(ProgramsStore(db)).process_batch(batch)  # a fresh replica reads it again
+        return {t["_id"]: (t["seq"], t["dropped"], t["status"]) for t in await ProgramsStore(db).current_tasks()}
+
     try:
-        store = ProgramsStore(client[f"{isolated.prefix}_programs"])
-        plan = {"plan_id": "KH-1", "programme": "01", "source": "SO-KHDT"}
-        tasks = [{"task_id": f"T{n}", "lead_unit": "SO-KHDT"} for n in range(3)]
-        first = await store.put_plan(plan_key="SO-KHDT|KH-1", plan=plan, tasks=tasks, version="v1")
-        again = await store.put_plan(plan_key="SO-KHDT|KH-1", plan=plan, tasks=tasks, version="v1")
-        revised = await store.put_plan(plan_key="SO-KHDT|KH-1", plan=plan, tasks=tasks[:2], version="v2")
-        back = await store.put_plan(plan_key="SO-KHDT|KH-1", plan=plan, tasks=tasks, version="v3")
-        back_again = await store.put_plan(plan_key="SO-KHDT|KH-1", plan=plan, tasks=tasks, version="v3")
+        await mongo.ensure_indexes(db, INDEXES)
+        await ProgramsService(ProgramsStore(db)).process_batch(
+            [Accepted(parse_event(raw), "2021-01-01T00:00:00.000000Z", f"r{i}") for i, raw in enumerate(REGISTRY)])
+        first = await decided_twice("P1", ["T1", "T2", "T3"], "2021-03-01T08:00:00+07:00")
+        revised = await decided_twice("P2", ["T1", "T2"], "2021-03-02T08:00:00+07:00")
+        back = await decided_twice("P3", ["T1", "T2", "T3"], "2021-03-03T08:00:00+07:00")
     finally:
+        await client.drop_database(db.name)
         await client.close()
-    seqs = lambda states: {t["_id"]: t["seq"] for t in states}
-    assert seqs(first) == {"T0": 1, "T1": 1, "T2": 1}
-    assert seqs(again) == seqs(first)                       # the replay changed nothing
-    assert seqs(revised) == {"T0": 2, "T1": 2, "T2": 2}     # T2 dropped: one change
-    assert seqs(back) == {"T0": 3, "T1": 3, "T2": 4}        # T2 brought back: restarted, then updated
-    assert seqs(back_again) == seqs(back)
-    assert {t["_id"]: (t["dropped"], t["status"]) for t in back_again}["T2"] == (False, "not_started")
+    seqs = lambda states: {t: s[0] for t, s in states.items()}  # noqa: E731
+    assert seqs(first) == {"T1": 1, "T2": 1, "T3": 1}
+    assert seqs(revised) == {"T1": 2, "T2": 2, "T3": 2}      # T3 dropped: one change
+    assert seqs(back) == {"T1": 3, "T2": 3, "T3": 4}         # T3 brought back: restarted, then updated
+    assert back["T3"][1:] == (False, "not_started")

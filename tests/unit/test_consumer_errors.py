@@ -4,7 +4,9 @@ good records of a batch go through around a bad one."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -30,6 +32,17 @@ class FakeBroker:
 
     async def publish(self, value, topic, *, key=None, headers=None, **_):
         self.published.append((topic, value, headers))
+
+    @property
+    def config(self):
+        """Where `shared.kafka.producer` finds the producer under a FastStream broker: this one."""
+        return SimpleNamespace(producer=SimpleNamespace(_producer=SimpleNamespace(producer=self)))
+
+    async def send(self, topic, value, *, key=None):
+        self.published.append((topic, value, None))
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
 
 class FakeCollection:

@@ -1,0 +1,78 @@
+"""The programs service as one replica among several: it sweeps only the held updates of
+the programmes it holds, forgets what it kept when it loses its partitions, and refuses an
+event type it has no rule for, with the reason."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from types import SimpleNamespace
+
+from aiokafka import TopicPartition
+
+from shared import consumer, kafka
+from shared.events import parse_event
+from tests.fakes import FakeProgramsStore
+from tests.unit.test_consumer_errors import FakeBroker, Record, letters_for
+from tests.unit.test_programs_property import _plan, _update, run
+
+from services.programs import handlers, service as programs_service
+from services.programs.service import Accepted, ProgramsService
+from services.programs.settings import ProgramsSettings
+from tests import samples
+
+
+def test_the_sweep_decides_only_the_held_updates_of_programmes_this_replica_holds():
+    store = FakeProgramsStore()
+    waiting = [(_update("U1", "T1", "in_progress", "2021-03-03T08:00:00+07:00"), "a1"),
+               (samples.task_update("SO-KHDT", "U2", "T2", "02", "blocked", 10, time="2021-03-03T08:00:00+07:00"),
+                "a2")]
+    asyncio.run(run(store, waiting))
+    swept = asyncio.run(ProgramsService(store, hold_seconds=60).sweep(
+        now=datetime(2030, 1, 1, tzinfo=timezone.utc), owns=lambda programme: programme == "02"))
+
+    assert [(o["event_key"], o["code"]) for o in swept] == [("SO-KHDT:U2", "unknown_task")]
+    assert set(store.c["held"]) == {"SO-KHDT:U1", "SO-KHDT:U2"}  # forgotten once published
+
+
+def test_a_replica_that_loses_its_partitions_reads_the_state_again():
+    """Another replica took the partition over and changed a task meanwhile; given the
+    partition back, this one decides from the state in the database, not from its memory."""
+    store = FakeProgramsStore()
+    store.db = object()  # the replica's database, as its runtime has it
+    asyncio.run(run(store, [(_plan("P1", ["T1"], "2021-03-01T08:00:00+07:00"), "a1")]))
+    mine, theirs = ProgramsService(store), ProgramsService(store)
+    runtime = SimpleNamespace(db=store.db, programs=mine, settings=ProgramsSettings())
+    later = _update("U2", "T1", "completed", "2021-03-05T08:00:00+07:00")
+    earlier = _update("U1", "T1", "blocked", "2021-03-04T08:00:00+07:00")
+
+    async def scenario():
+        await mine.process_batch([Accepted(parse_event(earlier), "2021-03-04T00:00:00.000000Z", "a2")])
+        await handlers.Ownership(runtime).on_partitions_revoked({TopicPartition("events.accepted", 0)})
+        await theirs.process_batch([Accepted(parse_event(later), "2021-03-05T00:00:00.000000Z", "a3")])
+        again = _update("U3", "T1", "in_progress", "2021-03-06T08:00:00+07:00")
+        return await mine.process_batch([Accepted(parse_event(again), "2021-03-06T00:00:00.000000Z", "a4")])
+
+    outcome, = asyncio.run(scenario())
+    change, = outcome["changes"]
+    assert (change["old"]["status"], change["seq"]) == ("completed", 4)  # plan, U1, U2 (theirs), U3
+
+
+def test_an_event_type_without_a_rule_is_refused_with_the_reason(monkeypatch):
+    monkeypatch.delitem(programs_service.RULES, "task.updated")
+    store = FakeProgramsStore()
+    store.db = object()
+    broker = FakeBroker()
+    letters_for(broker)
+    runtime = SimpleNamespace(db=store.db, programs=ProgramsService(store), broker=broker,
+                              settings=ProgramsSettings())
+    stamped = [kafka.dumps({**_update("U1", "T1", "in_progress", "2021-03-03T08:00:00+07:00"),
+                            "nqtacceptedtime": "2021-03-03T01:00:00.000000Z", "nqtacceptid": "a1"})]
+
+    asyncio.run(consumer.apply_batch(broker, [Record(i, v) for i, v in enumerate(stamped)], read=handlers.read_accepted,
+                                     apply=lambda batch: handlers.decide_batch(runtime, batch),
+                                     decide=lambda record, item, error: handlers.refuse(runtime, item, error)))
+
+    outcome, = [kafka.loads(v) for t, v, _ in broker.published if t.endswith("programs.outcomes")]
+    assert (outcome["outcome"], outcome["code"]) == ("rejected", "invalid_event")
+    assert "no rule for event type 'task.updated'" in outcome["message_en"]
