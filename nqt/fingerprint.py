@@ -18,22 +18,31 @@ import orjson
 
 @dataclass(frozen=True)
 class Counted:
-    """A collection whose documents the log determines, but for the fields in `leave_out`."""
+    """A collection whose documents the log determines, but for the fields in `leave_out`. A
+    collection of versions (`latest`: the field naming what a version is of, and the field that
+    orders them) counts only each one's latest version: when the superseded ones are deleted
+    depends on how the records fell into batches, not on the log."""
     name: str
     leave_out: frozenset[str] = frozenset()
+    latest: tuple[str, str] | None = None
 
 
 def _counted(*names: str, **leave_out: tuple[str, ...]) -> tuple[Counted, ...]:
     return tuple(Counted(n, frozenset(leave_out.get(n, ()))) for n in names)
 
 
+TASK_VERSIONS = ("task_id", "seq")
+
+
 STATE: dict[str, tuple[Counted, ...]] = {
     # `decided_at`: when the event was decided, which a replay does again, later.
-    "programs": _counted("units", "programmes", "indicators", "settings", "plans", "tasks", "history", "held",
-                         "issuances", "indicator_values", "unit_reports", "supervisions", "outcomes",
-                         outcomes=("decided_at",)),
-    "reports": _counted("units", "programmes", "indicators", "settings", "plans", "tasks", "history", "issued",
-                        "indicator_values", "unit_reports", "supervisions"),
+    "programs": (*_counted("units", "programmes", "indicators", "settings", "plans", "history", "held",
+                           "issuances", "indicator_values", "unit_reports", "supervisions", "outcomes",
+                           outcomes=("decided_at",)),
+                 Counted("task_versions", latest=TASK_VERSIONS)),
+    "reports": (*_counted("units", "programmes", "indicators", "settings", "plans", "history", "issued",
+                          "indicator_values", "unit_reports", "supervisions", "tallies"),
+                Counted("tasks", latest=TASK_VERSIONS)),
     "ingest": _counted("units", "settings", "events", events=("decided_at",)),
     "notify": _counted("units", "settings", "tasks", "unit_reports", "cycles"),
 }
@@ -101,10 +110,18 @@ class ServicePrint:
 
 
 async def _documents(db, counted: Counted) -> dict[Any, bytes]:
+    """`_id` -> digest of each document that counts (of versions: what they are of -> the latest's)."""
     each: dict[Any, bytes] = {}
+    if counted.latest is None:
+        async for doc in db[counted.name].find({}, batch_size=5000):
+            each[doc["_id"]] = _digest(counted, doc)
+        return each
+    of, order = counted.latest
+    latest: dict[Any, tuple[Any, bytes]] = {}
     async for doc in db[counted.name].find({}, batch_size=5000):
-        each[doc["_id"]] = _digest(counted, doc)
-    return each
+        if doc[of] not in latest or latest[doc[of]][0] < doc[order]:
+            latest[doc[of]] = (doc[order], _digest(counted, doc))
+    return {key: digest for key, (_, digest) in latest.items()}
 
 
 async def fingerprint(db, service: str) -> ServicePrint:

@@ -79,7 +79,8 @@ class ProgramsReplay:
         start = 0
         while start < len(batch):
             await self._sweep(times[start])
-            oldest = await self.service.store.held_all(limit=1)
+            store = self.service.store
+            oldest = await store.held_of(await store.registry_codes("programmes"), limit=1)
             expiry = min([times[start], *(_instant(h["accepted_at"]) for h in oldest)]) + self.hold
             end = next((i for i in range(start + 1, len(batch)) if times[i] >= expiry), len(batch))
             outcomes = await self.service.process_batch(batch[start:end])

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 from nqt.fingerprint import fingerprint
 from nqt.logreader import LogReader
 from nqt.rebuild import ProgramsReplay, Skipped
+from services.programs.store import ProgramsStore
 from shared import accepted, kafka, mongo
 from shared.settings import CommonSettings
 from shared.events import parse_event
@@ -102,8 +103,8 @@ def test_the_state_rebuilt_from_the_log_is_the_live_state_and_nothing_is_sent(de
         assert service in done.stdout
 
     db = deployment.env["NQT_DB_PREFIX"]
-    tasks = asyncio.run(documents(deployment, f"replay_{db}_reports", "tasks"))
-    assert {t["_id"]: (t["status"], t["progress"]) for t in tasks} == {
+    versions = sorted(asyncio.run(documents(deployment, f"replay_{db}_reports", "tasks")), key=lambda t: t["seq"])
+    assert {t["task_id"]: (t["status"], t["progress"]) for t in versions} == {  # each task's latest version
         "SO-KHDT-02-001": ("in_progress", 40), "SO-KHDT-02-002": ("not_started", 0),
         "SO-TC-02-001": ("in_progress", 25)}  # the held update applied once its plan came
     outcomes = asyncio.run(documents(deployment, f"replay_{db}_ingest", "events", {"source": {"$ne": "VPTU"}}))
@@ -124,7 +125,8 @@ def test_a_corrupted_live_document_is_named(deployment):
     async def set_progress(value: float) -> None:
         client = mongo.connect(deployment.env["NQT_MONGO_URL"])
         try:
-            await client[f"{db}_reports"].tasks.update_one({"_id": "SO-KHDT-02-002"}, {"$set": {"progress": value}})
+            await client[f"{db}_reports"].tasks.update_many({"task_id": "SO-KHDT-02-002"},
+                                                                {"$set": {"progress": value}})
         finally:
             await client.close()
 
@@ -168,10 +170,10 @@ def test_a_lost_database_is_rebuilt_in_place(deployment):
 
 def test_bad_options_are_refused_and_change_nothing(deployment):
     db = deployment.env["NQT_DB_PREFIX"]
-    before = asyncio.run(documents(deployment, f"{db}_programs", "tasks"))
+    before = asyncio.run(documents(deployment, f"{db}_programs", "task_versions"))
     into_live = deployment.nqt("replay", "--into-live", "--services", "programs")
     assert into_live.returncode == 2 and f"{db}_programs holds data" in into_live.stderr, into_live.stderr
-    assert asyncio.run(documents(deployment, f"{db}_programs", "tasks")) == before
+    assert asyncio.run(documents(deployment, f"{db}_programs", "task_versions")) == before
 
     again = deployment.nqt("replay", "--services", "programs")  # the first test's replay is there
     assert again.returncode == 2 and "--replace" in again.stderr, again.stderr
@@ -179,7 +181,7 @@ def test_bad_options_are_refused_and_change_nothing(deployment):
     assert unknown.returncode == 2 and "billing" in unknown.stderr, unknown.stderr
     elsewhere = deployment.nqt("replay", "--services", "programs", "--prefix", "x", "--topic-prefix", "nowhere.")
     assert elsewhere.returncode == 2 and "no topic 'nowhere.events.accepted'" in elsewhere.stderr, elsewhere.stderr
-    assert asyncio.run(documents(deployment, f"x_{db}_programs", "tasks")) == []
+    assert asyncio.run(documents(deployment, f"x_{db}_programs", "task_versions")) == []
 
 
 async def test_a_held_update_expires_in_a_replay_as_it_did_live(isolated):
@@ -210,7 +212,7 @@ async def test_a_held_update_expires_in_a_replay_as_it_did_live(isolated):
         await programs.apply([record(i, raw, after) for i, (raw, after) in enumerate(raws)])
         await programs.finish()
         outcomes = {d["_id"]: (d["outcome"], d.get("code")) async for d in db.outcomes.find({})}
-        tasks_now = {d["_id"]: (d["status"], d["progress"]) async for d in db.tasks.find({})}
+        tasks_now = {d["_id"]: (d["status"], d["progress"]) for d in await ProgramsStore(db).current_tasks()}
         held = [d async for d in db.held.find({})]
     finally:
         await client.drop_database(f"{isolated.prefix}_programs")
