@@ -17,6 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import claims, mongo
 
+from services.reports import timeline
 from services.reports.snapshot import Snapshot, latest_by_subject, tasks_from_history, unit_reports_from_history
 
 INDEXES: mongo.IndexSpec = {
@@ -28,6 +29,7 @@ INDEXES: mongo.IndexSpec = {
     "supervisions": [IndexModel([("time", ASCENDING)])],
     "programmes": [], "units": [], "indicators": [], "settings": [], "issued": [], "indicator_values": [],
     "cycles": [], "archive": [], "counters": [], "claims": claims.INDEXES,
+    timeline.TIMELINE: [], timeline.FACTS: [],
     "numbers": [IndexModel([("term", ASCENDING), ("cycle", ASCENDING)]),
                 IndexModel([("term", ASCENDING), ("n", ASCENDING)])],
 }
@@ -52,6 +54,7 @@ class ReportsStore:
         facts = [_fact(c) for c in changes if c["kind"] in FACT_KINDS or c.get("fact") is not None]
         if facts:
             await mongo.insert_many_once(self.db.history, facts)
+            await timeline.record(self.db, facts)
         latest: dict[str, dict] = {}
         for change in changes:
             if change["kind"] != "task":
@@ -142,17 +145,30 @@ class ReportsStore:
     async def as_of(self, *, cycle: str, window_start: str, cut_off: str, known_at: str) -> Snapshot:
         """The state as of `cut_off` (event time), over what had arrived by `known_at`."""
         known = {"accepted_at": {"$lte": known_at}}
-        facts: dict[str, list[dict]] = {k: [] for k in ("plan", "task_report", "programme_issued",
-                                                        "indicator_value", "supervision")}
-        query = {"kind": {"$in": list(facts)}, "event_time": {"$lte": cut_off}, **known}  # served by an index
-        async for doc in self.db.history.find(query):
-            facts[doc["kind"]].append(doc)
-        plans, tasks = tasks_from_history(facts["plan"], facts["task_report"])
+        ready = await timeline.ready(self.db)
+        if ready:
+            small = await timeline.facts_known(self.db, known_at)
+        else:  # a history older than the timeline: read it (see timeline.record)
+            small = [d async for d in self.db.history.find({"kind": {"$ne": "task_report"}, **known})]
+        facts: dict[str, list[dict]] = {k: [] for k in ("plan", "programme_issued", "indicator_value", "supervision")}
+        reports = []  # Unit reports fall due after the cut-off: they count as known at `known_at`, whenever made.
+        for doc in small:
+            if doc["kind"] == "unit_report":
+                reports += [doc] if doc["data"].get("cycle") == cycle else []
+            elif doc["kind"] in facts and doc["event_time"] <= cut_off:
+                facts[doc["kind"]].append(doc)
+        task_facts = None
+        if ready:
+            task_facts = await timeline.task_reports(
+                self.db, programmes={f["programme"] for f in facts["plan"]}, cut_off=cut_off, known_at=known_at,
+                tasks={t["task_id"] for f in facts["plan"] for t in f["data"].get("tasks", [])})
+        if task_facts is None:
+            task_facts = [d async for d in self.db.history.find({"kind": "task_report",
+                                                                  "event_time": {"$lte": cut_off}, **known})]
+        plans, tasks = tasks_from_history(facts["plan"], task_facts)
         values: dict[str, list[dict]] = {}
         for fact in latest_by_subject(facts["indicator_value"]).values():
             values.setdefault(fact["data"]["indicator"], []).append(fact["data"])
-        # Unit reports fall due after the cut-off: they count as known at `known_at`, whenever made.
-        reports = [d async for d in self.db.history.find({"kind": "unit_report", "data.cycle": cycle, **known})]
         return Snapshot(
             **await self._registry(),
             issued={f["subject"]: f["data"] for f in latest_by_subject(facts["programme_issued"]).values()},
