@@ -159,9 +159,7 @@ class ReportsStore:
                 facts[doc["kind"]].append(doc)
         task_facts = None
         if ready:
-            task_facts = await timeline.task_reports(
-                self.db, programmes={f["programme"] for f in facts["plan"]}, cut_off=cut_off, known_at=known_at,
-                tasks={t["task_id"] for f in facts["plan"] for t in f["data"].get("tasks", [])})
+            task_facts = await timeline.task_reports(self.db, plans=facts["plan"], cut_off=cut_off, known_at=known_at)
         if task_facts is None:
             task_facts = [d async for d in self.db.history.find({"kind": "task_report",
                                                                   "event_time": {"$lte": cut_off}, **known})]

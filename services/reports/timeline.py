@@ -162,14 +162,13 @@ async def facts_known(db: AsyncDatabase, known_at: str) -> list[dict]:
     return [d async for d in db[FACTS].find({"accepted_at": {"$lte": known_at}})]
 
 
-async def task_reports(db: AsyncDatabase, *, programmes: set[str], tasks: set[str], cut_off: str,
-                       known_at: str) -> list[dict]:
-    """The latest status report of each of `tasks` (of `programmes`) dated on or before `cut_off`
-    among those arrived by `known_at`, as history rows."""
+async def task_reports(db: AsyncDatabase, *, plans: list[dict], cut_off: str, known_at: str) -> list[dict]:
+    """The latest status report of each task of `plans` (their history rows) dated on or before
+    `cut_off` among those arrived by `known_at`, as history rows."""
     async def read(ids: list[str]) -> dict[str, dict]:
         return {d["_id"]: d async for d in db[TIMELINE].find({"_id": {"$in": ids}})} if ids else {}
 
-    query = Query(programmes, tasks, cut_off, known_at)
+    query = Query(plans, cut_off, known_at)
     docs = await read(query.first_ids())
     while ids := query.step(docs):
         docs = await read(ids)
@@ -183,8 +182,9 @@ class Query:
     arrived after `known_at`, the reports applied while that level was open and the level
     below, down to where every task's entry is known by then."""
 
-    def __init__(self, programmes: set[str], tasks: set[str], cut_off: str, known_at: str):
-        self.programmes, self.tasks = sorted(programmes), tasks
+    def __init__(self, plans: list[dict], cut_off: str, known_at: str):
+        self.programmes = sorted({plan["programme"] for plan in plans})
+        self.tasks = {task["task_id"] for plan in plans for task in plan["data"].get("tasks", [])}
         self.cut_off, self.known_at, self.cut = cut_off, known_at, cut_off_after(cut_off)
         self.latest: dict[str, Entry] = {}
         self.walks: dict[str, tuple[str, set[str]]] = {}  # programme -> (level whose period is next, tasks open)

@@ -55,7 +55,9 @@ def expected(facts: list[dict], cut_off: str, known_at: str) -> dict[str, tuple]
 
 def answer(docs: dict[str, dict], cut_off: str, known_at: str) -> dict[str, tuple]:
     """`timeline.task_reports` over the documents in memory: only those it asks for, round by round."""
-    query = timeline.Query({"01", "02"}, set(TASKS), cut_off, known_at)
+    plans = [{"programme": p, "data": {"tasks": [{"task_id": t} for t in TASKS if PROGRAMMES[t] == p]}}
+             for p in ("01", "02")]
+    query = timeline.Query(plans, cut_off, known_at)
     ids = query.first_ids()
     while ids := query.step({i: docs[i] for i in ids if i in docs}):
         pass
