@@ -689,7 +689,10 @@ async def load(url: str, db_name: str, scale: float, seed: int) -> None:
             "and supervision changes (insert_many)", len(facts)))
         for coll, by_id in docs.items():
             await _bulk(db[coll], iter(by_id.values()), Progress(f"{coll} read model (insert_many)", len(by_id)))
-        await _bulk(db[timeline.FACTS], iter(facts), Progress("timeline: the same facts (insert_many)", len(facts)))
+        grouped, loose = timeline.fact_documents(facts)
+        await _bulk(db[timeline.FACTS], iter(loose), Progress("timeline: indicator values (insert_many)", len(loose)))
+        await _bulk(db[timeline.TIMELINE], ({"_id": k, "rows": v} for k, v in grouped.items()), Progress(
+            "timeline: the other facts by programme and unit report (insert_many)", len(grouped)))
         stream = heapq.merge(*(t.arrivals() for t in term.tasks))   # in arrival order, as consumed
         fold = TimelineFold()
         await _bulk(db.history, (fold.add(history_doc(term.tasks[i].report_change(k))) for _, i, k in stream),
@@ -823,8 +826,12 @@ async def raw_as_of(db, cycle: str, cut_off: str, known_at: str) -> tuple[dict[s
     """The documents ReportsStore.as_of reads, with the driver alone: the time of each find, and the
     facts and status reports (as history rows) it computes from."""
     timings: dict[str, float] = {}
-    docs = await _read("timeline_facts find {accepted_at <=}",
-                       db[timeline.FACTS].find({"accepted_at": {"$lte": known_at}}), timings)
+    ids = [f"facts|{p['_id']}" async for p in db.programmes.find({}, {"_id": 1})]
+    ids += [f"unit_report|{u['_id']}|{cycle}" async for u in db.units.find({}, {"_id": 1})]
+    grouped = await _read("timeline find by _id (facts)", db[timeline.TIMELINE].find({"_id": {"$in": ids}}), timings)
+    docs = [row for doc in grouped for row in doc["rows"]]
+    docs += await _read("timeline_facts find", db[timeline.FACTS].find({}), timings)
+    docs = [d for d in docs if d["accepted_at"] <= known_at]
     plans = [d for d in docs if d["kind"] == "plan" and d["event_time"] <= cut_off]
     query = timeline.Query(plans, cut_off, known_at)
     ids, rounds = query.first_ids(), 0

@@ -145,9 +145,10 @@ class ReportsStore:
     async def as_of(self, *, cycle: str, window_start: str, cut_off: str, known_at: str) -> Snapshot:
         """The state as of `cut_off` (event time), over what had arrived by `known_at`."""
         known = {"accepted_at": {"$lte": known_at}}
-        ready = await timeline.ready(self.db)
+        registry, ready = await self._registry(), await timeline.ready(self.db)
         if ready:
-            small = await timeline.facts_known(self.db, known_at)
+            small = await timeline.facts_known(self.db, programmes=[p["_id"] for p in registry["programmes"]],
+                                               units=list(registry["units"]), cycle=cycle, known_at=known_at)
         else:  # a history older than the timeline: read it (see timeline.record)
             small = [d async for d in self.db.history.find({"kind": {"$ne": "task_report"}, **known})]
         facts: dict[str, list[dict]] = {k: [] for k in ("plan", "programme_issued", "indicator_value", "supervision")}
@@ -168,7 +169,7 @@ class ReportsStore:
         for fact in latest_by_subject(facts["indicator_value"]).values():
             values.setdefault(fact["data"]["indicator"], []).append(fact["data"])
         return Snapshot(
-            **await self._registry(),
+            **registry,
             issued={f["subject"]: f["data"] for f in latest_by_subject(facts["programme_issued"]).values()},
             plans=plans, tasks=tasks, indicator_values=values,
             unit_reports=unit_reports_from_history(reports),

@@ -23,7 +23,8 @@ report as of X (T before the cut-off itself, or before a replay delivered the re
 between quarter cut-offs with a report dated after X applied before the next one.
 
 The other facts (plans, issuances, indicator values, unit reports, supervisions: a few
-thousand over a term) are kept whole in `timeline_facts` and read whole.
+thousand over a term) are kept whole, grouped so that a report reads few documents
+(`fact_documents`).
 """
 
 from __future__ import annotations
@@ -130,7 +131,10 @@ async def record(db: AsyncDatabase, facts: list[dict]) -> None:
     """Keep what a batch of history rows (already in the history) adds: the other facts as
     they are, the task reports in their programmes' documents."""
     await _mark_ready_if_new(db, len(facts))
-    await mongo.insert_many_once(db[FACTS], [f for f in facts if f["kind"] != "task_report"])
+    grouped, loose = fact_documents(facts)
+    await mongo.insert_many_once(db[FACTS], loose)
+    for key, rows in grouped.items():  # a replay pushes a row again: readers take each once
+        await db[TIMELINE].update_one({"_id": key}, {"$push": {"rows": {"$each": rows}}}, upsert=True)
     programmes = sorted({f["programme"] for f in facts if f["kind"] == "task_report"})
     if not programmes:
         return
@@ -157,9 +161,32 @@ async def ready(db: AsyncDatabase) -> bool:
     return await db[TIMELINE].find_one({"_id": READY}, {"_id": 1}) is not None
 
 
-async def facts_known(db: AsyncDatabase, known_at: str) -> list[dict]:
-    """Every fact other than a status report that had arrived by `known_at`."""
-    return [d async for d in db[FACTS].find({"accepted_at": {"$lte": known_at}})]
+def fact_documents(facts: list[dict]) -> tuple[dict[str, list[dict]], list[dict]]:
+    """Where the facts other than status reports are kept, each by the one writer of its key:
+    a programme's (plans, issuances, supervisions) together, a unit's report for a cycle by
+    itself, read by `_id`; the rest (indicator values, a few hundred a term) as rows."""
+    grouped: dict[str, list[dict]] = {}
+    loose = []
+    for fact in facts:
+        if fact["kind"] == "task_report":
+            continue
+        if fact["programme"]:
+            grouped.setdefault(f"facts|{fact['programme']}", []).append(fact)
+        elif fact["kind"] == "unit_report":
+            grouped.setdefault(f"unit_report|{fact['subject']}", []).append(fact)
+        else:
+            loose.append(fact)
+    return grouped, loose
+
+
+async def facts_known(db: AsyncDatabase, *, programmes: list[str], units: list[str], cycle: str,
+                      known_at: str) -> list[dict]:
+    """The facts other than status reports that had arrived by `known_at`: those of the
+    programmes, the units' reports for the cycle, and the rest."""
+    ids = [f"facts|{p}" for p in programmes] + [f"unit_report|{u}|{cycle}" for u in units]
+    rows = {row["_id"]: row async for doc in db[TIMELINE].find({"_id": {"$in": ids}}) for row in doc["rows"]}
+    rows |= {d["_id"]: d async for d in db[FACTS].find({})}
+    return [row for row in rows.values() if row["accepted_at"] <= known_at]
 
 
 async def task_reports(db: AsyncDatabase, *, plans: list[dict], cut_off: str, known_at: str) -> list[dict]:
