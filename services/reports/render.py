@@ -30,7 +30,7 @@ FONT = "Times New Roman"
 # A leader reads the body: its lists show the first rows and say where the rest is. The annexes
 # carry more, within a bound too; the full lists are in the JSON (and the spreadsheet export).
 BODY_ROWS = 10
-ANNEX_ROWS = 100
+ANNEX_ROWS = 50
 _HANOI = timezone(timedelta(hours=7))  # Viet Nam keeps no daylight saving time
 _TEMPLATES = Path(__file__).parent / "templates"
 
