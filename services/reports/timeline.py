@@ -135,7 +135,7 @@ async def record(db: AsyncDatabase, facts: list[dict]) -> None:
     await mongo.insert_many_once(db[FACTS], loose)
     for key, rows in grouped.items():  # a replay pushes a row again: readers take each once
         await db[TIMELINE].update_one({"_id": key}, {"$push": {"rows": {"$each": rows}}}, upsert=True)
-    programmes = sorted({f["programme"] for f in facts if f["kind"] == "task_report"})
+    programmes = sorted({f["programme"] for f in facts if f["kind"] == "task_report"}, key=str)
     if not programmes:
         return
     opened = {d["programme"]: d async for d in db[TIMELINE].find({"_id": {"$in": [f"open|{p}" for p in programmes]}})}
