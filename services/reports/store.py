@@ -144,24 +144,16 @@ class ReportsStore:
 
     async def as_of(self, *, cycle: str, window_start: str, cut_off: str, known_at: str) -> Snapshot:
         """The state as of `cut_off` (event time), over what had arrived by `known_at`."""
-        known = {"accepted_at": {"$lte": known_at}}
-        registry, ready = await self._registry(), await timeline.ready(self.db)
-        if ready:
-            small = await timeline.facts_known(self.db, programmes=[p["_id"] for p in registry["programmes"]],
-                                               units=list(registry["units"]), cycle=cycle, known_at=known_at)
-        else:  # a history older than the timeline: read it (see timeline.record)
-            small = [d async for d in self.db.history.find({"kind": {"$ne": "task_report"}, **known})]
-        facts: dict[str, list[dict]] = {k: [] for k in ("plan", "programme_issued", "indicator_value", "supervision")}
-        reports = []  # Unit reports fall due after the cut-off: they count as known at `known_at`, whenever made.
-        for doc in small:
-            if doc["kind"] == "unit_report":
-                reports += [doc] if doc["data"].get("cycle") == cycle else []
-            elif doc["kind"] in facts and doc["event_time"] <= cut_off:
-                facts[doc["kind"]].append(doc)
-        task_facts = None
-        if ready:
+        registry = await self._registry()
+        if await timeline.ready(self.db):
+            facts, reports = _by_kind(await timeline.facts_known(
+                self.db, programmes=[p["_id"] for p in registry["programmes"]], units=list(registry["units"]),
+                cycle=cycle, known_at=known_at), cycle=cycle, cut_off=cut_off)
             task_facts = await timeline.task_reports(self.db, plans=facts["plan"], cut_off=cut_off, known_at=known_at)
-        if task_facts is None:
+        else:  # a history older than the timeline (see timeline.record): read it whole
+            known = {"accepted_at": {"$lte": known_at}}
+            facts, reports = _by_kind([d async for d in self.db.history.find({"kind": {"$ne": "task_report"}, **known})],
+                                      cycle=cycle, cut_off=cut_off)
             task_facts = [d async for d in self.db.history.find({"kind": "task_report",
                                                                   "event_time": {"$lte": cut_off}, **known})]
         plans, tasks = tasks_from_history(facts["plan"], task_facts)
@@ -219,6 +211,19 @@ class ReportsStore:
 
     async def update_archive(self, cycle: str, **fields) -> None:
         await self.db.archive.update_one({"_id": cycle}, {"$set": fields})
+
+
+def _by_kind(facts: list[dict], *, cycle: str, cut_off: str) -> tuple[dict[str, list[dict]], list[dict]]:
+    """The facts dated on or before `cut_off` by kind, and the units' reports for `cycle`: they fall
+    due after the cut-off, so they count as known at `known_at`, whenever made."""
+    by_kind: dict[str, list[dict]] = {k: [] for k in ("plan", "programme_issued", "indicator_value", "supervision")}
+    reports = []
+    for fact in facts:
+        if fact["kind"] == "unit_report" and fact["data"].get("cycle") == cycle:
+            reports.append(fact)
+        elif fact["kind"] in by_kind and fact["event_time"] <= cut_off:
+            by_kind[fact["kind"]].append(fact)
+    return by_kind, reports
 
 
 def _fact(change: dict) -> dict:

@@ -8,19 +8,18 @@ the reports consumer keeps, as it applies a batch:
 
 - `open|P`: each task's latest status report (highest version) among P's reports dated on
   or before the open cut-off, the first quarter cut-off (end of 14 Mar/Jun/Sep/Dec, Hanoi
-  time) that no report of P has gone past yet;
-- `seal|P|X`: that state frozen when the first report of P dated after cut-off X is applied,
-  so every report applied before it is dated on or before X (none before P's first report:
-  an empty seal);
+  time) that no report of P has gone past yet, and the reports applied while it is open;
+- `seal|P|X` and `period|P|X`: those two frozen when the first report of P dated after
+  cut-off X is applied, so every report applied before it is dated on or before X (there is
+  no seal before P's first report: nothing was applied);
 - `late|P|X`: the reports dated on or before X applied after that seal (late arrivals,
   replays out of order), each with its arrival time.
 
-The state as of X known at T is the first seal at or after X (the open state when P has not
-gone past it) merged with the late reports that arrived by T. That is exact when every task's
-entry there is dated on or before X and arrived by T; `task_reports` says None otherwise and
-the caller reads the history. The cases: T earlier than the arrival of a task's latest
-report as of X (T before the cut-off itself, or before a replay delivered the reports); X
-between quarter cut-offs with a report dated after X applied before the next one.
+The state as of X known at T is, per task, the latest of: its late reports that arrived by T,
+and its entry in the first seal at or after X (the open state when P has not gone past it) if
+that entry is dated on or before X and arrived by T. Otherwise the answer lies in the reports
+applied while that seal was open and in the seal below, and so on down (`Query`): one more
+read for a known_at earlier than the cut-off's seal, or a cut-off between quarter ends.
 
 The other facts (plans, issuances, indicator values, unit reports, supervisions: a few
 thousand over a term) are kept whole, grouped so that a report reads few documents
