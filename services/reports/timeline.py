@@ -40,7 +40,7 @@ from shared import mongo
 from shared.events import utc_iso
 
 TIMELINE, FACTS = "timeline", "timeline_facts"
-READY = "ready"  # written when the structure holds every fact of the history (see `record`)
+READY, OLDER = "ready", "older"  # whether the timeline holds every fact of the history (see `record`)
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 QUARTER_ENDS = (3, 6, 9, 12)
 Entry = list  # [event_time, accepted_at, version, status, progress]
@@ -129,7 +129,7 @@ def build(opened: dict[str, dict], facts: list[dict]) -> tuple[list[dict], dict[
 async def record(db: AsyncDatabase, facts: list[dict]) -> None:
     """Keep what a batch of history rows (already in the history) adds: the other facts as
     they are, the task reports in their programmes' documents."""
-    await _mark_ready_if_new(db, len(facts))
+    await _mark_ready_if_new(db, facts)
     grouped, loose = fact_documents(facts)
     await mongo.insert_many_once(db[FACTS], loose)
     for key, rows in grouped.items():  # a replay pushes a row again: readers take each once
@@ -148,12 +148,14 @@ async def record(db: AsyncDatabase, facts: list[dict]) -> None:
         await db[TIMELINE].replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
 
-async def _mark_ready_if_new(db: AsyncDatabase, rows: int) -> None:
-    """The structure is complete only if it saw every history row: a history that held nothing
-    before this batch. A reports database older than the structure keeps reading the history."""
-    if await db[TIMELINE].find_one({"_id": READY}, {"_id": 1}) is None \
-            and await db.history.estimated_document_count() <= rows:
-        await mongo.insert_once(db[TIMELINE], {"_id": READY})
+async def _mark_ready_if_new(db: AsyncDatabase, facts: list[dict]) -> None:
+    """The timeline is complete only if it saw every history row: marked ready when the history
+    held nothing but this batch's rows at the first batch, older otherwise (a reports database
+    from before the timeline keeps reading the history; so would one whose replicas' first
+    batches met, which only costs time)."""
+    if await db[TIMELINE].find_one({"_id": {"$in": [READY, OLDER]}}, {"_id": 1}) is None:
+        before = await db.history.find_one({"_id": {"$nin": [f["_id"] for f in facts]}}, {"_id": 1})
+        await mongo.insert_once(db[TIMELINE], {"_id": OLDER if before else READY})
 
 
 async def ready(db: AsyncDatabase) -> bool:

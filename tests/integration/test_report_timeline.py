@@ -154,3 +154,25 @@ def test_a_past_state_from_the_timeline_is_the_one_the_history_gives(infra_stack
             await client.close()
 
     asyncio.run(check())
+
+
+async def test_a_reports_database_older_than_the_timeline_keeps_reading_its_history(infra_stack, monkeypatch):
+    client = mongo.connect(infra_stack.mongo)
+    db = client[f"{infra_stack.prefix}_timeline_{secrets.token_hex(4)}"]
+    store, clock, batches = ReportsStore(db), Clock(), consumed(changes(7, 40), random.Random(7))
+    try:
+        await mongo.ensure_indexes(db, INDEXES)
+        with monkeypatch.context() as before:  # what a version without the timeline kept
+            before.setattr(timeline, "record", lambda db, facts: asyncio.sleep(0))
+            for batch in batches[: len(batches) // 2]:
+                await store.apply_changes(batch)
+        for batch in batches[len(batches) // 2:]:
+            await store.apply_changes(batch)
+        assert not await timeline.ready(db)
+        cycle = parse_cycle("2021-Q3")
+        kw = dict(cycle=cycle.code, window_start=end_of_day(cycle.start - timedelta(days=1), clock),
+                  cut_off=end_of_day(cycle.cut_off, clock), known_at=at(DAYS + 600))
+        assert normal(await store.as_of(**kw)) == normal(await reference_as_of(store, **kw))
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
