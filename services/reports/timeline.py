@@ -159,6 +159,7 @@ async def _mark_ready_if_new(db: AsyncDatabase, facts: list[dict]) -> None:
 
 
 async def ready(db: AsyncDatabase) -> bool:
+    """Whether reports may read the timeline instead of the history."""
     return await db[TIMELINE].find_one({"_id": READY}, {"_id": 1}) is not None
 
 
