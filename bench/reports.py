@@ -691,7 +691,7 @@ async def load(url: str, db_name: str, scale: float, seed: int) -> None:
             await _bulk(db[coll], iter(by_id.values()), Progress(f"{coll} read model (insert_many)", len(by_id)))
         grouped, loose = timeline.fact_documents(facts)
         await _bulk(db[timeline.FACTS], iter(loose), Progress("timeline: indicator values (insert_many)", len(loose)))
-        await _bulk(db[timeline.TIMELINE], ({"_id": k, "rows": v} for k, v in grouped.items()), Progress(
+        await _bulk(db[timeline.TIMELINE], (timeline.packed(k, v) for k, v in grouped.items()), Progress(
             "timeline: the other facts by programme and unit report (insert_many)", len(grouped)))
         stream = heapq.merge(*(t.arrivals() for t in term.tasks))   # in arrival order, as consumed
         fold = TimelineFold()
@@ -829,7 +829,7 @@ async def raw_as_of(db, cycle: str, cut_off: str, known_at: str) -> tuple[dict[s
     ids = [f"facts|{p['_id']}" async for p in db.programmes.find({}, {"_id": 1})]
     ids += [f"unit_report|{u['_id']}|{cycle}" async for u in db.units.find({}, {"_id": 1})]
     grouped = await _read("timeline find by _id (facts)", db[timeline.TIMELINE].find({"_id": {"$in": ids}}), timings)
-    docs = [row for doc in grouped for row in doc["rows"]]
+    docs = [row for doc in grouped for row in timeline.unpack(doc, [])]
     docs += await _read("timeline_facts find", db[timeline.FACTS].find({}), timings)
     docs = [d for d in docs if d["accepted_at"] <= known_at]
     plans = [d for d in docs if d["kind"] == "plan" and d["event_time"] <= cut_off]

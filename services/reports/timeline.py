@@ -71,6 +71,12 @@ def pack(value) -> Binary:
     return Binary(zlib.compress(json.dumps(value, separators=(",", ":")).encode(), 1))
 
 
+def packed(key: str, value) -> dict:
+    """A document of the timeline: its content compressed, opaque to the database (FerretDB
+    decodes nested documents slowly; these are only ever read whole, by `_id`)."""
+    return {"_id": key, "z": pack(value)}
+
+
 def unpack(doc: dict | None, default):
     return json.loads(zlib.decompress(doc["z"])) if doc else default
 
@@ -93,8 +99,7 @@ def fold(opened: dict | None, programme: str, reports: list[dict]) -> tuple[dict
         entry = _entry(fact)
         cut = cut or cut_off_after(entry[0])
         while entry[0] > cut:  # the first report past the cut-off: what came before is its state
-            sealed_docs += [{"_id": f"seal|{programme}|{cut}", "z": pack(best)},
-                            {"_id": f"period|{programme}|{cut}", "z": pack(period)}]
+            sealed_docs += [packed(f"seal|{programme}|{cut}", best), packed(f"period|{programme}|{cut}", period)]
             cut, period = next_cut_off(cut), []
         sealed = cut_off_after(entry[0])
         while sealed < cut:  # dated before cut-offs already sealed: late for each of them
@@ -104,8 +109,7 @@ def fold(opened: dict | None, programme: str, reports: list[dict]) -> tuple[dict
         known = best.get(fact["subject"])
         if known is None or entry[2] > known[2]:
             best[fact["subject"]] = entry
-    opened = {"_id": f"open|{programme}", "programme": programme, "cut": cut,
-              "z": pack({"best": best, "period": period})}
+    opened = {**packed(f"open|{programme}", {"best": best, "period": period}), "programme": programme, "cut": cut}
     return opened, sealed_docs, late
 
 
@@ -132,8 +136,12 @@ async def record(db: AsyncDatabase, facts: list[dict]) -> None:
     await _mark_ready_if_new(db, facts)
     grouped, loose = fact_documents(facts)
     await mongo.insert_many_once(db[FACTS], loose)
-    for key, rows in grouped.items():  # a replay pushes a row again: readers take each once
-        await db[TIMELINE].update_one({"_id": key}, {"$push": {"rows": {"$each": rows}}}, upsert=True)
+    kept = {d["_id"]: d async for d in db[TIMELINE].find({"_id": {"$in": list(grouped)}})} if grouped else {}
+    for key, rows in grouped.items():  # one writer per key (see fact_documents): its rows, and these
+        old = unpack(kept.get(key), [])
+        seen = {row["_id"] for row in old}
+        await db[TIMELINE].replace_one({"_id": key}, packed(key, old + [r for r in rows if r["_id"] not in seen]),
+                                       upsert=True)
     programmes = sorted({f["programme"] for f in facts if f["kind"] == "task_report"}, key=str)
     if not programmes:
         return
@@ -186,9 +194,9 @@ async def facts_known(db: AsyncDatabase, *, programmes: list[str], units: list[s
     """The facts other than status reports that had arrived by `known_at`: those of the
     programmes, the units' reports for the cycle, and the rest."""
     ids = [f"facts|{p}" for p in programmes] + [f"unit_report|{u}|{cycle}" for u in units]
-    rows = {row["_id"]: row async for doc in db[TIMELINE].find({"_id": {"$in": ids}}) for row in doc["rows"]}
-    rows |= {d["_id"]: d async for d in db[FACTS].find({})}
-    return [row for row in rows.values() if row["accepted_at"] <= known_at]
+    rows = [row async for doc in db[TIMELINE].find({"_id": {"$in": ids}}) for row in unpack(doc, [])]
+    rows += [d async for d in db[FACTS].find({})]
+    return [row for row in rows if row["accepted_at"] <= known_at]
 
 
 async def task_reports(db: AsyncDatabase, *, plans: list[dict], cut_off: str, known_at: str) -> list[dict]:

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared import mongo
+from shared.clock import Clock
 from shared.cycles import parse_cycle
 from shared.events import utc_iso
 
@@ -23,7 +24,6 @@ from services.reports import timeline
 from services.reports.service import end_of_day
 from services.reports.snapshot import Snapshot, latest_by_subject, tasks_from_history, unit_reports_from_history
 from services.reports.store import INDEXES, ReportsStore
-from shared.clock import Clock
 
 START = datetime(2020, 12, 1, tzinfo=timezone.utc)
 DAYS = 700
