@@ -134,14 +134,21 @@ async def record(db: AsyncDatabase, facts: list[dict]) -> None:
     """Keep what a batch of history rows (already in the history) adds: the other facts as
     they are, the task reports in their programmes' documents."""
     await _mark_ready_if_new(db, facts)
+    await _keep_facts(db, facts)
+    await _keep_reports(db, facts)
+
+
+async def _keep_facts(db: AsyncDatabase, facts: list[dict]) -> None:
     grouped, loose = fact_documents(facts)
     await mongo.insert_many_once(db[FACTS], loose)
     kept = {d["_id"]: d async for d in db[TIMELINE].find({"_id": {"$in": list(grouped)}})} if grouped else {}
     for key, rows in grouped.items():  # one writer per key (see fact_documents): its rows, and these
-        old = unpack(kept.get(key), [])
-        seen = {row["_id"] for row in old}
-        await db[TIMELINE].replace_one({"_id": key}, packed(key, old + [r for r in rows if r["_id"] not in seen]),
+        old = {row["_id"]: row for row in unpack(kept.get(key), [])}
+        await db[TIMELINE].replace_one({"_id": key}, packed(key, list(({r["_id"]: r for r in rows} | old).values())),
                                        upsert=True)
+
+
+async def _keep_reports(db: AsyncDatabase, facts: list[dict]) -> None:
     programmes = sorted({f["programme"] for f in facts if f["kind"] == "task_report"}, key=str)
     if not programmes:
         return
