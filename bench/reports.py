@@ -26,8 +26,8 @@ the programs service publishes it (services/programs/service.py `_change`), and
 is written with `insert_many` through functions mirroring what
 `ReportsStore.apply_change` does with it (`history_doc`, `task_doc`, `mirror`);
 the timeline of the status reports is folded by `timeline.build` itself, in the
-order the consumer applies them (`TimelineFold`). (Going through `apply_change` itself would take days on FerretDB 1.24, whose
-updates scan the whole collection.) A sample of every kind of change, and the
+order the consumer applies them (`TimelineFold`). (Going through `apply_change`
+itself would take days on FerretDB 1.24, whose updates scan the whole collection.) A sample of every kind of change, and the
 whole timeline of some tasks, is also replayed through the real `apply_change`
 into a scratch database and compared document by document ("shape check").
 After loading, the current cycle's report is computed both from the live read
@@ -826,8 +826,8 @@ async def raw_as_of(db, cycle: str, cut_off: str, known_at: str) -> tuple[dict[s
     """The documents ReportsStore.as_of reads, with the driver alone: the time of each find, and the
     facts and status reports (as history rows) it computes from."""
     timings: dict[str, float] = {}
-    ids = [f"facts|{p['_id']}" async for p in db.programmes.find({}, {"_id": 1})]
-    ids += [f"unit_report|{u['_id']}|{cycle}" async for u in db.units.find({}, {"_id": 1})]
+    ids = timeline.fact_ids(programmes=[p["_id"] async for p in db.programmes.find({}, {"_id": 1})],
+                            units=[u["_id"] async for u in db.units.find({}, {"_id": 1})], cycle=cycle)
     grouped = await _read("timeline find by _id (facts)", db[timeline.TIMELINE].find({"_id": {"$in": ids}}), timings)
     docs = [row for doc in grouped for row in timeline.unpack(doc, [])]
     docs += await _read("timeline_facts find", db[timeline.FACTS].find({}), timings)
@@ -948,9 +948,9 @@ def print_results(result: dict, args, loader_rss: float, ferret_rss: str) -> Non
     rows = [("JSON  current (live)", "current json", "current", "json"),
             ("HTML  current (live)", "current html", "current", None),
             ("PDF   current (live)", "current pdf", "current", "pdf"),
-            ("JSON  past (history, known_at)", "past json", "past", "json"),
-            ("HTML  past (history, known_at)", "past html", "past", None),
-            ("PDF   past (history, known_at)", "past pdf", "past", "pdf"),
+            ("JSON  past (timeline, known_at)", "past json", "past", "json"),
+            ("HTML  past (timeline, known_at)", "past html", "past", None),
+            ("PDF   past (timeline, known_at)", "past pdf", "past", "pdf"),
             ("live_status()", "live_status", "current", None)]
     for label, key, case, target in rows:
         lo, mid, hi = harness.spread(times[key])

@@ -196,11 +196,16 @@ def fact_documents(facts: list[dict]) -> tuple[dict[str, list[dict]], list[dict]
     return grouped, loose
 
 
+def fact_ids(*, programmes: list[str], units: list[str], cycle: str) -> list[str]:
+    """The documents of the programmes' facts and of the units' reports for `cycle`."""
+    return [f"facts|{p}" for p in programmes] + [f"unit_report|{u}|{cycle}" for u in units]
+
+
 async def facts_known(db: AsyncDatabase, *, programmes: list[str], units: list[str], cycle: str,
                       known_at: str) -> list[dict]:
     """The facts other than status reports that had arrived by `known_at`: those of the
     programmes, the units' reports for the cycle, and the rest."""
-    ids = [f"facts|{p}" for p in programmes] + [f"unit_report|{u}|{cycle}" for u in units]
+    ids = fact_ids(programmes=programmes, units=units, cycle=cycle)
     rows = [row async for doc in db[TIMELINE].find({"_id": {"$in": ids}}) for row in unpack(doc, [])]
     rows += [d async for d in db[FACTS].find({})]
     return [row for row in rows if row["accepted_at"] <= known_at]
