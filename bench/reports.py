@@ -24,9 +24,10 @@ needs no Kafka. Nothing is asserted: it measures and prints.
 How the data is written: every document comes from a change record shaped as
 the programs service publishes it (services/programs/service.py `_change`), and
 is written with `insert_many` through functions mirroring what
-`ReportsStore.apply_change` does with it (`history_doc`, `task_doc`, `mirror`).
-(Going through `apply_change` itself would take days on FerretDB 1.24, whose
-updates scan the whole collection.) A sample of every kind of change, and the
+`ReportsStore.apply_change` does with it (`history_doc`, `task_doc`, `mirror`);
+the timeline of the status reports is folded by `timeline.build` itself, in the
+order the consumer applies them (`TimelineFold`). (Going through `apply_change`
+itself would take days on FerretDB 1.24, whose updates scan the whole collection.) A sample of every kind of change, and the
 whole timeline of some tasks, is also replayed through the real `apply_change`
 into a scratch database and compared document by document ("shape check").
 After loading, the current cycle's report is computed both from the live read
@@ -71,7 +72,7 @@ from shared.cycles import due_date, parse_cycle, term_cycles  # noqa: E402
 from shared.events import RegistryUnit, utc_iso  # noqa: E402
 from shared.registry import expected_to_report, load_events  # noqa: E402
 
-from services.reports import handlers  # noqa: E402
+from services.reports import handlers, timeline  # noqa: E402
 from services.reports.service import ReportsService, end_of_day, parse_known_at  # noqa: E402
 from services.reports.snapshot import tasks_from_history  # noqa: E402
 from services.reports import live  # noqa: E402
@@ -204,6 +205,8 @@ def mirror(changes: list[dict]) -> tuple[list[dict], dict[str, dict[str, dict]]]
             coll = docs.setdefault(VERSIONED[kind], {})
             if key not in coll or coll[key]["version"] < ch["version"]:
                 coll[key] = {**coll.get(key, {"_id": key}), **state, "version": ch["version"]}
+            if kind == "unit_report":            # $min received_at
+                coll[key]["received_at"] = min(coll[key].get("received_at", ch["accepted_at"]), ch["accepted_at"])
         elif kind == "supervision":
             docs.setdefault("supervisions", {}).setdefault(key, {"_id": key, **state})
     return list(facts.values()), docs
@@ -637,6 +640,36 @@ async def _bulk(collection, docs_iter, progress: Progress) -> None:
         pending, pending_n = asyncio.ensure_future(collection.insert_many(batch, ordered=False)), len(batch)
 
 
+class TimelineFold:
+    """The timeline documents `timeline.record` leaves after the status reports, folded in the
+    order the consumer applies them, a batch at a time."""
+
+    def __init__(self):
+        self.opened: dict[str, dict] = {}
+        self.seals: list[dict] = []
+        self.late: dict[str, list] = {}
+        self.batch: list[dict] = []
+
+    def add(self, fact: dict) -> dict:
+        self.batch.append(fact)
+        if len(self.batch) >= BATCH:
+            self.flush()
+        return fact
+
+    def flush(self) -> None:
+        seals, late, opens = timeline.build(self.opened, self.batch)
+        self.seals += seals
+        for key, entries in late.items():
+            self.late.setdefault(key, []).extend(entries)
+        self.opened.update((doc["programme"], doc) for doc in opens)
+        self.batch = []
+
+    def documents(self) -> list[dict]:
+        self.flush()
+        return [*self.seals, *({"_id": k, "entries": v} for k, v in self.late.items()), *self.opened.values(),
+                {"_id": timeline.READY}]
+
+
 async def load(url: str, db_name: str, scale: float, seed: int) -> None:
     t0 = time.perf_counter()
     term = Term(scale, seed)
@@ -656,9 +689,17 @@ async def load(url: str, db_name: str, scale: float, seed: int) -> None:
             "and supervision changes (insert_many)", len(facts)))
         for coll, by_id in docs.items():
             await _bulk(db[coll], iter(by_id.values()), Progress(f"{coll} read model (insert_many)", len(by_id)))
+        grouped, loose = timeline.fact_documents(facts)
+        await _bulk(db[timeline.FACTS], iter(loose), Progress("timeline: indicator values (insert_many)", len(loose)))
+        await _bulk(db[timeline.TIMELINE], (timeline.packed(k, v) for k, v in grouped.items()), Progress(
+            "timeline: the other facts by programme and unit report (insert_many)", len(grouped)))
         stream = heapq.merge(*(t.arrivals() for t in term.tasks))   # in arrival order, as consumed
-        await _bulk(db.history, (history_doc(term.tasks[i].report_change(k)) for _, i, k in stream),
+        fold = TimelineFold()
+        await _bulk(db.history, (fold.add(history_doc(term.tasks[i].report_change(k))) for _, i, k in stream),
                     Progress("history: task status reports (insert_many)", n_reports))
+        made = fold.documents()
+        await _bulk(db[timeline.TIMELINE], iter(made), Progress(
+            "timeline: open states, seals, periods and late reports of each programme (insert_many)", len(made)))
         await _bulk(db.tasks, (task_doc(t.timeline()[-1]) for t in term.tasks),
                     Progress("tasks read model: latest state of each task (insert_many)", len(term.tasks)))
         print(f"loaded in {time.perf_counter() - t0:.0f} s; {await db.history.estimated_document_count():,} "
@@ -694,7 +735,7 @@ async def shape_check(client, db, term: Term, small: list[dict], db_name: str) -
             for ch in task.timeline():
                 await store.apply_change(ch)
         subjects = sorted(set(tasks) | {c["id"] for c in replay})
-        checks = [("history", {"subject": {"$in": subjects}})]
+        checks = [(coll, {"subject": {"$in": subjects}}) for coll in ("history", timeline.FACTS)]
         checks += [(coll, {}) for coll in ("units", "programmes", "indicators", "settings", "issued")]
         checks += [(coll, {"_id": {"$in": sorted(keys[kind])}}) for coll, kind in
                    (("plans", "plan"), ("indicator_values", "indicator_value"), ("unit_reports", "unit_report"),
@@ -783,15 +824,24 @@ async def raw_live(db, cycle: str, window_start: str) -> dict[str, float]:
 
 async def raw_as_of(db, cycle: str, cut_off: str, known_at: str) -> tuple[dict[str, float], list[dict]]:
     """The documents ReportsStore.as_of reads, with the driver alone: the time of each find, and the
-    history documents of the main one."""
-    known = {"accepted_at": {"$lte": known_at}}
+    facts and status reports (as history rows) it computes from."""
     timings: dict[str, float] = {}
-    docs = await _read("history find {event_time <=, accepted_at <=}",
-                       db.history.find({"event_time": {"$lte": cut_off}, **known}), timings)
-    await _read("history find {kind: unit_report, data.cycle}",
-                db.history.find({"kind": "unit_report", "data.cycle": cycle, **known}), timings)
+    ids = timeline.fact_ids(programmes=[p["_id"] async for p in db.programmes.find({}, {"_id": 1})],
+                            units=[u["_id"] async for u in db.units.find({}, {"_id": 1})], cycle=cycle)
+    grouped = await _read("timeline find by _id (facts)", db[timeline.TIMELINE].find({"_id": {"$in": ids}}), timings)
+    docs = [row for doc in grouped for row in timeline.unpack(doc, [])]
+    docs += await _read("timeline_facts find", db[timeline.FACTS].find({}), timings)
+    docs = [d for d in docs if d["accepted_at"] <= known_at]
+    plans = [d for d in docs if d["kind"] == "plan" and d["event_time"] <= cut_off]
+    query = timeline.Query(plans, cut_off, known_at)
+    ids, rounds = query.first_ids(), 0
+    while ids:
+        rounds += 1
+        read = await _read(f"timeline find by _id (round {rounds})", db[timeline.TIMELINE].find({"_id": {"$in": ids}}),
+                           timings)
+        ids = query.step({d["_id"]: d for d in read})
     await raw_registry(db, timings)
-    return timings, docs
+    return timings, docs + [{**row, "kind": "task_report"} for row in query.rows()]
 
 
 def _pages(pdf: bytes) -> int:
@@ -843,12 +893,12 @@ async def measure(url: str, db_name: str, repeat: int) -> dict:
                 note(f"raw as-of: {label}", seconds)
             facts = {"plan": [], "task_report": []}
             for d in docs:
-                if d["kind"] in facts:
+                if d["kind"] in facts and d["event_time"] <= past_cut_off:
                     facts[d["kind"]].append(d)
             t = time.perf_counter()
             tasks_from_history(facts["plan"], facts["task_report"])
             note("as-of: tasks_from_history on those docs", time.perf_counter() - t)
-            info["history docs read (past)"] = len(docs)
+            info["docs computed from (past)"] = len(docs)
             del docs, facts
             for name, (code, known_at) in cases.items():
                 for fmt in ("json", "html", "pdf"):
@@ -891,16 +941,16 @@ def print_results(result: dict, args, loader_rss: float, ferret_rss: str) -> Non
     print(f"Reports on a Hanoi-sized term, --scale {args.scale}, --repeat {args.repeat}; replay clock "
           f"{NOW.isoformat()}; {info['current tasks']:,} tasks")
     print(f"  current = {CURRENT_CYCLE} (live read model); past = {PAST_CYCLE} as known at {PAST_KNOWN_AT} "
-          f"(history: {info['history docs read (past)']:,} docs read)")
+          f"(timeline: {info['docs computed from (past)']:,} facts and task states)")
     head = f"{'figure':<34}{'min':>10}{'median':>10}{'max':>10}{'baseline':>11}{'ratio':>8}  {'target':<9}{'met':<5}"
     print(head)
     print("-" * len(head))
     rows = [("JSON  current (live)", "current json", "current", "json"),
             ("HTML  current (live)", "current html", "current", None),
             ("PDF   current (live)", "current pdf", "current", "pdf"),
-            ("JSON  past (history, known_at)", "past json", "past", "json"),
-            ("HTML  past (history, known_at)", "past html", "past", None),
-            ("PDF   past (history, known_at)", "past pdf", "past", "pdf"),
+            ("JSON  past (timeline, known_at)", "past json", "past", "json"),
+            ("HTML  past (timeline, known_at)", "past html", "past", None),
+            ("PDF   past (timeline, known_at)", "past pdf", "past", "pdf"),
             ("live_status()", "live_status", "current", None)]
     for label, key, case, target in rows:
         lo, mid, hi = harness.spread(times[key])
@@ -953,6 +1003,8 @@ def results(result: dict, loader_rss: float, server, args) -> dict:
                 "report_live_status_s": round(med["live_status"], 3),
                 "report_raw_live_reads_s": round(med["raw live: all reads"], 3),
                 "report_raw_as_of_reads_s": round(med["raw as-of: all reads"], 3),
+                "report_pdf_pages": result["info"]["current pdf pages"],
+                "report_past_pdf_pages": result["info"]["past pdf pages"],
                 "report_tasks": result["info"]["current tasks"],
                 "report_settings": {"scale": args.scale, "repeat": args.repeat, "seed": args.seed}}
     rss = {"reports_bench": _rss_mb(), "loader": loader_rss}

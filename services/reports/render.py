@@ -27,6 +27,10 @@ CHARTS = {"progress": ("programmes", progress_chart, "Biểu đồ 1. Tiến đ�
           "indicators": ("indicators", indicator_chart,
                          "Biểu đồ 2. Mức đạt các chỉ tiêu so với mục tiêu năm 2025 (%)")}
 FONT = "Times New Roman"
+# A leader reads the body: its lists show the first rows and say where the rest is. The annexes
+# carry more, within a bound too; the full lists are in the JSON (and the spreadsheet export).
+BODY_ROWS = 10
+ANNEX_ROWS = 50
 _HANOI = timezone(timedelta(hours=7))  # Viet Nam keeps no daylight saving time
 _TEMPLATES = Path(__file__).parent / "templates"
 
@@ -115,23 +119,44 @@ def _person(person: dict | None) -> str:
     return ", ".join(filter(None, map((person or {}).get, ("name", "position"))))
 
 
+def _received(unit: dict) -> str:
+    """When the unit's report arrived (the sender's own date may be earlier than that)."""
+    return fmt_date((unit.get("report") or {}).get("received_at")) or "–"
+
+
+def _listed(total: int, shown: int, what: str, annex: str) -> str:
+    return f"{total} {what}" + (f"; {shown} đầu tiên nêu dưới đây, danh sách tại {annex}." if total > shown else ":")
+
+
+def _overdue_rows(tasks: list[dict]) -> list[list[str]]:
+    return [[t["programme"], t["title"], t["lead_unit_name"], _person(t.get("lead_person")),
+             fmt_date(t["due_date"]), TASK_STATUS.get(t["status"], t["status"]), _pct(t.get("progress"))]
+            for t in tasks]
+
+
+OVERDUE = (["CT", "Nhiệm vụ", "Tập thể chịu trách nhiệm", "Cá nhân chịu trách nhiệm", "Hạn", "Tình trạng",
+            "Tiến độ (%)"], [5, 25, 16, 19, 13, 12, 10])
+
+
+def _laggards(r: dict) -> list[dict]:
+    """Units late or missing, the missing first."""
+    return sorted((u for u in r["units"] if (u.get("report") or {}).get("status") in ("late", "missing")),
+                  key=lambda u: u["report"]["status"] != "missing")
+
+
 def _shortcomings(r: dict) -> list[tuple]:
     """II: overdue tasks, units late or missing, supervision findings."""
-    rows = [[t["programme"], t["title"], t["lead_unit_name"], _person(t.get("lead_person")),
-             fmt_date(t["due_date"]), TASK_STATUS.get(t["status"], t["status"]), _pct(t.get("progress"))]
-            for t in r["overdue_tasks"]]
-    s = r["reports_summary"]
-    laggards = sorted((u for u in r["units"] if (u.get("report") or {}).get("status") in ("late", "missing")),
-                      key=lambda u: u["report"]["status"] != "missing")
-    units = [[u["name"], REPORT_STATUS[u["report"]["status"]], fmt_date(u["report"].get("time")) or "–",
-              u["report"].get("document_no") or "–", str(u["tasks_overdue"])] for u in laggards]
+    overdue, s, laggards = r["overdue_tasks"], r["reports_summary"], _laggards(r)
+    units = [[u["name"], REPORT_STATUS[u["report"]["status"]], _received(u), u["report"].get("document_no") or "–",
+              str(u["tasks_overdue"])] for u in laggards[:BODY_ROWS]]
     return [("h1", "II. HẠN CHẾ, TỒN TẠI"), ("h2", "1. Nhiệm vụ quá hạn"),
-            _table(["CT", "Nhiệm vụ", "Tập thể chịu trách nhiệm", "Cá nhân chịu trách nhiệm", "Hạn",
-                    "Tình trạng", "Tiến độ (%)"], rows, [5, 25, 16, 19, 13, 12, 10],
-                   "Không có nhiệm vụ quá hạn.", (6,)),
+            *([("p", "Có " + _listed(len(overdue), BODY_ROWS, "nhiệm vụ quá hạn", "Phụ lục 3"))] if overdue else []),
+            _table(OVERDUE[0], _overdue_rows(overdue[:BODY_ROWS]), OVERDUE[1], "Không có nhiệm vụ quá hạn.", (6,)),
             ("h2", "2. Cơ quan, đơn vị báo cáo muộn, chưa báo cáo"),
             ("p", f"Tổng số {s['expected']} báo cáo phải gửi: {s['on_time']} đúng hạn, {s['late']} muộn, "
-                  f"{s['missing']} chưa báo cáo."),
+                  f"{s['missing']} chưa báo cáo."
+                  + (f" Nêu dưới đây {BODY_ROWS} cơ quan, đơn vị đầu tiên; danh sách tại Phụ lục 2."
+                     if len(laggards) > BODY_ROWS else "")),
             _table(["Cơ quan, đơn vị", "Tình trạng", "Ngày gửi", "Số văn bản", "Nhiệm vụ quá hạn"], units,
                    [38, 16, 14, 18, 14], "Các cơ quan, đơn vị đều báo cáo đúng hạn.", (4,)),
             ("h2", "3. Kết quả giám sát, phản biện xã hội của Mặt trận Tổ quốc và các tổ chức "
@@ -152,24 +177,40 @@ def _supervisions(r: dict) -> list[tuple]:
     return items
 
 
+def _due_rows(tasks: list[dict]) -> list[list[str]]:
+    return [[t["programme"], t["title"], t["lead_unit_name"], fmt_date(t["due_date"]),
+             TASK_STATUS.get(t["status"], t["status"]), _pct(t.get("progress"))] for t in tasks]
+
+
+DUE = (["CT", "Nhiệm vụ", "Cơ quan chủ trì", "Hạn", "Tình trạng", "Tiến độ (%)"], [5, 37, 22, 13, 13, 10])
+
+
 def _next(r: dict) -> list[tuple]:
     """III: the next reporting period and the tasks falling due in it."""
     n = r.get("next_period")
     if not n:
         return [("h1", "III. NHIỆM VỤ KỲ TỚI"), ("p", "Không có kỳ báo cáo tiếp theo.")]
-    rows = [[t["programme"], t["title"], t["lead_unit_name"], fmt_date(t["due_date"]),
-             TASK_STATUS.get(t["status"], t["status"]), _pct(t.get("progress"))] for t in n["tasks_due"]]
+    due = n["tasks_due"]
     return [("h1", "III. NHIỆM VỤ KỲ TỚI"),
             ("p", f"Báo cáo {n['cycle_label']}: số liệu tính đến ngày {fmt_date(n['cut_off'])}; các cơ quan, "
                   f"đơn vị gửi báo cáo chậm nhất ngày {fmt_date(n['due_date'])}."),
-            ("p", "Các nhiệm vụ đến hạn hoàn thành trong kỳ tới:" if rows else
-                  "Không có nhiệm vụ đến hạn hoàn thành trong kỳ tới."),
-            *([_table(["CT", "Nhiệm vụ", "Cơ quan chủ trì", "Hạn", "Tình trạng", "Tiến độ (%)"], rows,
-                      [5, 37, 22, 13, 13, 10], "", (5,))] if rows else [])]
+            ("p", "Có " + _listed(len(due), BODY_ROWS, "nhiệm vụ đến hạn hoàn thành trong kỳ tới", "Phụ lục 4")
+             if due else "Không có nhiệm vụ đến hạn hoàn thành trong kỳ tới."),
+            *([_table(DUE[0], _due_rows(due[:BODY_ROWS]), DUE[1], "", (5,))] if due else [])]
+
+
+def _annex_list(title: str, subtitle: str, spec: tuple, rows: list, what: str, key: str, empty: str,
+                num) -> dict:
+    """An annex of one of the long lists: its first ANNEX_ROWS rows, saying where the others are."""
+    annex = {"title": title, "subtitle": subtitle, "table": _table(spec[0], rows[:ANNEX_ROWS], spec[1], empty, num)}
+    if len(rows) > ANNEX_ROWS:
+        annex["note"] = (f"Phụ lục nêu {ANNEX_ROWS}/{len(rows)} {what}; {len(rows) - ANNEX_ROWS} {what} còn lại "
+                         f"có trong bản JSON của báo cáo (mục {key}) và bản xuất bảng tính.")
+    return annex
 
 
 def _annexes(r: dict) -> list[dict]:
-    """Phụ lục 1 (programmes) and Phụ lục 2 (units), as table specs."""
+    """Phụ lục 1 (programmes), 2 (units), 3 (overdue tasks), 4 (tasks due next period)."""
     def done(flag, no, day):
         return f"{no or 'Có'}, {fmt_date(day)}".strip(", ") if flag else "Chưa"
     progs = [[p["code"], p["title"], p["lead_unit_name"], done(p["issued"], p["document_no"], p["issued_on"]),
@@ -179,19 +220,23 @@ def _annexes(r: dict) -> list[dict]:
               *(str(p["tasks"][k]) for k in ("total", "not_started", "in_progress", "completed", "blocked",
                                              "cancelled", "overdue")), _pct(p["progress_pct"])]
              for p in r["programmes"]]
-    units = [[u["code"], u["name"], REPORT_STATUS.get((u.get("report") or {}).get("status"), "–"),
-              fmt_date((u.get("report") or {}).get("time")) or "–",
+    units = [[u["code"], u["name"], REPORT_STATUS.get((u.get("report") or {}).get("status"), "–"), _received(u),
               *(str(u["reports"][k]) for k in ("expected", "on_time", "late", "missing")), str(u["tasks_overdue"])]
              for u in r["units"]]
+    unit_spec = (["Mã", "Cơ quan, đơn vị", "Báo cáo kỳ này", "Ngày gửi", "Phải gửi", "Đúng hạn", "Muộn",
+                  "Chưa báo cáo", "Nhiệm vụ quá hạn"], [12, 34, 12, 10, 6, 6, 6, 7, 7])
+    due = (r.get("next_period") or {}).get("tasks_due", [])
     return [{"title": "PHỤ LỤC 1", "subtitle": "TÌNH HÌNH THỰC HIỆN CÁC CHƯƠNG TRÌNH", "table": _table(
                 ["Mã", "Tên chương trình", "Cơ quan chủ trì", "Ban hành", "Ban Chỉ đạo", "KH đã gửi",
                  "KH trả lại", "Tổng số NV", "Chưa triển khai", "Đang thực hiện", "Hoàn thành", "Vướng mắc",
                  "Hủy", "Quá hạn", "Tiến độ (%)"], progs, [3.5, 25, 10, 9, 8.5, *[4.4] * 10],
                 "Chưa có chương trình.", range(5, 15))},
-            {"title": "PHỤ LỤC 2", "subtitle": "TÌNH HÌNH BÁO CÁO CỦA CÁC CƠ QUAN, ĐƠN VỊ", "table": _table(
-                ["Mã", "Cơ quan, đơn vị", "Báo cáo kỳ này", "Ngày gửi", "Phải gửi", "Đúng hạn", "Muộn",
-                 "Chưa báo cáo", "Nhiệm vụ quá hạn"], units, [12, 34, 12, 10, 6, 6, 6, 7, 7],
-                "Chưa có cơ quan, đơn vị phải báo cáo.", range(4, 9))}]
+            _annex_list("PHỤ LỤC 2", "TÌNH HÌNH BÁO CÁO CỦA CÁC CƠ QUAN, ĐƠN VỊ", unit_spec, units,
+                        "cơ quan, đơn vị", "units", "Chưa có cơ quan, đơn vị phải báo cáo.", range(4, 9)),
+            _annex_list("PHỤ LỤC 3", "CÁC NHIỆM VỤ QUÁ HẠN", OVERDUE, _overdue_rows(r["overdue_tasks"]),
+                        "nhiệm vụ", "overdue_tasks", "Không có nhiệm vụ quá hạn.", (6,)),
+            _annex_list("PHỤ LỤC 4", "CÁC NHIỆM VỤ ĐẾN HẠN TRONG KỲ TỚI", DUE, _due_rows(due), "nhiệm vụ",
+                        "next_period.tasks_due", "Không có nhiệm vụ đến hạn hoàn thành trong kỳ tới.", (5,))]
 
 
 def _view(r: dict) -> dict:

@@ -19,7 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import claims, consumer, mongo, records
 
-from services.reports import domain
+from services.reports import domain, timeline
 from services.reports.live import REGISTRY as REGISTRY_KINDS, TASK_FIELDS, Live, Tally, TallyView, TaskWrites
 from services.reports.owned import Holdings
 from services.reports.snapshot import Snapshot, latest_by_subject, tasks_from_history, unit_reports_from_history
@@ -33,6 +33,7 @@ INDEXES: mongo.IndexSpec = {
     "supervisions": [IndexModel([("time", ASCENDING)])],
     "programmes": [], "units": [], "indicators": [], "settings": [], "issued": [], "indicator_values": [],
     "cycles": [], "archive": [], "counters": [], "claims": claims.INDEXES, "tallies": [],
+    timeline.TIMELINE: [], timeline.FACTS: [],
     "numbers": [IndexModel([("term", ASCENDING), ("cycle", ASCENDING)]),
                 IndexModel([("term", ASCENDING), ("n", ASCENDING)])],
 }
@@ -61,6 +62,7 @@ class ReportsStore:
         facts = [_fact(c) for c in changes if c["kind"] in FACT_KINDS or c.get("fact") is not None]
         if facts:
             await mongo.insert_many_once(self.db.history, facts)
+            await timeline.record(self.db, facts)
         async with self.holdings.lock:
             try:
                 await self._hold({c["state"]["programme"] for c in changes if c["kind"] == records.TASK})
@@ -213,20 +215,24 @@ class ReportsStore:
 
     async def as_of(self, *, cycle: str, window_start: str, cut_off: str, known_at: str) -> Snapshot:
         """The state as of `cut_off` (event time), over what had arrived by `known_at`."""
-        known = {"accepted_at": {"$lte": known_at}}
-        facts: dict[str, list[dict]] = {k: [] for k in ("plan", "task_report", "programme_issued",
-                                                        "indicator_value", "supervision")}
-        query = {"kind": {"$in": list(facts)}, "event_time": {"$lte": cut_off}, **known}  # served by an index
-        async for doc in self.db.history.find(query):
-            facts[doc["kind"]].append(doc)
-        plans, tasks = tasks_from_history(facts["plan"], facts["task_report"])
+        registry = await self._registry()
+        if await timeline.ready(self.db):
+            facts, reports = _by_kind(await timeline.facts_known(
+                self.db, programmes=[p["_id"] for p in registry["programmes"]], units=list(registry["units"]),
+                cycle=cycle, known_at=known_at), cycle=cycle, cut_off=cut_off)
+            task_facts = await timeline.task_reports(self.db, plans=facts["plan"], cut_off=cut_off, known_at=known_at)
+        else:  # a history older than the timeline (see timeline.record): read it whole
+            known = {"accepted_at": {"$lte": known_at}}
+            facts, reports = _by_kind([d async for d in self.db.history.find({"kind": {"$ne": "task_report"}, **known})],
+                                      cycle=cycle, cut_off=cut_off)
+            task_facts = [d async for d in self.db.history.find({"kind": "task_report",
+                                                                  "event_time": {"$lte": cut_off}, **known})]
+        plans, tasks = tasks_from_history(facts["plan"], task_facts)
         values: dict[str, list[dict]] = {}
         for fact in latest_by_subject(facts["indicator_value"]).values():
             values.setdefault(fact["data"]["indicator"], []).append(fact["data"])
-        # Unit reports fall due after the cut-off: they count as known at `known_at`, whenever made.
-        reports = [d async for d in self.db.history.find({"kind": "unit_report", "data.cycle": cycle, **known})]
         return Snapshot(
-            **await self._registry(),
+            **registry,
             issued={f["subject"]: f["data"] for f in latest_by_subject(facts["programme_issued"]).values()},
             plans=plans, tasks=tasks, indicator_values=values,
             unit_reports=unit_reports_from_history(reports),
@@ -285,6 +291,19 @@ APPLIERS = {**dict.fromkeys(REGISTRY_KINDS, ReportsStore._apply_registry),
             records.INDICATOR_VALUE: ReportsStore._apply_indicator_value,
             records.UNIT_REPORT: ReportsStore._apply_unit_report, records.SUPERVISION: ReportsStore._apply_supervision}
 KINDS = frozenset({*APPLIERS, records.TASK})  # every kind reports applies
+
+
+def _by_kind(facts: list[dict], *, cycle: str, cut_off: str) -> tuple[dict[str, list[dict]], list[dict]]:
+    """The facts dated on or before `cut_off` by kind, and the units' reports for `cycle`: they fall
+    due after the cut-off, so they count as known at `known_at`, whenever made."""
+    by_kind: dict[str, list[dict]] = {k: [] for k in ("plan", "programme_issued", "indicator_value", "supervision")}
+    reports = []
+    for fact in facts:
+        if fact["kind"] == "unit_report" and fact["data"].get("cycle") == cycle:
+            reports.append(fact)
+        elif fact["kind"] in by_kind and fact["event_time"] <= cut_off:
+            by_kind[fact["kind"]].append(fact)
+    return by_kind, reports
 
 
 def _fact(change: dict) -> dict:

@@ -137,3 +137,5 @@ def _docx_annexes(doc, view: dict) -> None:
             _docx_table(doc, value, 297 - 45, size=10)
         else:
             _para(doc, value)
+        if annex.get("note"):
+            _para(doc, annex["note"], italic=True)

@@ -211,8 +211,9 @@ async def test_poison(infra_stack, tmp_path):
         run.notes["refused_by_broker"] = await poison.over_the_limit(run.deployment)
 
     async def verify(run: Run) -> None:
-        # A bad record is tried again in the consumer (once it failed the same way twice it is
-        # decided), not read again from Kafka: those tries are this scenario's redeliveries.
+        # A bad record that fails in the handler is tried again in the consumer (once it failed the
+        # same way twice it is decided), not read again from Kafka: those tries are this scenario's
+        # redeliveries. One refused at the door (every consumer now reads through a model) is not.
         run.notes["dead_letters"], run.extra_redeliveries["tried_again"] = await poison.verify(run.deployment,
                                                                                                injected)
 

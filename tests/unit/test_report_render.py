@@ -291,3 +291,46 @@ def test_indicator_achievement_follows_the_direction(report):
     assert charts.achievement_pct(by_code["CT-01"]) == pytest.approx(2.92 / 7.5 * 100)
     assert charts.achievement_pct(by_code["CT-06"]) == pytest.approx(100.0)
     assert charts.achievement_pct(by_code["CT-20"]) is None
+
+
+def test_the_date_a_units_report_was_sent_is_the_day_it_arrived(report):
+    late = copy.deepcopy(report)
+    unit = next(u for u in late["units"] if u["code"] == "SO-XD")
+    unit["report"].update(time="2021-03-15T09:00:00+07:00", received_at="2021-03-22T09:30:00.000000Z")
+    html = render_html(late)
+    row = html[html.index("<td>Sở Xây dựng</td><td>Muộn</td>"):].split("</tr>")[0]
+    annex = html[html.index("<td>SO-XD</td>"):].split("</tr>")[0]
+    for shown in (row, annex):
+        assert "22/03/2021" in shown and "15/03/2021" not in shown
+
+
+def large_report(overdue: int, due: int, units: int) -> dict:
+    """The sample report with the long lists of a whole term at Hanoi's size."""
+    big = sample_report()
+    titles = [t["title"] for t in big["overdue_tasks"]]
+    big["overdue_tasks"] = [_task(f"t-{i:05d}", f"{titles[i % 3]} (đợt {i})", "02", "SO-KHDT",
+                                  "Sở Kế hoạch và Đầu tư", "2021-02-28", "in_progress", 15.0,
+                                  {"name": "Nguyễn Mạnh Quyền", "position": "Giám đốc Sở Kế hoạch và Đầu tư"})
+                            for i in range(overdue)]
+    big["next_period"]["tasks_due"] = [_task(f"n-{i:05d}", f"Thành lập Quỹ đổi mới sáng tạo (đợt {i})", "07",
+                                             "SO-KHCN", "Sở Khoa học và Công nghệ", "2021-06-15", "not_started",
+                                             0.0) for i in range(due)]
+    big["units"] = [_unit(f"U-{i:03d}", f"Ban Quản lý dự án số {i}", ("on_time", "late", "missing")[i % 3],
+                          "2021-03-18T11:00:00+07:00", f"{i}/BC") for i in range(units)]
+    return big
+
+
+def test_a_term_sized_report_keeps_its_body_short_and_its_annexes_bounded(tmp_path):
+    path = tmp_path / "large.pdf"
+    path.write_bytes(render_pdf(large_report(overdue=3000, due=1500, units=150)))
+    text = _nfc(subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, check=True,
+                               text=True).stdout)
+    pages = text.split("\f")
+    first_annex = next(i for i, page in enumerate(pages) if "PHỤ LỤC 1" in page)
+    assert first_annex < 15
+    assert len([p for p in pages if p.strip()]) <= 20
+    flat = " ".join(text.split())
+    assert "Có 3000 nhiệm vụ quá hạn; 10 đầu tiên nêu dưới đây, danh sách tại Phụ lục 3." in flat
+    assert "Phụ lục nêu 50/3000 nhiệm vụ; 2950 nhiệm vụ còn lại có trong bản JSON của báo cáo" in flat
+    assert "Phụ lục nêu 50/1500 nhiệm vụ; 1450 nhiệm vụ còn lại" in flat
+    assert "Phụ lục nêu 50/150 cơ quan, đơn vị; 100 cơ quan, đơn vị còn lại" in flat

@@ -1,0 +1,116 @@
+"""The timeline gives each task's latest status report as of a cut-off, as known at an
+instant, exactly as the history filtered by both clocks does: whatever the event times, the
+arrival times and the order and batches the reports are applied in."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shared.events import utc_iso
+
+from services.reports import timeline
+from services.reports.snapshot import latest_by_subject
+
+START = datetime(2020, 10, 1, tzinfo=timezone.utc)
+TASKS = ["T1", "T2", "T3", "T4"]
+PROGRAMMES = {"T1": "01", "T2": "01", "T3": "02", "T4": "02"}
+
+
+def instant(hours: int) -> str:
+    return utc_iso(START + timedelta(hours=hours))
+
+
+def report(n: int, task: str, event_h: int, delay_h: int, progress: int) -> dict:
+    """A history row of a status report, as ReportsStore keeps it."""
+    key = f"U:{n}"
+    return {"_id": key, "kind": "task_report", "subject": task, "programme": PROGRAMMES[task],
+            "version": f"{instant(event_h)}|{key}", "event_time": instant(event_h),
+            "accepted_at": instant(event_h + delay_h), "data": {"status": "in_progress", "progress": progress}}
+
+
+class Store:
+    """The documents as `timeline.record` leaves them, in memory."""
+
+    def __init__(self):
+        self.docs: dict[str, dict] = {}
+
+    def record(self, facts: list[dict]) -> None:
+        opened = {d["programme"]: d for k, d in self.docs.items() if k.startswith("open|")}
+        seals, late, opens = timeline.build(opened, facts)
+        for doc in seals:
+            self.docs.setdefault(doc["_id"], doc)
+        for key, entries in late.items():
+            self.docs.setdefault(key, {"_id": key, "entries": []})["entries"] += entries
+        for doc in opens:
+            self.docs[doc["_id"]] = doc
+
+
+def expected(facts: list[dict], cut_off: str, known_at: str) -> dict[str, tuple]:
+    known = [f for f in facts if f["event_time"] <= cut_off and f["accepted_at"] <= known_at]
+    return {t: (f["version"], f["data"]["progress"]) for t, f in latest_by_subject(known).items()}
+
+
+def answer(docs: dict[str, dict], cut_off: str, known_at: str) -> dict[str, tuple]:
+    """`timeline.task_reports` over the documents in memory: only those it asks for, round by round."""
+    plans = [{"programme": p, "data": {"tasks": [{"task_id": t} for t in TASKS if PROGRAMMES[t] == p]}}
+             for p in ("01", "02")]
+    query = timeline.Query(plans, cut_off, known_at)
+    ids = query.first_ids()
+    while ids := query.step({i: docs[i] for i in ids if i in docs}):
+        pass
+    return got(query.rows())
+
+
+def got(rows: list[dict]) -> dict[str, tuple]:
+    return {r["subject"]: (r["version"], r["data"]["progress"]) for r in rows}
+
+
+HOURS = 24 * 365 * 2
+facts_st = st.lists(st.tuples(st.sampled_from(TASKS), st.integers(0, HOURS),
+                              st.one_of(st.integers(0, 2), st.integers(0, 24 * 30), st.integers(0, HOURS)),
+                              st.integers(0, 100)), min_size=1, max_size=40)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(facts_st, st.randoms(use_true_random=False), st.lists(st.tuples(st.integers(0, HOURS + 200), st.integers(0, 2 * HOURS)),
+                                                           min_size=1, max_size=8))
+def test_the_timeline_says_what_the_filtered_history_says(raw, rng, queries):
+    facts = [report(n, *item) for n, item in enumerate(raw)]
+    # applied roughly in arrival order, as consumed, in batches of any size
+    order = sorted(facts, key=lambda f: (f["accepted_at"], rng.random()))
+    if rng.random() < 0.3:
+        rng.shuffle(order)
+    store = Store()
+    while order:
+        size = rng.randint(1, 6)
+        store.record(order[:size])
+        order = order[size:]
+    for cut_h, known_h in queries:
+        cut_off = timeline.cut_off_after(instant(cut_h)) if rng.random() < 0.7 else instant(cut_h)
+        known_at = instant(known_h)
+        assert answer(store.docs, cut_off, known_at) == expected(facts, cut_off, known_at)
+
+
+def test_a_past_cut_off_known_later_is_answered_with_late_reports_counted_by_arrival():
+    facts = [report(1, "T1", 10, 1, 10),
+             report(2, "T1", 24 * 200, 1, 50),            # after the first cut-off: seals it
+             report(3, "T1", 24 * 70, 24 * 150, 30),      # dated before that cut-off, arriving months later
+             report(4, "T3", 24 * 71, 24 * 300, 40)]
+    store = Store()
+    for fact in sorted(facts, key=lambda f: f["accepted_at"]):
+        store.record([fact])
+    cut_off = timeline.cut_off_after(instant(24 * 70))
+    seen = {known_h: answer(store.docs, cut_off, instant(known_h)) for known_h in (24 * 100, 24 * 250, 24 * 400)}
+    assert seen == {known_h: expected(facts, cut_off, instant(known_h)) for known_h in seen}
+    assert seen[24 * 100]["T1"][1] == 10 and "T3" not in seen[24 * 100]
+    assert seen[24 * 400]["T1"][1] == 30 and seen[24 * 400]["T3"][1] == 40
+
+
+def test_cut_offs_are_the_ends_of_the_fourteenth_of_each_quarters_last_month_in_hanoi():
+    assert timeline.cut_off_after("2021-03-14T16:59:59.999999Z") == "2021-03-14T16:59:59.999999Z"
+    assert timeline.cut_off_after("2021-03-14T17:00:00.000000Z") == "2021-06-14T16:59:59.999999Z"
+    assert timeline.cut_off_after("2021-12-20T00:00:00.000000Z") == "2022-03-14T16:59:59.999999Z"
+    assert timeline.next_cut_off("2021-12-14T16:59:59.999999Z") == "2022-03-14T16:59:59.999999Z"
