@@ -45,6 +45,6 @@ bench: setup  ## benchmarks: ingest throughput, freshness, pipeline, replay, rep
 	@$(PY) bench/ferretdb.py --repeat 3
 	@$(PY) bench/ingest.py --duration 10 --repeat 3
 	@$(PY) bench/freshness.py --rate 500 --duration 10 --repeat 3 --drain 60
-	@$(PY) bench/pipeline.py --scale 0.01 --repeat 2 --timeout 600
-	@$(PY) bench/replay.py --scale 0.01 --repeat 1
-	@$(PY) bench/reports.py --scale 0.02 --repeat 3
+	@$(PY) bench/pipeline.py --scale 0.05 --repeat 2 --timeout 1200
+	@$(PY) bench/replay.py --scale 0.05 --repeat 1
+	@$(PY) bench/reports.py --scale 1 --repeat 1
