@@ -8,6 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pymongo.errors import ConnectionFailure
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
 
 from services.ingest import access, asyncapi, domain, handlers, openapi, problems, service
@@ -20,6 +21,15 @@ from shared.runtime import Runtime, create_app
 
 
 log = structlog.get_logger("nqt.ingest")
+
+
+class AnythingConvertor(PathConvertor):
+    """Any event id, line breaks too: Starlette's `path` (`.*`) stops at a newline, and a path that
+    matches no route is a 404 before the caller's key is checked."""
+    regex = r"[\s\S]*"
+
+
+register_url_convertor("anything", AnythingConvertor())
 
 
 def build(settings: IngestSettings | None = None) -> FastAPI:
@@ -86,7 +96,7 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
             log.info("events accepted", count=len(ids), event_ids=ids[:20])
         return {"accepted": len(ids), "ids": ids}
 
-    @app.get("/v1/events/{id:path}", response_model=None, responses=openapi.GET_RESPONSES,
+    @app.get("/v1/events/{id:anything}", response_model=None, responses=openapi.GET_RESPONSES,
              openapi_extra=openapi.GET_EVENT_EXTRA, summary="The status and outcome of one of the caller's own events")
     async def get_event(request: Request) -> dict:
         who = await caller(request)

@@ -81,12 +81,16 @@ async def test_only_a_good_key_of_the_events_own_unit_gets_in(isolated):
                    "unknown": await post("UNKNOWN", auth("nqt_0000000000000000_nothing")),
                    "other unit": await client.post("/v1/events", json=update("SO-TC", "FOREIGN"), headers=auth(good)),
                    "status, revoked": await client.get("/v1/events/MARK", headers=auth(revoked)),
+                   # an id with a line break is still an id: the key is judged first, not a 404
+                   "status of a two-line id, revoked": await client.get("/v1/events/A%0AB", headers=auth(revoked)),
+                   "status of a two-line id": await client.get("/v1/events/A%0AB", headers=auth(good)),
                    "good": await post("MARK", auth(good))}
         published = await accepted_ids(settings, "MARK")
 
     assert {name: r.status_code for name, r in answers.items()} == {
         "no key": 401, "revoked": 401, "expired": 401, "forged": 401, "unknown": 401, "other unit": 403,
-        "status, revoked": 401, "good": 202}
+        "status, revoked": 401, "status of a two-line id, revoked": 401, "status of a two-line id": 404,
+        "good": 202}
     assert all(r.headers["content-type"] == "application/problem+json" for r in list(answers.values())[:-1])
     assert "revoked" in answers["revoked"].json()["detail"] and "expired" in answers["expired"].json()["detail"]
     assert answers["forged"].json()["detail"] == "unknown API key"  # nothing told about a key one does not hold
