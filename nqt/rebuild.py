@@ -21,7 +21,7 @@ from shared.topics import Topics
 
 from services.ingest import handlers as ingest_handlers, service as ingest_service
 from services.ingest.store import INDEXES as INGEST_INDEXES, IngestStore
-from services.notify import handlers as notify_handlers
+from services.notify import handlers as notify_handlers, service as notify_service
 from services.notify.store import INDEXES as NOTIFY_INDEXES, NotifyStore
 from services.programs import handlers as programs_handlers
 from services.programs.service import Accepted, ProgramsService
@@ -117,9 +117,9 @@ async def _notify_changes(store: NotifyStore, changes: list[records.Change]) -> 
             if change.seq > (latest[change.id].seq if change.id in latest else -1):
                 latest[change.id] = change
         else:
-            await notify_handlers.keep(store, change)
+            await notify_service.keep(store=store, change=change)
     for change in latest.values():
-        await notify_handlers.keep(store, change)
+        await notify_service.keep(store=store, change=change)
 
 
 def appliers(service: str, db, topics: Topics, skipped: Skipped, *, hold_seconds: float,

@@ -4,7 +4,7 @@ Each topic is read in batches (`consumer.apply_batch`): a record that cannot be 
 decided (dead-lettered) once it failed the same way twice, an outage is waited out, and
 the handlers below take one record at a time, so a batch read again sends nothing twice
 (every notice is sent once, by its identity). Records are read through their models
-(`shared.records`); a change is handled by its kind (`ON_CHANGE`), and a kind notify does
+(`shared.records`); a change is handled by its kind (`service.ON_CHANGE`), and a kind notify does
 not know is refused at the door, dead-lettered with the reason."""
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ from shared import consumer, kafka, metrics, records
 from shared.clock import Clock
 from shared.runtime import Runtime
 
-from services.notify.service import Notifier
-from services.notify.store import NotifyStore
+from services.notify.service import Notifier, keep, kept
 
 log = logging.getLogger("nqt.notify")
 Handle = Callable[[Notifier, Any], Awaitable[None]]
-Keep = Callable[[NotifyStore, records.Change], Awaitable[None]]
 
 
 def register(runtime: Runtime, group_id: str, notifier_for, clock: Clock) -> None:
@@ -51,56 +49,17 @@ async def handle_each(notifier: Notifier, role: str, values: list, handle: Handl
             await handle(notifier, value)
 
 
-# --- changes, by kind: what notify keeps of each (sending nothing, so a replay reuses it) ---
-async def _registry(store: NotifyStore, change: records.Change) -> None:
-    """Units are recipients; the registry's header names who receives the reports."""
-    await store.put_registry(change.kind, change.state)
-
-
-async def _task(store: NotifyStore, change: records.Change) -> None:
-    """A task's deadline and status drive its reminders and escalations."""
-    await store.put_task(change.id, change.seq, change.state)
-
-
-async def _unit_report(store: NotifyStore, change: records.Change) -> None:
-    """A unit that reported for a cycle is no longer reminded of it."""
-    await store.put_unit_report(change.state["unit"], change.state["cycle"])
-
-
-async def _ignored(store: NotifyStore, change: records.Change) -> None:
-    """A kind no notice depends on."""
-
-
-ON_CHANGE: dict[str, Keep] = {
-    records.UNIT: _registry, records.SETTINGS: _registry, records.TASK: _task, records.UNIT_REPORT: _unit_report,
-    **dict.fromkeys((records.PROGRAMME, records.INDICATOR, records.PLAN, records.PROGRAMME_ISSUED,
-                     records.INDICATOR_VALUE, records.SUPERVISION), _ignored),
-}
-
-
-def _handler(kind: str) -> Keep:
-    if kind not in ON_CHANGE:
-        raise consumer.Poison(f"unknown change kind {kind[:200]!r}: notify handles or ignores "
-                              f"{', '.join(ON_CHANGE)}")
-    return ON_CHANGE[kind]
-
-
 def read_change(value: bytes) -> records.Change:
-    """A change of a kind notify knows (`ON_CHANGE`); Poison, with the reason, otherwise."""
+    """A change of a kind notify knows (`service.ON_CHANGE`); Poison, with the reason, otherwise."""
     change = records.read_change(value)
-    _handler(change.kind)
+    kept(change.kind)
     return change
-
-
-async def keep(store: NotifyStore, change: records.Change) -> None:
-    """Keep what notify needs to know of a change; send nothing."""
-    await _handler(change.kind)(store, change)
 
 
 async def on_change(notifier: Notifier, change: records.Change, clock: Clock) -> None:
     """Keep what the change says; a unit just known gets the notices that waited for it."""
     metrics.event("notify", f"change.{change.kind}", "received")
-    await keep(notifier.store, change)
+    await keep(store=notifier.store, change=change)
     if change.kind == records.UNIT:
         async with httpx.AsyncClient(timeout=60) as fetch:
             await notifier.recipient_known(change.state["code"], clock.today(), fetch)

@@ -8,6 +8,7 @@ import hashlib
 import logging
 from dataclasses import asdict
 from datetime import date
+from typing import Awaitable, Callable
 
 import httpx
 from bson import Binary
@@ -20,6 +21,48 @@ from shared import metrics, records
 from shared.consumer import Poison
 
 log = logging.getLogger("nqt.notify")
+
+
+Keep = Callable[[NotifyStore, records.Change], Awaitable[None]]
+
+
+# --- changes, by kind: what notify keeps of each (sending nothing, so a replay reuses it) ---
+async def _registry(store: NotifyStore, change: records.Change) -> None:
+    """Units are recipients; the registry's header names who receives the reports."""
+    await store.put_registry(change.kind, change.state)
+
+
+async def _task(store: NotifyStore, change: records.Change) -> None:
+    """A task's deadline and status drive its reminders and escalations."""
+    await store.put_task(change.id, change.seq, change.state)
+
+
+async def _unit_report(store: NotifyStore, change: records.Change) -> None:
+    """A unit that reported for a cycle is no longer reminded of it."""
+    await store.put_unit_report(change.state["unit"], change.state["cycle"])
+
+
+async def _ignored(store: NotifyStore, change: records.Change) -> None:
+    """A kind no notice depends on."""
+
+
+ON_CHANGE: dict[str, Keep] = {
+    records.UNIT: _registry, records.SETTINGS: _registry, records.TASK: _task, records.UNIT_REPORT: _unit_report,
+    **dict.fromkeys((records.PROGRAMME, records.INDICATOR, records.PLAN, records.PROGRAMME_ISSUED,
+                     records.INDICATOR_VALUE, records.SUPERVISION), _ignored),
+}
+
+
+def kept(kind: str) -> Keep:
+    """What notify keeps of a change of `kind`; Poison, with the reason, for a kind it does not know."""
+    if kind not in ON_CHANGE:
+        raise Poison(f"unknown change kind {kind[:200]!r}: notify handles or ignores {', '.join(ON_CHANGE)}")
+    return ON_CHANGE[kind]
+
+
+async def keep(*, store: NotifyStore, change: records.Change) -> None:
+    """Keep what notify needs to know of a change; send nothing."""
+    await kept(change.kind)(store, change)
 
 
 class Notifier:

@@ -28,7 +28,7 @@ def test_every_inbound_event_type_has_a_rule_in_programs():
 
 @pytest.mark.parametrize("service, module, name", [
     ("reports", "services.reports.store", "KINDS"),  # APPLIERS, and tasks written together per batch
-    ("notify", "services.notify.handlers", "ON_CHANGE"),
+    ("notify", "services.notify.service", "ON_CHANGE"),
 ])
 def test_every_change_kind_is_handled_or_ignored(service, module, name):
     handlers = table(module, name)
