@@ -565,15 +565,21 @@ def report(args, results: list[Result], n: int, tasks: int) -> int:
     return 0
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def term_arguments(parser: argparse.ArgumentParser, *, repeat: int, timeout: float, timeout_help: str) -> None:
+    """The options of a run over a generated term (this script's and bench/replay.py's)."""
     parser.add_argument("--scale", type=float, default=0.01,
                         help="fraction of the full term (20,000 tasks, 1,000,000 events); default 0.01")
-    parser.add_argument("--repeat", type=int, default=3, help="runs, each on fresh topics and databases (3)")
-    parser.add_argument("--timeout", type=float, default=600.0,
-                        help="seconds a run may take before it is cut off and reported as censored (600)")
+    parser.add_argument("--repeat", type=int, default=repeat,
+                        help=f"runs, each on fresh topics and databases ({repeat})")
+    parser.add_argument("--timeout", type=float, default=timeout, help=f"{timeout_help} ({timeout:g})")
     parser.add_argument("--batch", type=int, default=1000, help="documents per insert_many of the baseline (1000)")
     parser.add_argument("--seed", type=int, default=17, help="of the generated term (17, as bench/reports.py)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    term_arguments(parser, repeat=3, timeout=600.0,
+                   timeout_help="seconds a run may take before it is cut off and reported as censored")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy profiles of programs and reports during the first run, in bench/results/profiles/")
     parser.add_argument("--profile-duration", type=float, default=60.0, help="seconds profiled (60, at most --timeout)")

@@ -130,14 +130,9 @@ def report(args, results: list[Result], n: int, tasks: int) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", type=float, default=0.01,
-                        help="fraction of the full term (20,000 tasks, 1,000,000 events); default 0.01")
-    parser.add_argument("--repeat", type=int, default=1, help="runs, each on fresh topics and databases (1)")
-    parser.add_argument("--timeout", type=float, default=3600.0,
-                        help="seconds the pipeline filling the log may take (3600)")
+    pipeline.term_arguments(parser, repeat=1, timeout=3600.0,
+                            timeout_help="seconds the pipeline filling the log may take")
     parser.add_argument("--replay-batch", type=int, default=5000, help="records the replay applies together (5000)")
-    parser.add_argument("--batch", type=int, default=1000, help="documents per insert_many of the baseline (1000)")
-    parser.add_argument("--seed", type=int, default=17, help="of the generated term (17, as bench/reports.py)")
     args = parser.parse_args()
     args.profile, args.profile_duration = False, 0.0  # pipeline.one_run's options this script does not offer
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
