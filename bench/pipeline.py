@@ -588,13 +588,18 @@ def main() -> int:
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     if not 0 < args.scale <= 1 or args.repeat < 1 or args.timeout <= 0 or args.batch < 1:
         parser.error("--scale in (0, 1]; --repeat >= 1; --timeout > 0; --batch >= 1")
+    return run_term(args, label="bench-pipeline", one_run=one_run, report=report)
+
+
+def run_term(args, *, label: str, one_run, report) -> int:
+    """Generate the term, make --repeat runs of it (each on a prefix of its own), then report them."""
     started = time.monotonic()
     term = Term(args.scale, args.seed)
     n = sum(len(t.times) for t in term.tasks) + len(sentinels(term))
     print(f"generated the term in {time.monotonic() - started:.1f} s: {len(term.units)} units, {len(term.plans):,} "
           f"plans, {len(term.tasks):,} tasks, {n:,} task.updated events", flush=True)
     results = []
-    with harness.infrastructure(label="bench-pipeline") as infra:
+    with harness.infrastructure(label=label) as infra:
         logs = infra.workdir / "logs"
         for n_run in range(1, args.repeat + 1):
             print(f"run {n_run}/{args.repeat} (prefix {infra.prefix}r{n_run}):", flush=True)

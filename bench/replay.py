@@ -26,7 +26,6 @@ import asyncio
 import logging
 import os
 import sys
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -138,18 +137,7 @@ def main() -> int:
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     if not 0 < args.scale <= 1 or args.repeat < 1 or args.timeout <= 0 or args.batch < 1 or args.replay_batch < 1:
         parser.error("--scale in (0, 1]; --repeat >= 1; --timeout > 0; --batch, --replay-batch >= 1")
-    started = time.monotonic()
-    term = Term(args.scale, args.seed)
-    n = sum(len(t.times) for t in term.tasks) + len(pipeline.sentinels(term))
-    print(f"generated the term in {time.monotonic() - started:.1f} s: {len(term.plans):,} plans, "
-          f"{len(term.tasks):,} tasks, {n:,} task.updated events", flush=True)
-    results = []
-    with harness.infrastructure(label="bench-replay") as infra:
-        logs = infra.workdir / "logs"
-        for n_run in range(1, args.repeat + 1):
-            print(f"run {n_run}/{args.repeat} (prefix {infra.prefix}r{n_run}):", flush=True)
-            results.append(one_run(infra, n_run, term, args, logs))
-    return report(args, results, n, len(term.tasks))
+    return pipeline.run_term(args, label="bench-replay", one_run=one_run, report=report)
 
 
 if __name__ == "__main__":
