@@ -64,6 +64,15 @@ def spread(values: Iterable[float]) -> tuple[float, float, float]:
     return min(values), statistics.median(values), max(values)
 
 
+def peak_rss(runs: Iterable[dict[str, float]]) -> dict[str, float]:
+    """Each process's peak RSS (MB) over several runs' peaks."""
+    peaks: dict[str, float] = {}
+    for run in runs:
+        for name, mb in run.items():
+            peaks[name] = max(peaks.get(name, 0.0), mb)
+    return peaks
+
+
 def summary(values: Iterable[float]) -> dict[str, float]:
     lo, mid, hi = spread(values)
     return {"min": lo, "median": mid, "max": hi}

@@ -506,10 +506,7 @@ def report(args, results: list[Result], n: int, tasks: int) -> int:
     rate, base = harness.spread(rates)[1], harness.spread(bases)[1]
     ratio = rate / base if base else float("nan")
     censored = any(r.censored for r in results)
-    rss: dict[str, float] = {}
-    for r in results:
-        for name, mb in r.rss.items():
-            rss[name] = max(rss.get(name, 0.0), mb)
+    rss = harness.peak_rss([r.rss for r in results])
     print()
     print(f"Pipeline throughput: {n:,} task.updated events ({tasks:,} tasks, --scale {args.scale:g}) on "
           f"events.accepted -> programs -> reports, from a cold start of the services until GET /v1/status shows "

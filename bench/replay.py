@@ -92,10 +92,7 @@ def report(args, results: list[Result], n: int, tasks: int) -> int:
     bases = [r.base["events_per_s"] for r in results]
     ratios = [r.rate / r.base["events_per_s"] for r in results]
     rate, base = harness.spread(rates)[1], harness.spread(bases)[1]
-    rss: dict[str, float] = {}
-    for r in results:
-        for name, mb in r.rss.items():
-            rss[name] = max(rss.get(name, 0.0), mb)
+    rss = harness.peak_rss([r.rss for r in results])
     print()
     print(f"Replay: the programs and reports state rebuilt from events.accepted and programs.changes "
           f"({n:,} task.updated events, {tasks:,} tasks, --scale {args.scale:g}); --repeat {args.repeat}")
