@@ -60,6 +60,10 @@ class TooLarge(Refusal):
     """Too many events, or an event too large to publish."""
 
 
+class Unsupported(Refusal):
+    """An upload that is not a spreadsheet ingest takes (not .xlsx, or with macros)."""
+
+
 class InvalidEvents(Refusal):
     """Events that break the contract; nothing of the batch is published."""
 
