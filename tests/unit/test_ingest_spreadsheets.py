@@ -227,3 +227,17 @@ def test_rows_past_the_limit_are_refused_while_reading():
         workbook["Chỉ tiêu"].append(["CT-01", None, None, "2021", n, None, date(2021, 3, 1)])
     with pytest.raises(domain.TooLarge, match="more than 20 rows"):
         uploads.read_rows(saved(workbook), max_rows=20)
+
+
+def test_a_binary_upload_is_signed_over_its_bytes_as_a_text_body_is():
+    from standardwebhooks import Webhook
+
+    secret = domain.new_signing_secret()
+    text = b'{"id": "E-1"}'
+    assert domain.signature(secret, "id-1", NOW, text) == Webhook(secret).sign("id-1", NOW, text.decode())
+    body = saved(progress_filled())
+    signed = {"webhook-id": "id-2", "webhook-timestamp": str(int(NOW.timestamp())),
+              "webhook-signature": domain.signature(secret, "id-2", NOW, body)}
+    assert domain.signed_id(signed, body, [secret], at=NOW) == "id-2"
+    with pytest.raises(domain.Unauthenticated, match="no matching signature"):
+        domain.signed_id(signed, body + b"\0", [secret], at=NOW)
