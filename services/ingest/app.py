@@ -127,7 +127,7 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
             log.info("import accepted", import_id=answer["import"], count=answer["accepted"])
         return answer
 
-    @app.get("/v1/imports/{id}", response_model=None, responses=openapi.GET_RESPONSES,
+    @app.get("/v1/imports/{id}", response_model=None, responses=openapi.IMPORT_STATUS_RESPONSES,
              openapi_extra={"security": openapi.SECURITY}, summary="Each row of one of the caller's imports and its outcome")
     async def get_import(request: Request, id: str) -> dict:
         who = await caller(request)

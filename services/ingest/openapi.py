@@ -110,6 +110,19 @@ IMPORT_RESPONSES = {
     422: _problem(422) | {"description": "Bad cells, each named by sheet and cell (`sheet`, `cell`, `detail`, "
                                          "`detail_vi`); or a workbook that cannot be read. Nothing was imported."},
 }
+IMPORT_STATUS_RESPONSES = {
+    200: {"description": "Each row of the import: where it is, its event id, and that event's outcome.",
+          "content": {"application/json": {"schema": {
+              "type": "object", "required": ["import", "unit", "uploaded_at", "counts", "rows"],
+              "properties": {"import": {"type": "string"}, "unit": {"type": "string"},
+                             "uploaded_at": {"type": "string"}, "counts": {"type": "object"},
+                             "rows": {"type": "array", "items": {
+                                 "type": "object", "required": ["sheet", "row", "event_id", "type", "outcome"],
+                                 "properties": {"sheet": {"type": "string"}, "row": {"type": "integer"},
+                                                "event_id": {"type": "string"}, "type": {"type": "string"},
+                                                "outcome": {"type": "object"}}}}}}}}},
+    **EVERY_REQUEST, 404: _problem(404),
+}
 IMPORT_EXTRA = {"security": SECURITY, "parameters": SIGNATURE_PARAMETERS, "requestBody": {
     "required": True, "description": "A filled-in template (.xlsx) in the form field `file`; at most 10 MB and "
                                      "20,000 rows (NQT_INGEST_MAX_UPLOAD_BYTES, NQT_INGEST_MAX_UPLOAD_ROWS).",
