@@ -167,6 +167,9 @@ async def record_outcome(*, store: IngestStore, outcome: dict) -> None:
     metrics.event("ingest", outcome.get("type"), outcome["outcome"], outcome.get("code", ""))
 
 
+INDICATOR_FIELDS = ("name", "measure", "responsible_unit")  # what the indicators template shows
+
+
 async def keep_change(*, store: IngestStore, term: Term, change: dict) -> None:
     """Keep what ingest needs of a `programs.changes` record: a unit (who may publish on Kafka),
     the term (bounds an event's time), and what a unit's templates are pre-filled with
@@ -182,9 +185,6 @@ async def keep_change(*, store: IngestStore, term: Term, change: dict) -> None:
         await store.put_entry("indicators", state["code"], {f: state.get(f) for f in INDICATOR_FIELDS})
     elif kind == "task":
         await store.put_task(change["id"], int(change.get("seq") or 0), state)
-
-
-INDICATOR_FIELDS = ("name", "measure", "responsible_unit")
 
 
 async def keep_cycle(*, store: IngestStore, due: dict) -> None:
