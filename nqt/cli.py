@@ -13,6 +13,7 @@ from faststream.kafka import KafkaBroker
 
 from shared import accepted, kafka
 from nqt.dlq import dlq_app
+from nqt.imports import import_command
 from nqt.keys import keys_app
 from nqt.replay import replay_command
 from shared.events import InvalidEvent
@@ -25,6 +26,7 @@ app.add_typer(registry_app, name="registry")
 app.add_typer(keys_app, name="keys")
 app.add_typer(dlq_app, name="dlq")
 app.command("replay")(replay_command)
+app.command("import")(import_command)
 
 
 @registry_app.command("load")

@@ -140,10 +140,12 @@ def appliers(service: str, db, topics: Topics, skipped: Skipped, *, hold_seconds
         return [Applier(service, topics.changes, batch(report_changes.read, ReportsStore(db).apply_changes))]
     if service == "ingest":
         store, term = IngestStore(db), ingest_service.Term()
-        keep = _each(lambda change: ingest_service.keep_registry(store=store, term=term, change=change))
+        keep = _each(lambda change: ingest_service.keep_change(store=store, term=term, change=change))
         outcomes = partial(ingest_handlers.record_outcomes, store)
+        cycles = _each(lambda due: ingest_service.keep_cycle(store=store, due=due.model_dump()))
         return [Applier(service, topics.outcomes, batch(ingest_handlers.read_outcome, outcomes)),
-                Applier(service, topics.changes, batch(fields(ingest_handlers.CHANGE_FIELDS), keep))]
+                Applier(service, topics.changes, batch(fields(ingest_handlers.CHANGE_FIELDS), keep)),
+                Applier(service, topics.due, batch(records.read_due, cycles))]
     if service == "notify":
         store = NotifyStore(db)
         return [Applier(service, topics.changes, batch(notify_handlers.read_change,

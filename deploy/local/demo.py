@@ -1,8 +1,9 @@
 """A realistic first quarter of 2021 in Hanoi, driven through the public HTTP API of
 the running stack (`make up`, with the reports clock at 15 March 2021, the day after
 the quarter's cut-off): the Office issues 8 of the 10 programmes, departments and
-districts submit plans and report progress, one plan breaks the rules, the Front
-records a finding, units send their quarterly reports (some late). Then the live
+districts submit plans and report progress, one district (Hoàn Kiếm) works in Excel and
+uploads its plan and quarterly report as filled-in templates, one plan breaks the rules,
+the Front records a finding, units send their quarterly reports (some late). Then the live
 status is printed and written to out/, with the report to the Standing Committee
 for 2021-Q1 in JSON, HTML, PDF and DOCX.
 
@@ -10,6 +11,7 @@ Task titles, people (fictional names) and dates are illustrative sample data."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -19,6 +21,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
+import openpyxl
 import yaml
 
 from deploy.local.stack import LOCAL, REGISTRY, ROOT
@@ -148,6 +151,47 @@ def scenario() -> list[tuple[str, list[dict]]]:
     return batches
 
 
+SPREADSHEET_UNIT = "Q-HOANKIEM"  # a district with no system of its own: it fills in templates
+SPREADSHEET_TASKS = [("Chỉnh trang không gian đi bộ quanh hồ Hoàn Kiếm", "2021-09-30"),
+                     ("Số hóa hồ sơ thủ tục hành chính cấp phường", "2021-06-30")]
+
+
+def spreadsheet_district(env: dict[str, str], key: str) -> int:
+    """Hoàn Kiếm downloads the plan template, fills it in and uploads it with `nqt import`; then
+    its quarterly report the same way. 0 when both were applied."""
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=env["NQT_INGEST_URL"], timeout=30, headers=headers) as ingest:
+        plan = _template(ingest, "plan")
+        plan["Kế hoạch"].append(["KH-03-QHK", "03", "Kế hoạch chỉnh trang đô thị quận Hoàn Kiếm năm 2021",
+                                 "18/KH-UBND", date(2021, 1, 25)])
+        for n, (title, due) in enumerate(SPREADSHEET_TASKS, 1):
+            plan["Nhiệm vụ"].append(["KH-03-QHK", f"Q-HOANKIEM-03-{n:03d}", title, SPREADSHEET_UNIT,
+                                     "Đinh Văn Hải", "Phó Chủ tịch UBND quận", None, date.fromisoformat(due)])
+            plan["Lộ trình"].append([f"Q-HOANKIEM-03-{n:03d}", "Khảo sát, lập phương án", date(2021, 3, 31)])
+            plan["Lộ trình"].append([f"Q-HOANKIEM-03-{n:03d}", "Hoàn thành, báo cáo kết quả", date.fromisoformat(due)])
+        report = _template(ingest, "unit-report")
+        report["Báo cáo"]["A2"] = "2021-Q1"  # the cycle is opened once the stack's clock reaches it
+        for ref, value in {"B2": "27/BC-UBND", "C2": date(2021, 3, 15),
+                           "D2": "Quận đã ban hành kế hoạch, phân công nhiệm vụ, khảo sát hiện trạng."}.items():
+            report["Báo cáo"][ref] = value
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name, workbook in (("ke-hoach", plan), ("bao-cao-quy", report)):
+        path = OUT / f"{SPREADSHEET_UNIT}-{name}.xlsx"
+        workbook.save(path)
+        print(f"demo: {SPREADSHEET_UNIT} uploads {path.name} (nqt import)", flush=True)
+        done = subprocess.run([sys.executable, "-m", "nqt.cli", "import", str(path), "--unit", SPREADSHEET_UNIT,
+                               "--key", key, "--url", env["NQT_INGEST_URL"]], cwd=ROOT)
+        if done.returncode:
+            return done.returncode
+    return 0
+
+
+def _template(ingest: httpx.Client, kind: str) -> openpyxl.Workbook:
+    response = ingest.get(f"/v1/templates/{kind}.xlsx")
+    response.raise_for_status()
+    return openpyxl.load_workbook(io.BytesIO(response.content))
+
+
 def registry_indicators() -> list[dict]:
     return yaml.safe_load(REGISTRY.read_text(encoding="utf-8"))["indicators"]
 
@@ -176,6 +220,8 @@ def main() -> int:
                 print(f"demo: {unit} got {response.status_code}: {response.text}", file=sys.stderr)
                 return 1
             progress(f"demo: published {n}/{len(batches)} requests", done=n == len(batches))
+    if (failed := spreadsheet_district(env, keys[SPREADSHEET_UNIT])):
+        return failed
     status = wait_for_status(env["NQT_REPORTS_URL"], expected_tasks, len(UPDATES))
     OUT.mkdir(parents=True, exist_ok=True)
     written = write_report(env["NQT_REPORTS_URL"], "2021-Q1")

@@ -26,6 +26,19 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
+# Spreadsheets: LibreOffice Calc, headless, for the test that a template filled in it still
+# imports (units fill templates in Excel or LibreOffice alike); without its recommended extras.
+if ! dpkg -s libreoffice-calc >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing libreoffice-calc from Debian"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      libreoffice-calc >/dev/null
+  else
+    echo "setup: missing libreoffice-calc; install it (Debian: apt-get install libreoffice-calc)" >&2
+    exit 1
+  fi
+fi
+
 if ! command -v uv >/dev/null || [ "$(uv --version | cut -d' ' -f2)" != "$UV_VERSION" ]; then
   echo "setup: installing uv $UV_VERSION from PyPI"
   python3 -m pip install -q --disable-pip-version-check "uv==$UV_VERSION"

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pymongo.errors import ConnectionFailure
 from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
 
-from services.ingest import access, asyncapi, domain, handlers, openapi, problems, service
+from services.ingest import access, asyncapi, domain, handlers, openapi, problems, service, spreadsheets
 from services.ingest.problems import ProblemError, problem_response
 from services.ingest.settings import IngestSettings
 from services.ingest.store import INDEXES, IngestStore
@@ -103,6 +104,35 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
         event_id = request.path_params["id"]  # read here, not validated by FastAPI: any string is an id
         return await service.event_status(store=store(), unit=who.unit, event_id=event_id)
 
+    @app.get("/v1/templates/{kind}.xlsx", response_model=None, responses=openapi.TEMPLATE_RESPONSES,
+             openapi_extra={"security": openapi.SECURITY},
+             summary="An Excel template (plan, progress, indicators, unit-report), pre-filled for the caller's unit")
+    async def get_template(request: Request, kind: str) -> Response:
+        who = await caller(request)
+        body = await spreadsheets.template(store=store(), unit=who.unit, kind=kind,
+                                           today=datetime.now(ZoneInfo(settings.timezone)).date())
+        return Response(body, media_type=XLSX,
+                        headers={"Content-Disposition": f'attachment; filename="{who.unit}-{kind}.xlsx"'})
+
+    @app.post("/v1/imports", status_code=202, response_model=None, responses=openapi.IMPORT_RESPONSES,
+              openapi_extra=openapi.IMPORT_EXTRA, summary="Upload a filled-in template: every row becomes an event")
+    async def post_import(request: Request) -> dict:
+        who = await caller(request)
+        with logs.about_event(event_id=None, unit=who.unit):
+            body = await read_body(request, settings.ingest_max_upload_bytes)
+            answer = await spreadsheets.submit_import(
+                broker=runtime.broker, topic=settings.topics.accepted, store=store(), guard=guard, term=term,
+                caller=who, body=body, headers=request.headers, bounds=bounds,
+                max_rows=settings.ingest_max_upload_rows, timeout_s=settings.ingest_publish_timeout_s)
+            log.info("import accepted", import_id=answer["import"], count=answer["accepted"])
+        return answer
+
+    @app.get("/v1/imports/{id}", response_model=None, responses=openapi.IMPORT_STATUS_RESPONSES,
+             openapi_extra={"security": openapi.SECURITY}, summary="Each row of one of the caller's imports and its outcome")
+    async def get_import(request: Request, id: str) -> dict:
+        who = await caller(request)
+        return await spreadsheets.import_status(store=store(), unit=who.unit, import_id=id)
+
     @app.get("/asyncapi.json", include_in_schema=False)
     async def asyncapi_document() -> dict:
         """Kafka intake (inbound.events), as /openapi.json is the HTTP API."""
@@ -120,6 +150,9 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
         return {"unit": who.unit, "key_id": who.key_id}
 
     return app
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -1,12 +1,13 @@
 """Subscribers of ingest: the outcomes of the events it accepted, events published
 straight to Kafka (`inbound.events`) and what ingest keeps of the registry: the units
-that may publish there and the term that bounds when events may have happened."""
+that may publish there and the term that bounds when events may have happened; and what
+a unit's spreadsheet templates are pre-filled with (its tasks, the open cycle)."""
 
 from __future__ import annotations
 
 from faststream.kafka.annotations import KafkaMessage
 
-from shared import consumer, kafka, metrics
+from shared import consumer, kafka, metrics, records
 from shared.runtime import Runtime
 
 from services.ingest import access, domain, intake, service
@@ -57,4 +58,10 @@ def register(runtime: Runtime, group_id: str, term: service.Term | None = None,
                                ack_policy=kafka.COMMIT_AFTER_WRITE, auto_offset_reset="earliest")
     async def on_change(msg: KafkaMessage) -> None:
         change = kafka.record(msg.body, required=CHANGE_FIELDS)
-        await service.keep_registry(store=IngestStore(runtime.db), term=term, change=change)
+        await service.keep_change(store=IngestStore(runtime.db), term=term, change=change)
+
+    @runtime.broker.subscriber(topics.due, group_id=f"{group_id}.due",
+                               ack_policy=kafka.COMMIT_AFTER_WRITE, auto_offset_reset="earliest")
+    async def on_due(msg: KafkaMessage) -> None:
+        due = records.read_due(msg.body)
+        await service.keep_cycle(store=IngestStore(runtime.db), due=due.model_dump())

@@ -94,6 +94,41 @@ WHOAMI_RESPONSES = {
     **EVERY_REQUEST,
 }
 
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+TEMPLATE_RESPONSES = {
+    200: {"description": "The template, pre-filled for the caller's unit.", "content": {XLSX: {}}},
+    **EVERY_REQUEST, 404: _problem(404),
+}
+IMPORT_SCHEMA = {"type": "object", "required": ["import", "accepted", "ids"],
+                 "properties": {"import": {"type": "string", "description": "GET /v1/imports/{id} tells each row"},
+                                "accepted": {"type": "integer", "minimum": 1},
+                                "ids": {"type": "array", "items": {"type": "string"}}}}
+IMPORT_RESPONSES = {
+    202: {"description": "Kafka acknowledged the event of every filled-in row (acks=all).",
+          "content": {"application/json": {"schema": IMPORT_SCHEMA}}},
+    400: _problem(400), **EVERY_REQUEST, 413: _problem(413), 415: _problem(415),
+    422: _problem(422) | {"description": "Bad cells, each named by sheet and cell (`sheet`, `cell`, `detail`, "
+                                         "`detail_vi`); or a workbook that cannot be read. Nothing was imported."},
+}
+IMPORT_STATUS_RESPONSES = {
+    200: {"description": "Each row of the import: where it is, its event id, and that event's outcome.",
+          "content": {"application/json": {"schema": {
+              "type": "object", "required": ["import", "unit", "uploaded_at", "counts", "rows"],
+              "properties": {"import": {"type": "string"}, "unit": {"type": "string"},
+                             "uploaded_at": {"type": "string"}, "counts": {"type": "object"},
+                             "rows": {"type": "array", "items": {
+                                 "type": "object", "required": ["sheet", "row", "event_id", "type", "outcome"],
+                                 "properties": {"sheet": {"type": "string"}, "row": {"type": "integer"},
+                                                "event_id": {"type": "string"}, "type": {"type": "string"},
+                                                "outcome": {"type": "object"}}}}}}}}},
+    **EVERY_REQUEST, 404: _problem(404),
+}
+IMPORT_EXTRA = {"security": SECURITY, "parameters": SIGNATURE_PARAMETERS, "requestBody": {
+    "required": True, "description": "A filled-in template (.xlsx) in the form field `file`; at most 10 MB and "
+                                     "20,000 rows (NQT_INGEST_MAX_UPLOAD_BYTES, NQT_INGEST_MAX_UPLOAD_ROWS).",
+    "content": {"multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary"}}}}}}}
+
 
 def post_events_extra(max_batch: int) -> dict:
     """What FastAPI cannot see of POST /v1/events: it reads the raw body (signatures cover it)."""

@@ -19,6 +19,7 @@ TITLES = {
     404: ("Không tìm thấy sự kiện của đơn vị", "No such event of this unit"),
     405: ("Phương thức không được hỗ trợ", "Method not allowed"),
     413: ("Nội dung quá lớn", "Request body too large"),
+    415: ("Định dạng tệp không được hỗ trợ", "Unsupported file type"),
     422: ("Sự kiện không hợp lệ", "Invalid event(s)"),
     429: ("Gửi quá nhiều yêu cầu, vui lòng gửi lại sau", "Too many requests; retry later"),
     500: ("Lỗi hệ thống, chưa rõ sự kiện đã được nhận hay chưa", "Internal error; the events may not have been taken"),
@@ -26,7 +27,8 @@ TITLES = {
 }
 STATUS: dict[type[domain.Refusal], int] = {
     domain.Malformed: 400, domain.Unauthenticated: 401, domain.Forbidden: 403, domain.NotFound: 404,
-    domain.TooLarge: 413, domain.InvalidEvents: 422, domain.RateLimited: 429, domain.Unavailable: 503,
+    domain.TooLarge: 413, domain.Unsupported: 415, domain.InvalidEvents: 422, domain.RateLimited: 429,
+    domain.Unavailable: 503,
 }
 
 

@@ -94,6 +94,12 @@ def check(items: list[Any], *, batch: bool, bounds: domain.Bounds, window: tuple
 def validate(body: bytes, *, unit: str, bounds: domain.Bounds, window: tuple[datetime, datetime]) -> list[Any]:
     """Parse one event or a batch of the caller's unit; all-or-nothing."""
     items, batch = decode(body, max_batch=bounds.max_batch)
+    return admit(items, batch=batch, unit=unit, bounds=bounds, window=window)
+
+
+def admit(items: list[Any], *, batch: bool, unit: str, bounds: domain.Bounds,
+          window: tuple[datetime, datetime]) -> list[Any]:
+    """Every item a valid event of the caller's unit (`check`), or nothing; whatever the items came from."""
     events = check(items, batch=batch, bounds=bounds, window=window)
     foreign = [(i, e.source) for i, e in enumerate(events) if e.source != unit]
     if foreign:
@@ -107,18 +113,26 @@ def validate(body: bytes, *, unit: str, bounds: domain.Bounds, window: tuple[dat
 async def submit(*, broker: KafkaBroker, topic: str, store: IngestStore, guard: access.Guard, term: Term,
                  caller: access.Caller, body: bytes, headers: Mapping[str, str], bounds: domain.Bounds,
                  timeout_s: float) -> list[str]:
-    """POST /v1/events once authenticated: signature, validation, then publish. A signed
-    request's id is recorded only once Kafka acknowledged its events: a request cut short
-    before (a 503, a crash) may be sent again as it was; after, it is a replay."""
+    """POST /v1/events once authenticated: signature, validation, then publish."""
     webhook_id = access.verify_signature(caller=caller, body=body, headers=headers)
     now = datetime.now(timezone.utc)
     events = validate(body, unit=caller.unit, bounds=bounds,
                       window=bounds.window(term_start=await term.start(store), now=now))
+    return await publish_signed(broker, topic, events, store=store, guard=guard, unit=caller.unit,
+                                webhook_id=webhook_id, now=now, timeout_s=timeout_s)
+
+
+async def publish_signed(broker: KafkaBroker, topic: str, events: list[Any], *, store: IngestStore,
+                         guard: access.Guard, unit: str, webhook_id: str | None, now: datetime,
+                         timeout_s: float) -> list[str]:
+    """Publish a request's valid events. A signed request's id is recorded only once Kafka
+    acknowledged its events: a request cut short before (a 503, a crash) may be sent again
+    as it was; after, it is a replay."""
     if webhook_id is not None:
-        await access.unseen_webhook_id(store=store, guard=guard, unit=caller.unit, webhook_id=webhook_id, now=now)
+        await access.unseen_webhook_id(store=store, guard=guard, unit=unit, webhook_id=webhook_id, now=now)
     ids = await publish(broker, topic, events, store=store, timeout_s=timeout_s)
     if webhook_id is not None:
-        await access.remember_webhook_id(store=store, unit=caller.unit, webhook_id=webhook_id, now=now)
+        await access.remember_webhook_id(store=store, unit=unit, webhook_id=webhook_id, now=now)
     return ids
 
 
@@ -153,12 +167,29 @@ async def record_outcome(*, store: IngestStore, outcome: dict) -> None:
     metrics.event("ingest", outcome.get("type"), outcome["outcome"], outcome.get("code", ""))
 
 
-async def keep_registry(*, store: IngestStore, term: Term, change: dict) -> None:
-    """Keep what ingest needs of a change: a unit (who may publish on Kafka), the term (bounds an event's time)."""
-    if change["kind"] == "unit":
-        await store.put_unit(change["state"])
-    elif change["kind"] == "settings":
-        await term.remember(store, change["state"].get("term") or {})
+INDICATOR_FIELDS = ("name", "measure", "responsible_unit")  # what the indicators template shows
+
+
+async def keep_change(*, store: IngestStore, term: Term, change: dict) -> None:
+    """Keep what ingest needs of a `programs.changes` record: a unit (who may publish on Kafka),
+    the term (bounds an event's time), and what a unit's templates are pre-filled with
+    (programmes, indicators, the tasks each unit leads). Other kinds are not its concern."""
+    kind, state = change["kind"], change["state"]
+    if kind == "unit":
+        await store.put_unit(state)
+    elif kind == "settings":
+        await term.remember(store, state.get("term") or {})
+    elif kind == "programme":
+        await store.put_entry("programmes", state["code"], {"title": state.get("title")})
+    elif kind == "indicator":
+        await store.put_entry("indicators", state["code"], {f: state.get(f) for f in INDICATOR_FIELDS})
+    elif kind == "task":
+        await store.put_task(change["id"], int(change.get("seq") or 0), state)
+
+
+async def keep_cycle(*, store: IngestStore, due: dict) -> None:
+    """Keep a cycle that opened (`reports.due`): the unit report template names the open one."""
+    await store.put_cycle(due)
 
 
 async def event_status(*, store: IngestStore, unit: str, event_id: str) -> dict:

@@ -34,6 +34,9 @@ class IngestSettings(CommonSettings):
     # Requests per unit, as a moving window kept in each process's memory (`limits` notation,
     # e.g. "600/minute"). With N replicas behind a load balancer a unit gets up to N times this.
     ingest_rate_limit: str = "600/minute"
+    # Spreadsheet uploads (POST /v1/imports): the request's bytes, and the rows read before refusing (413).
+    ingest_max_upload_bytes: int = Field(10 * 1024 * 1024, ge=64 * 1024)
+    ingest_max_upload_rows: int = Field(20_000, ge=1)
     # How long a publish may wait for Kafka's acknowledgement before the caller gets 503.
     ingest_publish_timeout_s: float = Field(10.0, gt=0)
 

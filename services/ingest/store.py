@@ -1,5 +1,6 @@
 """The ingest service's own collection: the status of every event a unit published,
-kept from its acceptance and from the `programs.outcomes` records.
+kept from its acceptance and from the `programs.outcomes` records, and what each spreadsheet
+import held (`imports`: each row's event id, so its outcomes can be told row by row).
 
 Every write is idempotent by itself (no transactions) and tolerates any order of
 arrival: an outcome is written under a status guard (`domain.replaceable`), so
@@ -8,8 +9,10 @@ an outcome.
 
 It also keeps the units' API keys (`keys`: only a hash of each key), the ids of
 the signed requests seen lately (`webhook_ids`, unique per unit, to refuse a replay)
-and its own copy of what it needs of the registry (`units`, `settings`: the term),
-from the `programs.changes` records (a service reads no other's collections)."""
+and its own copy of what it needs of the registry (`units`, `settings`: the term;
+`programmes`, `indicators`, `tasks`: what a unit's templates are pre-filled with) from
+the `programs.changes` records, and the cycles opened (`cycles`) from `reports.due`
+(a service reads no other's collections)."""
 
 from __future__ import annotations
 
@@ -29,8 +32,12 @@ INDEXES: mongo.IndexSpec = {
     "webhook_ids": [IndexModel([("seen_at", 1)], name="seen_at")],  # pruned by time (no TTL on FerretDB)
     "units": [],     # keyed by unit code (_id): no further index
     "settings": [],  # one document, "settings"
+    "programmes": [], "indicators": [], "cycles": [],  # keyed by code: a few dozen each
+    "tasks": [IndexModel([("lead_unit", 1)], name="lead_unit")],
+    "imports": [],
 }
 UNIT_FIELDS = ("code", "name", "kind", "parent")
+TASK_FIELDS = ("programme", "title", "lead_unit", "due_date", "status", "progress", "dropped")
 
 DECISION = ("accepted_at", "decided_at", "accept_id", "event_time", "programme",
             "code", "message_vi", "message_en", "findings")
@@ -124,6 +131,9 @@ class IngestStore:
         doc = {f: state.get(f) for f in UNIT_FIELDS}
         await self.db.units.update_one({"_id": state["code"]}, {"$set": doc}, upsert=True)
 
+    async def units(self) -> list[dict]:
+        return await self.db.units.find({}).sort("_id", 1).to_list(None)
+
     async def unit_known(self, code: str) -> bool:
         return await self.db.units.find_one({"_id": code}) is not None
 
@@ -139,3 +149,50 @@ class IngestStore:
     async def forget_webhook_ids(self, *, seen_before: datetime) -> int:
         result = await self.db.webhook_ids.delete_many({"seen_at": {"$lt": seen_before}})
         return result.deleted_count
+
+    # --- what a unit's templates are pre-filled with ---
+
+    async def put_entry(self, collection: str, code: str, fields: dict) -> None:
+        """Keep a programme or an indicator of the registry (its latest state)."""
+        await self.db[collection].update_one({"_id": code}, {"$set": fields}, upsert=True)
+
+    async def entries(self, collection: str) -> list[dict]:
+        return await self.db[collection].find({}).sort("_id", 1).to_list(None)
+
+    async def put_task(self, task_id: str, seq: int, state: dict) -> None:
+        """Keep a task's latest state: a change read late (or again) never overwrites a newer one."""
+        doc = {f: state.get(f) for f in TASK_FIELDS} | {"seq": seq}
+        try:
+            await self.db.tasks.update_one({"_id": task_id, "seq": {"$lt": seq}}, {"$set": doc}, upsert=True)
+        except Exception as err:
+            if not mongo.is_duplicate(err):  # a newer state is there already
+                raise
+
+    async def tasks_of(self, unit: str) -> list[dict]:
+        """The tasks `unit` leads, that its plans still hold, by programme and task id."""
+        docs = await self.db.tasks.find({"lead_unit": unit}).to_list(None)
+        return sorted((d for d in docs if not d.get("dropped")), key=lambda d: (d["programme"], d["_id"]))
+
+    async def put_cycle(self, due: dict) -> None:
+        fields = {f: due[f] for f in ("window", "due_date", "expected_units")}
+        await self.db.cycles.update_one({"_id": due["cycle"]}, {"$set": fields}, upsert=True)
+
+    async def cycles(self) -> list[dict]:
+        return await self.db.cycles.find({}).to_list(None)
+
+    # --- spreadsheet imports ---
+
+    async def put_import(self, doc: dict) -> None:
+        """Keep what an uploaded file held; the same file again writes the same document."""
+        await self.db.imports.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    async def import_of(self, *, unit: str, import_id: str) -> dict | None:
+        return await self.db.imports.find_one({"_id": import_id, "unit": unit})
+
+    async def events_of(self, keys: list[str]) -> dict[str, dict]:
+        """The status documents of these event keys, by key."""
+        found: dict[str, dict] = {}
+        for start in range(0, len(keys), 1000):  # bounded $in lists
+            async for doc in self.db.events.find({"_id": {"$in": keys[start:start + 1000]}}):
+                found[doc["_id"]] = doc
+        return found

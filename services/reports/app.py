@@ -55,7 +55,7 @@ def build(settings: ReportsSettings | None = None) -> FastAPI:
 
     @app.get("/v1/reports/standing-committee", summary="The report to the Standing Committee for a cycle",
              responses={200: {"content": {t: {} for t in handlers.FORMATS.values()}}})
-    async def standing_committee(cycle: str, format: Literal["json", "html", "pdf", "docx"] = "json",
+    async def standing_committee(cycle: str, format: Literal["json", "html", "pdf", "docx", "xlsx"] = "json",
                                  known_at: str | None = None) -> Response:
         service, started = service_for(runtime), time.perf_counter()
         try:
@@ -78,6 +78,6 @@ def build(settings: ReportsSettings | None = None) -> FastAPI:
 
 
 def _download(cycle: str, fmt: str) -> dict[str, str]:
-    if fmt in ("pdf", "docx"):
+    if fmt in ("pdf", "docx", "xlsx"):
         return {"Content-Disposition": f'attachment; filename="bao-cao-{cycle}.{fmt}"'}
     return {}

@@ -13,13 +13,15 @@ from shared import consumer, kafka, metrics, problems
 from shared.claims import Claim
 from shared.runtime import Runtime
 
-from services.reports import changes, gauges, render, word
+from services.reports import changes, gauges, render, spreadsheet, word
 from services.reports.owned import Holdings
 from services.reports.service import ReportsService
 
 log = logging.getLogger("nqt.reports")
 FORMATS = {"json": "application/json", "html": "text/html; charset=utf-8", "pdf": "application/pdf",
-           "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
+           "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+           "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+ARCHIVED = ("json", "html", "pdf", "docx")  # what an issued report is kept in (the archive's formats)
 
 
 def register(runtime: Runtime, group_id: str, service_for, holdings: Holdings) -> None:
@@ -53,6 +55,8 @@ def rendered(report: dict, fmt: str) -> bytes:
         return render.render_html(report).encode()
     if fmt == "pdf":
         return render.render_pdf(report)
+    if fmt == "xlsx":
+        return spreadsheet.render_xlsx(report)
     return word.render_docx(report)
 
 
@@ -114,7 +118,7 @@ async def _issue(runtime: Runtime, service: ReportsService, renderer: Renderer, 
     event = {"id": f"report-generated-{cycle}", "cycle": cycle, "number": report["document"]["number_text"],
              "known_at": report["known_at"], "issued_on": report["document"]["date_text"],
              "summary": report["document"]["summary"], "recipients": report["document"]["recipients"],
-             "formats": {fmt: f"{base}/v1/reports/archive/{cycle}/{fmt}" for fmt in FORMATS}}
+             "formats": {fmt: f"{base}/v1/reports/archive/{cycle}/{fmt}" for fmt in ARCHIVED}}
     await runtime.broker.publish(kafka.dumps(event), runtime.settings.topics.generated, key=cycle.encode())
     await service.store.update_archive(cycle, status="issued")
     metrics.event("reports", "report.generated", "published")

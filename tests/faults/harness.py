@@ -27,7 +27,7 @@ from services.ingest.domain import new_signing_secret
 
 SERVICES = tuple(stack.SERVICES)  # ingest, reports, notify, programs
 CONSUMERS = {  # what each service reads, by the Topics attribute and the consumer group's suffix
-    "ingest": (("outcomes", ""), ("inbound", ".inbound"), ("changes", ".registry")),
+    "ingest": (("outcomes", ""), ("inbound", ".inbound"), ("changes", ".registry"), ("due", ".due")),
     "programs": (("accepted", ""),),
     "reports": (("changes", ""),),
     "notify": (("changes", ".changes"), ("outcomes", ".outcomes"), ("due", ".due"), ("generated", ".generated")),

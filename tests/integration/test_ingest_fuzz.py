@@ -40,9 +40,12 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 # Requests per (operation, generation mode); positive cases are valid per the schema.
 EVENTS, EVENT, WHOAMI = ("POST", "/v1/events"), ("GET", "/v1/events/{id}"), ("GET", "/v1/whoami")
+TEMPLATE, IMPORTS, IMPORT = ("GET", "/v1/templates/{kind}.xlsx"), ("POST", "/v1/imports"), ("GET", "/v1/imports/{id}")
 PLAN = {(EVENTS, GenerationMode.POSITIVE): 450, (EVENTS, GenerationMode.NEGATIVE): 250,
         (EVENT, GenerationMode.POSITIVE): 200, (EVENT, GenerationMode.NEGATIVE): 150,
-        (WHOAMI, GenerationMode.POSITIVE): 20, (WHOAMI, GenerationMode.NEGATIVE): 20}
+        (WHOAMI, GenerationMode.POSITIVE): 20, (WHOAMI, GenerationMode.NEGATIVE): 20,
+        (TEMPLATE, GenerationMode.POSITIVE): 20, (IMPORTS, GenerationMode.POSITIVE): 40,
+        (IMPORTS, GenerationMode.NEGATIVE): 20, (IMPORT, GenerationMode.POSITIVE): 20}
 
 
 LIMIT = 5  # requests per minute of the rate-limited unit
@@ -149,7 +152,7 @@ def test_generated_requests_get_only_documented_answers(isolated):
     statuses: Counter = Counter()
     try:
         operations = operations_of(build(settings_))
-        assert set(operations) == {EVENTS, EVENT, WHOAMI}
+        assert set(operations) == {EVENTS, EVENT, WHOAMI, TEMPLATE, IMPORTS, IMPORT}
         (signing_key, secret), revoked = asyncio.run(issue_keys(settings_))
         dev = Caller("dev key", KEY)
         for (operation, mode), examples in PLAN.items():
@@ -157,7 +160,7 @@ def test_generated_requests_get_only_documented_answers(isolated):
         for mode, examples in ((GenerationMode.POSITIVE, 150), (GenerationMode.NEGATIVE, 50)):
             fuzz(operations[EVENTS], mode, examples, statuses,
                  Caller("signed", signing_key, secret=secret, expect=never_401_when_signed))
-        for operation in (EVENTS, EVENT, WHOAMI):
+        for operation in (EVENTS, EVENT, WHOAMI, IMPORTS):
             fuzz(operations[operation], GenerationMode.POSITIVE, 40, statuses, Caller("revoked", revoked,
                                                                                     expect=always_401))
         over_the_rate, rate = operations_of(build(limited)), Caller("rate-limited", KEY, expect=OverTheRate())
@@ -171,6 +174,7 @@ def test_generated_requests_get_only_documented_answers(isolated):
     assert not [k for k in statuses if k[3] >= 500]
     assert statuses[("dev key", *EVENTS, 202)] > 0 and statuses[("dev key", *EVENTS, 422)] > 0
     assert statuses[("dev key", *EVENT, 404)] > 0 and statuses[("dev key", *WHOAMI, 200)] > 0
+    assert statuses[("dev key", *TEMPLATE, 404)] > 0 and statuses[("dev key", *IMPORTS, 415)] > 0
     assert statuses[("signed", *EVENTS, 202)] > 0
     assert {k[0] for k in statuses if k[3] == 401} >= {"revoked"} and {k[0] for k in statuses if k[3] == 429} == {
         "rate-limited"}

@@ -53,6 +53,7 @@ def groups(prefix: str) -> dict[str, str]:
     """Each service's consumer group -> the topic it reads (what the live state is built from)."""
     return {"nqt-programs": f"{prefix}.events.accepted", "nqt-reports": f"{prefix}.programs.changes",
             "nqt-ingest": f"{prefix}.programs.outcomes", "nqt-ingest.registry": f"{prefix}.programs.changes",
+            "nqt-ingest.due": f"{prefix}.reports.due",
             "nqt-notify.changes": f"{prefix}.programs.changes", "nqt-notify.due": f"{prefix}.reports.due"}
 
 

@@ -216,3 +216,25 @@ async def test_the_pdf_and_the_word_document_say_the_same(deployment, tmp_path):
     p01 = numbers["programmes"][0]
     cells = [c.text for c in annex.rows[1].cells]
     assert str(p01["tasks"]["total"]) in cells and str(p01["tasks"]["cancelled"]) in cells and "70,0" in cells
+
+
+async def test_the_workbook_holds_exactly_the_numbers_of_the_json(deployment):
+    import io
+
+    import openpyxl
+
+    from services.reports.spreadsheet import TABLES, pick, shown
+
+    numbers = await get(deployment, cycle="2021-Q1", known_at="2021-04-05")
+    response = await deployment.get("/v1/reports/standing-committee",
+                                    params={"cycle": "2021-Q1", "known_at": "2021-04-05", "format": "xlsx"})
+    assert response.status_code == 200 and 'filename="bao-cao-2021-Q1.xlsx"' in response.headers["content-disposition"]
+    book = openpyxl.load_workbook(io.BytesIO(response.content))
+    assert book.sheetnames == ["Tổng hợp", "Chương trình", "Nhiệm vụ quá hạn", "Đơn vị", "Chỉ tiêu"]
+    for title, key, columns in TABLES:
+        rows = [[c.value for c in row] for row in book[title].iter_rows(min_row=2)]
+        assert rows == [[shown(pick(item, path)) for _, path, _ in columns] for item in numbers[key]], title
+    programmes = {row[0].value: [c.value for c in row] for row in book["Chương trình"].iter_rows(min_row=2)}
+    assert programmes["02"][-2:] == [1, 35.0]  # overdue, progress: as worked out by hand above
+    assert [[c.value for c in row][:2] for row in book["Nhiệm vụ quá hạn"].iter_rows(min_row=2)] == [
+        ["B1", numbers["overdue_tasks"][0]["title"]]]
