@@ -48,6 +48,12 @@ class Ownership(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned) -> None:
         self.assigned |= {tp.partition for tp in assigned}
 
+    def mine(self, records: list) -> list:
+        """The records of partitions this replica holds. A batch fetched before a rebalance took
+        some of them away leaves those to their new owner: its writes would be a second writer's,
+        and this replica's commit no longer covers them. Called with the service's lock held."""
+        return [record for record in records if record.partition in self.assigned]
+
     def owns(self, programme: str) -> bool:
         """Whether records keyed by `programme` land on a partition of ours (as the producer's
         default partitioner places them)."""
@@ -65,21 +71,28 @@ def register(runtime: Runtime, group_id: str) -> Ownership:
 
     @ownership.subscriber
     async def on_accepted(msg: KafkaMessage) -> None:
-        await consumer.apply_batch(runtime.broker, msg.raw_message, read=read_accepted,
-                                   apply=lambda batch: decide_batch(runtime, batch),
-                                   decide=lambda record, item, error: refuse(runtime, item, error))
+        await take_batch(runtime, ownership, msg.raw_message)
 
     return ownership
 
 
+async def take_batch(runtime: Runtime, ownership: Ownership, records) -> None:
+    """A batch from the consumer, decided with the service locked, so that no rebalance or sweep
+    lands in the middle of it, and only the records of partitions this replica still holds."""
+    async with service_for(runtime).lock:
+        await consumer.apply_batch(runtime.broker, ownership.mine(records), read=read_accepted,
+                                   apply=lambda batch: decide_batch(runtime, batch),
+                                   decide=lambda record, item, error: refuse(runtime, item, error))
+
+
 async def decide_batch(runtime: Runtime, batch: list[Accepted]) -> None:
-    """Decide the records, publish their changes and outcomes, then forget the held updates they settled."""
+    """Decide the records, publish their changes and outcomes, then forget the held updates they
+    settled. The caller holds the service's lock (`take_batch`)."""
     service = service_for(runtime)
     with metrics.HANDLER_SECONDS.labels(service="programs", handler="accepted").time():
-        async with service.lock:
-            outcomes = await service.process_batch(batch)
-            await publish_outcomes(runtime, outcomes)
-            await service.forget_held(outcomes)
+        outcomes = await service.process_batch(batch)
+        await publish_outcomes(runtime, outcomes)
+        await service.forget_held(outcomes)
     decided = {o["_id"] for o in outcomes}
     _count(Counter((item.event.type, "received", "") for item in batch)
            + Counter((item.event.type, HELD, "") for item in batch if item.event.key not in decided))
@@ -109,11 +122,10 @@ def _count(counts: Counter) -> None:
 
 async def refuse(runtime: Runtime, item: Accepted, error: Exception) -> None:
     """An accepted event that failed the same way twice: it is `rejected` as `invalid_event`,
-    with the reason, so that its publisher is told and the partition moves on."""
-    service = service_for(runtime)
-    async with service.lock:
-        outcome = await service.refuse(item, reason=f"{type(error).__name__}: {error}")
-        await publish_outcomes(runtime, [outcome])
+    with the reason, so that its publisher is told and the partition moves on. The caller holds
+    the service's lock (`take_batch`)."""
+    outcome = await service_for(runtime).refuse(item, reason=f"{type(error).__name__}: {error}")
+    await publish_outcomes(runtime, [outcome])
     with logs.about_event(event_id=outcome["id"], unit=outcome["source"], type=outcome["type"]):
         log.error("event refused", code=outcome.get("code"), reason=str(error)[:500])
 

@@ -31,14 +31,21 @@ def register(runtime: Runtime, group_id: str, service_for, holdings: Holdings) -
 
     @subscriber
     async def on_changes(msg: KafkaMessage) -> None:
-        await consumer.apply_batch(runtime.broker, msg.raw_message, read=changes.read,
-                                apply=lambda batch: apply_changes(service_for(runtime), batch))
+        await take_batch(runtime, service_for(runtime), holdings, msg.raw_message)
 
     def partition_count() -> int:  # as the consumer's metadata says; the configured count until it does
         known = subscriber.consumer.partitions_for_topic(topic) if subscriber.consumer else None
         return len(known) if known else runtime.settings.topic_partitions
 
     holdings.partition_count = partition_count
+
+
+async def take_batch(runtime: Runtime, service: ReportsService, holdings: Holdings, records) -> None:
+    """A batch from the consumer, applied with the holdings locked, so that no rebalance lands
+    in the middle of it, and only the records of partitions this replica still holds."""
+    async with holdings.lock:
+        await consumer.apply_batch(runtime.broker, holdings.mine(records), read=changes.read,
+                                   apply=lambda batch: apply_changes(service, batch))
 
 
 async def apply_changes(service: ReportsService, changes: list[dict]) -> None:

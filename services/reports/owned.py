@@ -27,7 +27,7 @@ class Holdings(ConsumerRebalanceListener):
     def __init__(self, *, consumer: bool = False, partition_count: Callable[[], int] | None = None):
         self.partitions: set[int] | None = set() if consumer else None
         self.partition_count = partition_count or (lambda: 1)
-        self.lock = asyncio.Lock()  # loads and batches: one at a time, so a load never misses a write
+        self.lock = asyncio.Lock()  # loads, batches and rebalances: one at a time, so a load never misses a write
         self.forget()
 
     def forget(self) -> None:
@@ -39,9 +39,19 @@ class Holdings(ConsumerRebalanceListener):
     def owns_all(self) -> bool:
         return self.partitions is None or len(self.partitions) >= self.partition_count()
 
-    # --- the consumer's rebalance listener ---
+    def mine(self, records: list) -> list:
+        """The records of partitions this replica holds. A batch fetched before a rebalance took
+        some of them away leaves those to their new owner: its writes would be a second writer's,
+        and this replica's commit no longer covers them. Called with `lock` held."""
+        if self.partitions is None:
+            return list(records)
+        return [record for record in records if record.partition in self.partitions]
+
+    # --- the consumer's rebalance listener: each waits for the batch in hand (the lock) ---
     async def on_partitions_revoked(self, revoked) -> None:
         async with self.lock:
+            if self.partitions is not None:
+                self.partitions -= {tp.partition for tp in revoked}
             self.forget()
 
     async def on_partitions_assigned(self, assigned) -> None:

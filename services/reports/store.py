@@ -55,7 +55,8 @@ class ReportsStore:
         in one write, task states as versions (one insert, one delete of what they superseded)
         and one tally document per programme touched; the small kinds a write each. Every write
         is order-tolerant and idempotent, so a batch read again after a crash changes nothing.
-        A kind without an applier refuses the batch before anything is written."""
+        A kind without an applier refuses the batch before anything is written. Beside a consumer,
+        the caller holds `holdings.lock` (`handlers.take_batch`): a load never misses a write."""
         unknown = sorted({c["kind"] for c in changes} - KINDS)
         if unknown:
             raise consumer.Poison(f"a change of kind {', '.join(map(repr, unknown))}, which reports does not know")
@@ -63,20 +64,19 @@ class ReportsStore:
         if facts:
             await mongo.insert_many_once(self.db.history, facts)
             await timeline.record(self.db, facts)
-        async with self.holdings.lock:
-            try:
-                await self._hold({c["state"]["programme"] for c in changes if c["kind"] == records.TASK})
-                tasks = TaskWrites()
-                for change in changes:
-                    outcome = self.holdings.live.apply(change)  # memory first: a failed write forgets it
-                    if change["kind"] == records.TASK:
-                        tasks.take(outcome)
-                    else:
-                        await APPLIERS[change["kind"]](self, change)
-                await self._put_tasks(tasks)
-            except BaseException:
-                self.holdings.forget()  # memory may be ahead of the database: read it again when needed
-                raise
+        try:
+            await self._hold({c["state"]["programme"] for c in changes if c["kind"] == records.TASK})
+            tasks = TaskWrites()
+            for change in changes:
+                outcome = self.holdings.live.apply(change)  # memory first: a failed write forgets it
+                if change["kind"] == records.TASK:
+                    tasks.take(outcome)
+                else:
+                    await APPLIERS[change["kind"]](self, change)
+            await self._put_tasks(tasks)
+        except BaseException:
+            self.holdings.forget()  # memory may be ahead of the database: read it again when needed
+            raise
 
     async def _put_tasks(self, tasks: TaskWrites) -> None:
         """The batch's task states as versions `task|seq`, inserted together, then the versions they

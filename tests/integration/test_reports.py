@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from datetime import datetime, time, timedelta
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
+
+from aiokafka import TopicPartition
 
 from shared import kafka, mongo
 from shared.clock import Clock
@@ -12,8 +16,11 @@ from shared.cycles import due_date
 from shared.events import utc_iso
 from tests import kafkatools
 from tests.integration.conftest import running
+from tests.unit.test_consumer_errors import FakeBroker, Record, letters_for
 
+from services.reports import handlers
 from services.reports.app import build
+from services.reports.owned import Holdings
 from services.reports.service import ReportsService, reporting_cycle
 from services.reports.settings import ReportsSettings
 from services.reports.store import INDEXES, ReportsStore
@@ -255,3 +262,30 @@ async def test_a_batch_read_again_after_a_crash_between_its_writes_changes_nothi
         status.pop("known_at")
     assert statuses[0] == statuses[1] and statuses[0]["totals"]["tasks"]["overdue"] == 2
     assert stored[0] == stored[1] and [d["_id"] for d in stored[0][0]] == ["T-1|2", "T-2|1", "T-3|4"]
+
+
+async def test_a_batch_fetched_before_a_rebalance_leaves_the_partitions_it_lost_to_their_new_owner(infra_stack):
+    """A rebalance lands between the fetch and the apply and takes partition 1 away: its change is
+    neither written nor kept in memory here (a status would otherwise serve that programme from a
+    memory its new owner no longer updates), while the change of partition 0, still held, is."""
+    client = mongo.connect(infra_stack.mongo)
+    db = client[f"{infra_stack.prefix}_rebalance_{secrets.token_hex(4)}"]
+    holdings = Holdings(consumer=True, partition_count=lambda: 2)
+    service = ReportsService(ReportsStore(db, holdings), Clock())
+    broker = FakeBroker()
+    letters_for(broker)
+    both = [TopicPartition("programs.changes", 0), TopicPartition("programs.changes", 1)]
+    kept = change("task", "T-1", task_state("in_progress", 50), programme="02", seq=1)
+    lost = change("task", "T-2", {**task_state("in_progress", 50), "programme": "03"}, programme="03", seq=1)
+    try:
+        await mongo.ensure_indexes(db, INDEXES)
+        await holdings.on_partitions_assigned(set(both))
+        await holdings.on_partitions_revoked(set(both))
+        await holdings.on_partitions_assigned({both[0]})
+        await handlers.take_batch(SimpleNamespace(broker=broker), service, holdings,
+                                  [Record(0, kept, partition=0), Record(0, lost, partition=1)])
+        assert {d["task_id"] async for d in db.tasks.find({})} == {"T-1"}
+        assert holdings.programmes == {"02"}
+    finally:
+        await client.drop_database(db.name)
+        await client.close()

@@ -76,3 +76,30 @@ def test_an_event_type_without_a_rule_is_refused_with_the_reason(monkeypatch):
     outcome, = [kafka.loads(v) for t, v, _ in broker.published if t.endswith("programs.outcomes")]
     assert (outcome["outcome"], outcome["code"]) == ("rejected", "invalid_event")
     assert "no rule for event type 'task.updated'" in outcome["message_en"]
+
+
+def test_a_batch_fetched_before_a_rebalance_leaves_the_partitions_it_lost_to_their_new_owner():
+    """A rebalance lands between the fetch and the decision and takes partition 1 away: its
+    record is neither decided nor published here (its new owner reads it from the last commit),
+    while the record of partition 0, still held, is."""
+    store = FakeProgramsStore()
+    store.db = object()
+    broker = FakeBroker()
+    letters_for(broker)
+    runtime = SimpleNamespace(db=store.db, programs=ProgramsService(store), broker=broker,
+                              settings=ProgramsSettings())
+    ownership = handlers.Ownership(runtime)
+    kept, lost = (kafka.dumps({**_plan(plan, [task], "2021-03-01T08:00:00+07:00"),
+                               "nqtacceptedtime": "2021-03-01T01:00:00.000000Z", "nqtacceptid": accept_id})
+                  for plan, task, accept_id in (("P1", "T1", "a1"), ("P2", "T2", "a2")))
+    both = [TopicPartition("events.accepted", 0), TopicPartition("events.accepted", 1)]
+
+    async def scenario():
+        await ownership.on_partitions_assigned(set(both))
+        await ownership.on_partitions_revoked(set(both))
+        await ownership.on_partitions_assigned({both[0]})
+        await handlers.take_batch(runtime, ownership, [Record(0, kept, partition=0), Record(0, lost, partition=1)])
+
+    asyncio.run(scenario())
+    outcomes = [kafka.loads(v) for t, v, _ in broker.published if t.endswith("programs.outcomes")]
+    assert [o["id"] for o in outcomes] == [kafka.loads(kept)["id"]]
