@@ -23,7 +23,6 @@ def date_text(place: str, day: date) -> str:
 def frame(*, settings: dict, recipients: list[str], cycle_label: str, issued_on: date,
           number: int | None) -> dict:
     issuer = {**DEFAULT_ISSUER, **(settings.get("issuer") or {})}
-    title = settings.get("title") or "Chương trình hành động"
     return {
         "party_committee": issuer["party_committee"],
         "issuer": issuer["office"],
@@ -31,10 +30,16 @@ def frame(*, settings: dict, recipients: list[str], cycle_label: str, issued_on:
         "number_text": number_text(number, issuer["office_symbol"]),
         "date_text": date_text(issuer["place"], issued_on),
         "title": "BÁO CÁO",
-        "summary": f"Tình hình thực hiện {_lower_first(title)}, {cycle_label}",
+        "summary": summary(settings, cycle_label),
         "recipients": recipients,
         "draft": number is None,
     }
+
+
+def summary(settings: dict, cycle_label: str) -> str:
+    """The summary line under BÁO CÁO: what is reported on, for which period."""
+    title = settings.get("title") or "Chương trình hành động"
+    return f"Tình hình thực hiện {_lower_first(title)}, {cycle_label}"
 
 
 def _lower_first(text: str) -> str:

@@ -280,8 +280,13 @@ class ReportsStore:
     async def archive(self, doc: dict) -> bool:
         return await mongo.insert_once(self.db.archive, doc)
 
-    async def update_archive(self, cycle: str, **fields) -> None:
-        await self.db.archive.update_one({"_id": cycle}, {"$set": fields})
+    async def update_archive(self, cycle: str, *, upsert: bool = False, **fields) -> None:
+        await self.db.archive.update_one({"_id": cycle}, {"$set": fields}, upsert=upsert)
+
+    async def reports(self) -> dict[str, dict]:
+        """Every cycle's report as the sign-off sees it (without the document and its files)."""
+        fields = ("status", "revision", "number", "known_at", "issued_on", "approved_by", "approved_at", "comment")
+        return {d["_id"]: d async for d in self.db.archive.find({}, dict.fromkeys(fields, 1))}
 
 
 # What each kind of change does to the read model; task states are written together, per batch
