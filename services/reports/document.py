@@ -16,8 +16,23 @@ def number_text(number: int | None, symbol: str) -> str:
 
 
 def date_text(place: str, day: date) -> str:
-    """'Hà Nội, ngày 05 tháng 04 năm 2021' (leading zeros below 10)."""
-    return f"{place}, ngày {day.day:02d} tháng {day.month:02d} năm {day.year}"
+    """'Hà Nội, ngày 05 tháng 4 năm 2021' (see `party_date`)."""
+    return f"{place}, {party_date(day)}"
+
+
+def party_date(day: date) -> str:
+    """'ngày 15 tháng 3 năm 2021', 'ngày 05 tháng 01 năm 2021': a leading zero only for days below
+    10 and for months 1 and 2 (Hướng dẫn 36-HD/VPTW), so no one can write a digit before them."""
+    return f"ngày {day.day:02d} tháng {_month(day.month)} năm {day.year}"
+
+
+def short_date(day: date) -> str:
+    """The same date in a table's cell: '15/3/2021', '05/01/2021', '15/02/2021'."""
+    return f"{day.day:02d}/{_month(day.month)}/{day.year}"
+
+
+def _month(month: int) -> str:
+    return f"{month:02d}" if month <= 2 else str(month)
 
 
 def frame(*, settings: dict, recipients: list[str], cycle_label: str, issued_on: date,

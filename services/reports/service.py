@@ -119,7 +119,15 @@ class ReportsService:
             issued_on=date.fromisoformat(issued["issued_on"]) if is_issued else today,
             number=issued["number"] if is_issued else None)
         body.update({k: issued.get(k) if is_issued else None for k in ("approved_by", "approved_at")})
+        body["known_on"] = issued["issued_on"] if is_issued else self._known_on(body["known_at"]).isoformat()
         return body
+
+    def _known_on(self, known_at: str) -> date:
+        """The day up to which the report says it received information: that of `known_at`, but never
+        past the service's day, which a replay of past events pins (arrival times stay on the wall
+        clock, a date the report's own timeline never reached)."""
+        day = datetime.fromisoformat(known_at.replace("Z", "+00:00")).astimezone(self.clock.tz).date()
+        return min(day, self.clock.today()) if self.clock.fixed else day
 
     # --- the scheduler ---
     async def cycles_of_term(self) -> tuple[dict, list[Cycle]]:

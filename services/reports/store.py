@@ -135,8 +135,8 @@ class ReportsStore:
         await mongo.insert_once(self.db.supervisions, {"_id": change["id"], **change["state"]})
 
     async def _apply_plan(self, key: str, programme: str, state: dict) -> None:
-        if state["status"] == "submitted":
-            update = {"$set": {"programme": programme, "submitted": True}}
+        if state["status"] == "submitted":  # in effect from its issued_on (rollup.in_effect)
+            update = {"$set": {"programme": programme, "submitted": True, "issued_on": state.get("issued_on")}}
         else:  # a rejected submission counts until a revision of the plan is accepted
             update = {"$setOnInsert": {"programme": programme, "submitted": False}}
         await self.db.plans.update_one({"_id": key}, update, upsert=True)
@@ -181,7 +181,7 @@ class ReportsStore:
         return Snapshot(
             **await self._registry(),
             issued={d["_id"]: d async for d in self.db.issued.find({})},
-            plans=[d async for d in self.db.plans.find({}, {"programme": 1, "submitted": 1})],
+            plans=[d async for d in self.db.plans.find({}, {"programme": 1, "submitted": 1, "issued_on": 1})],
             tasks=[], indicator_values=values,
             unit_reports={d["unit"]: d async for d in self.db.unit_reports.find({"cycle": cycle})},
             supervisions=[d async for d in self.db.supervisions.find({"time": {"$gte": window_start}})],
