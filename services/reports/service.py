@@ -1,6 +1,7 @@
 """Use cases of the reports service: the live status, the report to the Standing
-Committee for any cycle (as of its cut-off, as known at any instant), and the
-scheduler that opens cycles and issues their reports exactly once."""
+Committee for any cycle (as of its cut-off, as known at any instant), the scheduler
+that opens cycles and drafts their reports, and the Office's sign-off that numbers and
+issues each report exactly once."""
 
 from __future__ import annotations
 
