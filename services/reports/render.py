@@ -49,9 +49,9 @@ def fmt_date(value: str | None) -> str:
     return short_date(_day(value)) if value else ""
 
 
-def fmt_day(value: str) -> str:
-    """A date in a sentence: 'ngày 15 tháng 3 năm 2021' (`document.party_date`)."""
-    return party_date(_day(value))
+def fmt_day(value: str | None) -> str:
+    """A date in a sentence: 'ngày 15 tháng 3 năm 2021' (`document.party_date`); empty if missing."""
+    return party_date(_day(value)) if value else ""
 
 
 def fmt_num(value: float | None, digits: int = 2, fixed: bool = False) -> str:
