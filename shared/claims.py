@@ -24,6 +24,7 @@ from shared.events import utc_iso
 
 log = logging.getLogger("nqt.claims")
 INDEXES = [IndexModel([("subject", ASCENDING), ("generation", ASCENDING)])]
+RELEASED = "0000-01-01T00:00:00Z"  # sorts before any refresh: a released claim is stale at once
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,11 @@ class Claims:
         """Say the holder is still at it (only the holder writes its generation's document)."""
         now = now or datetime.now(timezone.utc)
         await self.collection.update_one({"_id": claim.id}, {"$set": {"refreshed_at": utc_iso(now)}})
+
+    async def release(self, claim: Claim) -> None:
+        """Let the subject go at once, as if its holder had gone silent long ago: the next `take`
+        inserts the following generation (only the holder writes its generation's document)."""
+        await self.collection.update_one({"_id": claim.id}, {"$set": {"refreshed_at": RELEASED}})
 
     async def holds(self, claim: Claim) -> bool:
         """True while no later generation took the subject over."""

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
@@ -143,5 +144,39 @@ async def ensure_topics(settings: CommonSettings, names: list[str] | None = None
                           topic_configs=settings.topics.config(n)) for n in missing])
         except TopicAlreadyExistsError:
             pass
+    finally:
+        await admin.close()
+
+
+async def end_offsets(options: dict[str, Any], topics: list[str]) -> dict[tuple[str, int], int]:
+    """The end offset of every partition of `topics` (no group, nothing read); `options` as
+    `client_options` gives them."""
+    admin = AIOKafkaAdminClient(**options)
+    await admin.start()
+    try:
+        parts = [TopicPartition(d["topic"], p["partition"]) for d in await admin.describe_topics(topics)
+                 for p in d["partitions"]]
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(**options, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return {(tp.topic, tp.partition): end for tp, end in (await consumer.end_offsets(parts)).items()}
+    finally:
+        await consumer.stop()
+
+
+async def drained(options: dict[str, Any], groups: dict[str, str]) -> bool:
+    """True when every consumer group (-> its topic) has committed the end of its topic."""
+    ends = await end_offsets(options, sorted(set(groups.values())))
+    admin = AIOKafkaAdminClient(**options)
+    await admin.start()
+    try:
+        for group, topic in groups.items():
+            committed = {(tp.topic, tp.partition): meta.offset
+                         for tp, meta in (await admin.list_consumer_group_offsets(group)).items()}
+            if any(end > committed.get(where, 0) for where, end in ends.items() if where[0] == topic):
+                return False
+        return True
     finally:
         await admin.close()

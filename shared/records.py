@@ -246,6 +246,23 @@ class ReportDue(Lenient):
     expected_units: Annotated[list[Code], Field(max_length=10_000)]
 
 
+# --- types of `reports.generated` records (field `type`; a record without one was issued) ---
+GENERATED, DRAFTED = "report.generated", "report.drafted"
+
+
+class ReportDrafted(Lenient):
+    """A `reports.generated` record of type `report.drafted`: the draft (no number) of `cycle`'s
+    report awaits the Office's sign-off; `id` names the draft, one per `revision`."""
+    type: Literal["report.drafted"]
+    id: Key
+    cycle: CycleCode
+    revision: Annotated[int, Field(ge=1, le=10_000)]
+    drafted_on: IsoDate
+    summary: Text
+    formats: dict[Code, Url]
+    comment: Text | None = None  # what the draft before this one was sent back with
+
+
 class ReportGenerated(Lenient):
     """A `reports.generated` record: the report of `cycle` was issued, in these formats (a PDF at least)."""
     cycle: CycleCode
@@ -274,8 +291,12 @@ def reason(err: ValidationError) -> str:
 
 
 def _read(model: type[Model], value: bytes) -> Model:
+    return _validated(model, kafka.record(value))
+
+
+def _validated(model: type[Model], record: dict) -> Model:
     try:
-        return model.model_validate(kafka.record(value))
+        return model.model_validate(record)
     except ValidationError as err:
         raise Poison(reason(err)) from err
 
@@ -295,6 +316,8 @@ def read_due(value: bytes) -> ReportDue:
     return _read(ReportDue, value)
 
 
-def read_generated(value: bytes) -> ReportGenerated:
-    """A `reports.generated` record; Poison, naming every field that is wrong, otherwise."""
-    return _read(ReportGenerated, value)
+def read_generated(value: bytes) -> ReportGenerated | ReportDrafted:
+    """A `reports.generated` record, issued or (`type` report.drafted) a draft; Poison, naming every
+    field that is wrong, otherwise."""
+    record = kafka.record(value)
+    return _validated(ReportDrafted if record.get("type") == DRAFTED else ReportGenerated, record)

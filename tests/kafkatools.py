@@ -10,9 +10,10 @@ from datetime import datetime, timezone
 from typing import Callable
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from standardwebhooks import Webhook
+
+from shared import kafka
 
 
 def signature(value: bytes, secret: str, *, msg_id: str | None = None,
@@ -81,32 +82,9 @@ async def eventually(fetch, done: Callable = bool, *, timeout: float = 30.0, int
 
 async def end_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
     """The end offset of every partition of `topics` (no group, nothing read)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        parts = [TopicPartition(d["topic"], p["partition"]) for d in await admin.describe_topics(topics)
-                 for p in d["partitions"]]
-    finally:
-        await admin.close()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        return {(tp.topic, tp.partition): end for tp, end in (await consumer.end_offsets(parts)).items()}
-    finally:
-        await consumer.stop()
+    return await kafka.end_offsets({"bootstrap_servers": bootstrap}, topics)
 
 
 async def drained(bootstrap: str, groups: dict[str, str]) -> bool:
     """True when every consumer group (-> its topic) has committed the end of its topic."""
-    ends = await end_offsets(bootstrap, sorted(set(groups.values())))
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        for group, topic in groups.items():
-            committed = {(tp.topic, tp.partition): meta.offset
-                         for tp, meta in (await admin.list_consumer_group_offsets(group)).items()}
-            if any(end > committed.get(where, 0) for where, end in ends.items() if where[0] == topic):
-                return False
-        return True
-    finally:
-        await admin.close()
+    return await kafka.drained({"bootstrap_servers": bootstrap}, groups)

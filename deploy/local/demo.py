@@ -1,22 +1,26 @@
 """A realistic first quarter of 2021 in Hanoi, driven through the public HTTP API of
-the running stack (`make up`, with the reports clock at 15 March 2021, the day after
-the quarter's cut-off): the Office issues 8 of the 10 programmes, departments and
+the running stack (`make up`, with the services' clock at 19 March 2021, after the
+last unit's report arrived): the Office issues 8 of the 10 programmes, departments and
 districts submit plans and report progress, one district (Hoàn Kiếm) works in Excel and
 uploads its plan and quarterly report as filled-in templates, one plan breaks the rules,
-the Front records a finding, units send their quarterly reports (some late). Then the live
-status is printed and written to out/, with the report to the Standing Committee
-for 2021-Q1 in JSON, HTML, PDF and DOCX.
+the Front records a finding, units send their quarterly reports (some late). The demo
+waits for the outcome of each of its own events (the stack may hold others), prints the
+live status and writes it to out/; then the Office approves the 2021-Q1 report to the
+Standing Committee (`nqt reports approve`), and the issued report, numbered, is written
+to out/ in JSON, HTML, PDF and DOCX.
 
 Task titles, people (fictional names) and dates are illustrative sample data."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -24,7 +28,9 @@ import httpx
 import openpyxl
 import yaml
 
-from deploy.local.stack import LOCAL, REGISTRY, ROOT
+from deploy.local.stack import LOCAL, REGISTRY, ROOT, read_env
+from shared import kafka
+from services.reports.settings import ReportsSettings
 
 OUT = Path(os.environ.get("NQT_OUT_DIR", ROOT / "out"))
 
@@ -200,7 +206,7 @@ def load_env() -> dict[str, str]:
     path = LOCAL / "stack.env"
     if not path.exists():
         sys.exit("demo: the stack is not up (no .local/stack.env); run `make up` first")
-    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return read_env(path)
 
 
 def main() -> int:
@@ -212,7 +218,6 @@ def main() -> int:
     if loaded.returncode:
         return loaded.returncode
     batches = scenario()
-    expected_tasks = sum(len(tasks) for *_, tasks in PLANS)
     with httpx.Client(base_url=env["NQT_INGEST_URL"], timeout=30) as ingest:
         for n, (unit, events) in enumerate(batches, 1):
             response = ingest.post("/v1/events", json=events, headers={"Authorization": f"Bearer {keys[unit]}"})
@@ -222,46 +227,92 @@ def main() -> int:
             progress(f"demo: published {n}/{len(batches)} requests", done=n == len(batches))
     if (failed := spreadsheet_district(env, keys[SPREADSHEET_UNIT])):
         return failed
-    status = wait_for_status(env["NQT_REPORTS_URL"], expected_tasks, len(UPDATES))
+    wait_for_outcomes(env["NQT_INGEST_URL"], keys, batches)
+    wait_for_reports(env)
+    with httpx.Client(base_url=env["NQT_REPORTS_URL"], timeout=30) as reports:
+        status = reports.get("/v1/status").json()
     OUT.mkdir(parents=True, exist_ok=True)
-    written = write_report(env["NQT_REPORTS_URL"], "2021-Q1")
     table = render(status)
     print(table)
     (OUT / "status.txt").write_text(table + "\n", encoding="utf-8")
     (OUT / "status.json").write_text(json.dumps(status, ensure_ascii=False, indent=1), encoding="utf-8")
+    check_clock(status)
+    print(f"demo: {approve_report(env, '2021-Q1')}", flush=True)
+    written = write_report(env["NQT_REPORTS_URL"], "2021-Q1")
     notices = wait_for_notices(env["NQT_NOTIFY_URL"], keys["VPTU"], status["reports_summary"]["expected"])
-    mails = sorted((LOCAL / "mail").glob("*.eml"))
-    print(f"demo: status written to {OUT / 'status.txt'} and status.json; the report to the Standing Committee "
-          f"to {', '.join(p.name for p in written)}")
+    mails = sorted(Path(env["NQT_MAIL_DIR"]).glob("*.eml"))
+    print(f"demo: status written to {OUT / 'status.txt'} and status.json; the approved report to the Standing "
+          f"Committee to {', '.join(str(p) for p in written)}")
     print(f"demo: notify has sent {', '.join(f'{n} {kind}' for kind, n in sorted(notices.items()))} so far "
-          f"(more follow); {len(mails)} e-mail(s) are in the local mail catcher ({LOCAL / 'mail'})")
+          f"(more follow); {len(mails)} e-mail(s) are in the local mail catcher ({env['NQT_MAIL_DIR']})")
     return 0
 
 
-def wait_for_status(url: str, tasks: int, updates: int, timeout: float = 90.0) -> dict:
-    """Poll /v1/status until every plan, update and the rejection are reflected."""
+def wait_for_outcomes(url: str, keys: dict[str, str], batches: list[tuple[str, list[dict]]],
+                      timeout: float = 120.0) -> None:
+    """Wait until ingest knows the outcome of every event the demo sent: its own events only, so
+    that whatever else the stack holds (an earlier run's events, another's) does not count."""
+    pending = [(unit, event["id"]) for unit, events in batches for event in events]
+    total, outcomes = len(pending), Counter()
     deadline = time.monotonic() + timeout
-    with httpx.Client(base_url=url, timeout=10) as reports:
+    with httpx.Client(base_url=url, timeout=10) as ingest:
         while True:
-            status = reports.get("/v1/status").json()
-            progs = status["programmes"]
-            total = sum(p["tasks"]["total"] for p in progs)
-            touched = sum(p["tasks"]["total"] - p["tasks"]["not_started"] for p in progs)
-            rejected = sum(p["plans"]["rejected"] for p in progs)
-            issued = sum(p["issued"] for p in progs)
-            reported = status["reports_summary"]["on_time"] + status["reports_summary"]["late"]
-            measured = sum(i["latest"] is not None for i in status["indicators"])
-            done = (total >= tasks and touched >= updates and rejected >= 1 and issued == len(ISSUED)
-                    and reported >= len(UNIT_REPORTS) and measured >= INDICATORS_REPORTED)
-            progress(f"demo: status shows {total}/{tasks} tasks, {touched}/{updates} updated, "
-                     f"{issued}/{len(ISSUED)} programmes issued, {rejected}/1 rejected plan, "
-                     f"{reported}/{len(UNIT_REPORTS)} unit reports", done=done)
-            if done:
-                return status
+            waiting = []
+            for unit, event_id in pending:
+                answer = ingest.get(f"/v1/events/{event_id}", headers={"Authorization": f"Bearer {keys[unit]}"})
+                outcome = answer.json().get("status") if answer.status_code == 200 else None
+                if outcome in ("applied", "rejected", "duplicate"):
+                    outcomes[outcome] += 1
+                else:
+                    waiting.append((unit, event_id))
+            pending = waiting
+            progress(f"demo: {total - len(pending)}/{total} events decided ("
+                     + ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items())) + ")", done=not pending)
+            if not pending:
+                return
             if time.monotonic() > deadline:
                 print()
-                raise SystemExit(f"demo: /v1/status did not reflect the scenario within {timeout:.0f}s")
+                raise SystemExit(f"demo: {len(pending)} events had no outcome within {timeout:.0f}s, e.g. "
+                                 f"{pending[0][1]}; is the programs service running?")
             time.sleep(0.5)
+
+
+def wait_for_reports(env: dict[str, str], timeout: float = 90.0) -> None:
+    """Wait until the reports service applied every change the programs service published so far
+    (its consumer group committed the end of programs.changes), the demo's among them."""
+    settings = ReportsSettings(kafka_bootstrap=env["NQT_KAFKA_BOOTSTRAP"])
+    options, groups = kafka.client_options(settings), {settings.reports_group: settings.topics.changes}
+    deadline = time.monotonic() + timeout
+    while not asyncio.run(kafka.drained(options, groups)):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"demo: the reports service did not catch up with the changes within {timeout:.0f}s")
+        time.sleep(0.5)
+
+
+def check_clock(status: dict) -> None:
+    """A stack started earlier on another clock keeps it: say so, since the dates then disagree."""
+    pinned = os.environ.get("NQT_CLOCK_FIXED", "")[:10]
+    if pinned and status["as_of"] != pinned:
+        print(f"demo: note: the running stack's clock says {status['as_of']}, not {pinned}; `make down` and "
+              f"run `make demo` again for the scenario's dates", file=sys.stderr)
+
+
+def approve_report(env: dict[str, str], cycle: str, timeout: float = 90.0) -> str:
+    """The Office approves the cycle's report with `nqt reports approve`, once the reports service
+    has drafted it; what the command said. Approving it again (a second run) changes nothing."""
+    office = next(u for u in yaml.safe_load(REGISTRY.read_text(encoding="utf-8"))["units"] if u["code"] == "VPTU")
+    command = [sys.executable, "-m", "nqt.cli", "reports", "approve", cycle, "--by",
+               office["person_in_charge"]["name"]]
+    run_env = {**os.environ, "NQT_KAFKA_BOOTSTRAP": env["NQT_KAFKA_BOOTSTRAP"], "NQT_MONGO_URL": env["NQT_MONGO_URL"],
+               "NQT_REPORTS_PUBLIC_URL": env["NQT_REPORTS_URL"]}
+    deadline = time.monotonic() + timeout
+    while True:
+        done = subprocess.run(command, cwd=ROOT, env=run_env, capture_output=True, text=True)
+        if done.returncode == 0:
+            return done.stdout.strip()
+        if "no draft yet" not in done.stderr or time.monotonic() > deadline:
+            raise SystemExit(f"demo: {' '.join(command[1:])} failed: {done.stderr.strip()[-2000:]}")
+        time.sleep(2)
 
 
 def wait_for_notices(url: str, office_key: str, expected_units: int, timeout: float = 30.0) -> dict[str, int]:
@@ -283,11 +334,11 @@ def wait_for_notices(url: str, office_key: str, expected_units: int, timeout: fl
 
 
 def write_report(url: str, cycle: str) -> list[Path]:
-    """The report to the Standing Committee for `cycle`, in every format, into out/."""
+    """The issued report to the Standing Committee for `cycle`, as archived, in every format, into out/."""
     paths = []
     with httpx.Client(base_url=url, timeout=120) as reports:
         for fmt in ("json", "html", "pdf", "docx"):
-            response = reports.get("/v1/reports/standing-committee", params={"cycle": cycle, "format": fmt})
+            response = reports.get(f"/v1/reports/archive/{cycle}/{fmt}")
             response.raise_for_status()
             path = OUT / f"bao-cao-{cycle}.{fmt}"
             path.write_bytes(response.content)

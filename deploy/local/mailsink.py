@@ -19,17 +19,29 @@ class Mailbox:
         self.directory = directory
         self.messages: list[EmailMessage] = []
         self._lock = threading.Lock()
+        self._last = 0  # the number of the last .eml file in `directory`, kept by earlier runs too
         if directory:
             directory.mkdir(parents=True, exist_ok=True)
+            self._last = max((int(p.stem) for p in directory.glob("*.eml") if p.stem.isdigit()), default=0)
 
     async def handle_DATA(self, server, session, envelope) -> str:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self._lock:
             self.messages.append(message)
-            count = len(self.messages)
-        if self.directory:
-            (self.directory / f"{count:05d}.eml").write_bytes(envelope.content)
+            if self.directory:
+                self._keep(envelope.content)
         return "250 Message accepted for delivery"
+
+    def _keep(self, content: bytes) -> None:
+        """Write the message to the next free number: never over one kept before (exclusive create)."""
+        while True:
+            self._last += 1
+            try:
+                with open(self.directory / f"{self._last:05d}.eml", "xb") as out:
+                    out.write(content)
+                return
+            except FileExistsError:
+                continue
 
     def snapshot(self) -> list[EmailMessage]:
         with self._lock:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
@@ -184,12 +185,25 @@ def up() -> None:
         "NQT_NOTIFY_URL": f"http://127.0.0.1:{ports['notify']}",
         "NQT_PROGRAMS_URL": f"http://127.0.0.1:{ports['programs']}",
         "NQT_PROMETHEUS_URL": f"http://127.0.0.1:{prometheus_port}",
-        "NQT_SMTP_SINK": f"127.0.0.1:{smtp_port} -> {LOCAL / 'mail'}",
+        "NQT_SMTP_SINK": f"127.0.0.1:{smtp_port}",
+        "NQT_MAIL_DIR": str(LOCAL / "mail"),
         "NQT_DEV_KEYS_FILE": str(LOCAL / "dev-keys.json"),
         "NQT_DEV_SIGNING_SECRETS_FILE": str(LOCAL / "dev-signing-secrets.json"),
     }
-    (LOCAL / "stack.env").write_text("".join(f"{k}={v}\n" for k, v in stack_env.items()))
+    write_env(LOCAL / "stack.env", stack_env)
     print(f"stack: up in {time.monotonic() - started:.1f}s; URLs in {LOCAL / 'stack.env'}, logs in {LOCAL / 'logs'}")
+
+
+def write_env(path: Path, values: dict[str, str]) -> None:
+    """`KEY=value` lines that a shell sources as they are (`set -a; . .local/stack.env`): each value
+    quoted, so a space or a `>` in it (a path) is part of the value, not a command."""
+    path.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items()))
+
+
+def read_env(path: Path) -> dict[str, str]:
+    """What `write_env` wrote, as the shell reads it."""
+    return {k: shlex.split(v)[0] if v else "" for k, _, v in
+            (line.partition("=") for line in path.read_text().splitlines() if "=" in line)}
 
 
 def down() -> None:

@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from shared.records import Outcome, ReportDue, ReportGenerated
+from shared.records import Outcome, ReportDrafted, ReportDue, ReportGenerated
 
 OFFICE = "VPTU"
 OPEN = ("not_started", "in_progress", "blocked")
@@ -152,6 +152,18 @@ def report_generated_text(recipient_name: str, event: ReportGenerated) -> tuple[
     body = "\n".join([f"Kính gửi: {recipient_name}", "",
                       f"Văn phòng Thành ủy trân trọng gửi Báo cáo {event.number} — {event.summary}.",
                       "Bản PDF gửi kèm thư này; các định dạng khác:", *links, "",
+                      "nq-tracker — theo dõi thực hiện chương trình hành động"])
+    return subject, body
+
+
+def report_drafted_text(recipient_name: str, event: ReportDrafted) -> tuple[str, str]:
+    """The Office is told that a report's draft awaits its sign-off (`nqt reports approve`)."""
+    subject = f"[nq-tracker] Dự thảo báo cáo {event.cycle} chờ ký duyệt: {event.summary}"
+    links = [f"  - {fmt_.upper()}: {url}" for fmt_, url in event.formats.items()]
+    again = [f"Dự thảo lần {event.revision}, đã tiếp thu ý kiến: {event.comment}"] if event.comment else []
+    body = "\n".join([f"Kính gửi: {recipient_name}", "",
+                      f"Dự thảo Báo cáo {event.summary} (chưa có số) đã được tổng hợp, đề nghị xem xét, ký duyệt "
+                      f"hoặc trả lại kèm ý kiến.", *again, "Dự thảo theo các định dạng:", *links, "",
                       "nq-tracker — theo dõi thực hiện chương trình hành động"])
     return subject, body
 

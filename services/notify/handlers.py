@@ -77,7 +77,12 @@ async def on_due(notifier: Notifier, event: records.ReportDue, clock: Clock) -> 
     await notifier.cycle_opened(event, clock.today())
 
 
-async def on_generated(notifier: Notifier, event: records.ReportGenerated, clock: Clock) -> None:
-    metrics.event("notify", "report.generated", "received")
+async def on_generated(notifier: Notifier, event: records.ReportGenerated | records.ReportDrafted,
+                       clock: Clock) -> None:
+    if isinstance(event, records.ReportDrafted):
+        metrics.event("notify", records.DRAFTED, "received")
+        await notifier.report_drafted(event)
+        return
+    metrics.event("notify", records.GENERATED, "received")
     async with httpx.AsyncClient(timeout=60) as fetch:
         await notifier.report_generated(event, clock.today(), fetch)

@@ -154,6 +154,8 @@ class Notifier:
                 await self.rejection(records.Outcome.model_validate(trigger))
             elif notice["kind"] == "cycle_opened":
                 await self.cycle_opened(records.ReportDue.model_validate(trigger), today, only=code)
+            elif notice["kind"] == "report_drafted":
+                await self.report_drafted(records.ReportDrafted.model_validate(trigger))
             else:
                 await self.report_generated(records.ReportGenerated.model_validate(trigger), today, fetch, only=code)
             await self.store.forget_waiting(notice["_id"])
@@ -205,6 +207,14 @@ class Notifier:
             subject, body = domain.report_generated_text(unit["name"], event)
             await self.send(kind="report_generated", recipient=unit, subject=subject, body=body,
                             day=today.isoformat(), about=event.cycle, data=event.model_dump(), attachments=(pdf,))
+
+    async def report_drafted(self, event: records.ReportDrafted) -> None:
+        """The Office hears that a report's draft awaits its sign-off, once per draft."""
+        unit = await self._recipient(domain.OFFICE, kind="report_drafted", about=event.id, trigger=event.model_dump())
+        if unit is not None:
+            subject, body = domain.report_drafted_text(unit["name"], event)
+            await self.send(kind="report_drafted", recipient=unit, subject=subject, body=body, day=event.drafted_on,
+                            about=event.id, data=event.model_dump())
 
     async def scan(self, today: date) -> int:
         """The day's reminders, overdue notices and escalations, one digest per recipient."""

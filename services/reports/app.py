@@ -34,7 +34,8 @@ def build(settings: ReportsSettings | None = None) -> FastAPI:
 
     def service_for(rt: Runtime) -> ReportsService:
         return ReportsService(ReportsStore(rt.db, holdings), clock, due_working_days=settings.reports_due_working_days,
-                              claims=Claims(rt.db.claims, holder=holder, stale_after=stale_after))
+                              claims=Claims(rt.db.claims, holder=holder, stale_after=stale_after),
+                              auto_issue=settings.reports_auto_issue)
 
     handlers.register(runtime, settings.reports_group, service_for, holdings)
     renderer = handlers.Renderer(settings.reports_max_renders, settings.reports_render_wait_s)
@@ -46,6 +47,19 @@ def build(settings: ReportsSettings | None = None) -> FastAPI:
     app = create_app(runtime, title="nq-tracker reports", jobs=jobs)
     app.state.renderer = renderer
     app.state.holdings = holdings
+
+    # The Office's sign-off, for the views that offer it (they check who may sign; these trust them).
+    async def approve(*, cycle_code: str, approver: str) -> dict:
+        """Approve the cycle's draft: numbered, frozen and issued; the issued report (JSON)."""
+        return await handlers.approve(runtime, service_for(runtime), renderer, cycle_code=cycle_code,
+                                      approver=approver)
+
+    async def send_back(*, cycle_code: str, approver: str, comment: str) -> None:
+        """Send the cycle's draft back with a comment; the scheduler prepares a new one."""
+        await handlers.send_back(service_for(runtime), cycle_code=cycle_code, approver=approver, comment=comment)
+
+    app.state.approve, app.state.send_back = approve, send_back
+    app.state.service = lambda: service_for(runtime)  # cycle_reports(), report(), ...
 
     @app.get("/v1/status", summary="The live roll-up of every programme, indicator and unit")
     async def status() -> dict:

@@ -125,3 +125,33 @@ def report_status(report: dict | None, due_instant: str, *, by_event_time: bool 
         return "missing"
     when = report["time"] if by_event_time else report.get("received_at") or report["time"]
     return "on_time" if when <= due_instant else "late"
+
+
+# --- the Office's sign-off ---
+class BadRequest(ValueError):
+    """What was asked cannot be done, and the message says why; nothing was changed."""
+
+
+NUMBERED = ("approved", "issuing")  # numbered and frozen, not issued yet ("issuing": an earlier version's)
+
+
+def signoff_status(report: dict) -> str:
+    return "approved" if report.get("status") in NUMBERED else report.get("status")
+
+
+def required_text(text: str, what: str, limit: int) -> str:
+    text = (text or "").strip()
+    if not text or len(text) > limit:
+        raise BadRequest(f"{what} is required, at most {limit:,} characters")
+    return text
+
+
+def not_signable(cycle_code: str, report: dict | None) -> str:
+    """Why the report of a cycle cannot be approved or sent back now."""
+    status = signoff_status(report) if report else None
+    if status is None:
+        return (f"the report for {cycle_code} has no draft yet: one is prepared once the units' reports "
+                f"for the cycle fall due")
+    if status == "returned":
+        return f"the draft for {cycle_code} was sent back; the next one is prepared shortly, act on that one"
+    return f"the report for {cycle_code} is already approved (Số {report['number']}); it cannot be sent back"

@@ -9,7 +9,7 @@ import time
 from bson import Binary
 from faststream.kafka.annotations import KafkaMessage
 
-from shared import consumer, kafka, metrics, problems
+from shared import consumer, kafka, metrics, problems, records
 from shared.claims import Claim
 from shared.runtime import Runtime
 
@@ -95,8 +95,9 @@ class Renderer:
 
 
 async def schedule_once(runtime: Runtime, service: ReportsService, renderer: Renderer) -> None:
-    """Open the cycles whose cut-off has come; issue the reports that fell due. Each step is
-    claimed first, and done only while the claim is still this replica's."""
+    """Open the cycles whose cut-off has come; prepare the drafts of the reports that fell due (or
+    issue them, with `auto_issue`) and issue those the Office approved. Each step is claimed
+    first, and done only while the claim is still this replica's."""
     topics, broker = runtime.settings.topics, runtime.broker
     while (opening := await service.next_cycle_to_open()) is not None:
         event, claim = opening
@@ -107,24 +108,60 @@ async def schedule_once(runtime: Runtime, service: ReportsService, renderer: Ren
         await service.store.mark_cycle(event["cycle"], opened=True)
         log.info("opened cycle %s: %d units expected by %s", event["cycle"], len(event["expected_units"]),
                  event["due_date"])
-    while (issuing := await service.next_report_to_issue()) is not None:
-        cycle, claim = issuing
+    while (step := await service.next_step()) is not None:
+        action, cycle, claim = step
         async with service.claims.keeping(claim):  # renders take a while: others must see it alive
-            await _issue(runtime, service, renderer, cycle, claim)
+            if action == "draft":
+                await _draft(runtime, service, cycle, claim)
+            else:
+                await _issue(runtime, service, renderer, cycle, claim, await service.issue(cycle))
+                await service.claims.release(claim)  # an approval of it need not wait for the claim to age
 
 
-async def _issue(runtime: Runtime, service: ReportsService, renderer: Renderer, cycle: str, claim: Claim) -> None:
+async def _draft(runtime: Runtime, service: ReportsService, cycle: str, claim: Claim) -> None:
+    """Tell the Office (notify, `report.drafted`) that the cycle's draft awaits its sign-off."""
+    record = await service.draft(cycle)
+    base = runtime.settings.reports_public_url.rstrip("/")
+    record["formats"] = {fmt: f"{base}/v1/reports/standing-committee?cycle={cycle}&format={fmt}" for fmt in FORMATS}
+    if not await service.claims.holds(claim):
+        return
+    await runtime.broker.publish(kafka.dumps(record), runtime.settings.topics.generated, key=cycle.encode())
+    await service.drafted(record=record)
+    metrics.event("reports", records.DRAFTED, "published")
+    log.info("drafted the report for %s (revision %d); it awaits the Office's sign-off", cycle, record["revision"])
+
+
+async def approve(runtime: Runtime, service: ReportsService, renderer: Renderer, *, cycle_code: str,
+                  approver: str) -> dict:
+    """The Office approves the cycle's draft: numbered, frozen, issued (`report.generated`, so
+    delivered); the issued report (JSON). Approved again, the same report comes back."""
+    async with service.signing(cycle_code) as claim:
+        report = await service.approve(cycle_code=cycle_code, approver=approver)
+        if (await service.store.issued_report(cycle_code)).get("status") != "issued":
+            await _issue(runtime, service, renderer, cycle_code, claim, report)
+    return report
+
+
+async def send_back(service: ReportsService, *, cycle_code: str, approver: str, comment: str) -> None:
+    """The Office sends the cycle's draft back with `comment`; a new draft follows."""
+    async with service.signing(cycle_code):
+        await service.send_back(cycle_code=cycle_code, approver=approver, comment=comment)
+
+
+async def _issue(runtime: Runtime, service: ReportsService, renderer: Renderer, cycle: str, claim: Claim,
+                 report: dict) -> None:
+    """Store the numbered report in every format and publish `report.generated` once."""
     started = time.perf_counter()
-    report = await service.issue(cycle)
     files = {fmt: Binary(await renderer.render(report, fmt, patient=True)) for fmt in ("html", "pdf", "docx")}
     await service.store.update_archive(cycle, report=report, files=files)
     if not await service.claims.holds(claim):  # this replica stalled and another took over: it publishes
         log.warning("the report for %s was taken over while being rendered here", cycle)
         return
     base = runtime.settings.reports_public_url.rstrip("/")
-    event = {"id": f"report-generated-{cycle}", "cycle": cycle, "number": report["document"]["number_text"],
-             "known_at": report["known_at"], "issued_on": report["document"]["date_text"],
-             "summary": report["document"]["summary"], "recipients": report["document"]["recipients"],
+    event = {"type": records.GENERATED, "id": f"report-generated-{cycle}", "cycle": cycle,
+             "number": report["document"]["number_text"], "known_at": report["known_at"],
+             "issued_on": report["document"]["date_text"], "summary": report["document"]["summary"],
+             "recipients": report["document"]["recipients"], "approved_by": report["approved_by"],
              "formats": {fmt: f"{base}/v1/reports/archive/{cycle}/{fmt}" for fmt in ARCHIVED}}
     await runtime.broker.publish(kafka.dumps(event), runtime.settings.topics.generated, key=cycle.encode())
     await service.store.update_archive(cycle, status="issued")

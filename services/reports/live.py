@@ -160,9 +160,9 @@ class Live:
     def set_registry(self, collection: str, key: str, state: dict) -> None:
         self.registry[collection].setdefault(key, {"_id": key}).update(state)  # $set, upsert
 
-    def set_plan(self, key: str, programme: str, submitted: bool) -> None:
+    def set_plan(self, key: str, programme: str, submitted: bool, issued_on: str | None = None) -> None:
         if submitted:
-            self.plans.setdefault(key, {"_id": key}).update(programme=programme, submitted=True)
+            self.plans.setdefault(key, {"_id": key}).update(programme=programme, submitted=True, issued_on=issued_on)
         else:  # a rejected submission counts until a revision of the plan is accepted
             self.plans.setdefault(key, {"_id": key, "programme": programme, "submitted": False})
 
@@ -275,7 +275,8 @@ class TaskWrites:
 MIRRORS = {
     **{kind: lambda live, c, name=name: live.set_registry(name, c["id"], c["state"])
        for kind, name in REGISTRY.items()},
-    records.PLAN: lambda live, c: live.set_plan(c["id"], c["programme"], c["state"]["status"] == "submitted"),
+    records.PLAN: lambda live, c: live.set_plan(c["id"], c["programme"], c["state"]["status"] == "submitted",
+                                                c["state"].get("issued_on")),
     records.TASK: lambda live, c: live.put_task(task_doc(c)),
     records.PROGRAMME_ISSUED: lambda live, c: live.set_versioned("issued", c["id"], c["state"], c["version"]),
     records.INDICATOR_VALUE: lambda live, c: live.set_versioned("indicator_values", c["id"], c["state"],

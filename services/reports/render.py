@@ -18,6 +18,7 @@ from pathlib import Path
 import jinja2
 
 from services.reports.charts import INDICATOR_STATUS, achievement_pct, indicator_chart, progress_chart
+from services.reports.document import party_date, short_date
 
 TASK_STATUS = {"not_started": "Chưa triển khai", "in_progress": "Đang thực hiện",
                "completed": "Hoàn thành", "blocked": "Vướng mắc", "cancelled": "Hủy"}
@@ -35,14 +36,22 @@ _HANOI = timezone(timedelta(hours=7))  # Viet Nam keeps no daylight saving time
 _TEMPLATES = Path(__file__).parent / "templates"
 
 
-def fmt_date(value: str | None) -> str:
-    """dd/mm/yyyy of an ISO date or timestamp (a timestamp is read in Hanoi time)."""
-    if not value:
-        return ""
+def _day(value: str) -> date:
+    """The day of an ISO date or timestamp (a timestamp is read in Hanoi time)."""
     if "T" not in value:
-        return date.fromisoformat(value).strftime("%d/%m/%Y")
+        return date.fromisoformat(value)
     moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return (moment.astimezone(_HANOI) if moment.tzinfo else moment).strftime("%d/%m/%Y")
+    return (moment.astimezone(_HANOI) if moment.tzinfo else moment).date()
+
+
+def fmt_date(value: str | None) -> str:
+    """A date in a table: '15/3/2021' (`document.short_date`); empty if missing."""
+    return short_date(_day(value)) if value else ""
+
+
+def fmt_day(value: str | None) -> str:
+    """A date in a sentence: 'ngày 15 tháng 3 năm 2021' (`document.party_date`); empty if missing."""
+    return party_date(_day(value)) if value else ""
 
 
 def fmt_num(value: float | None, digits: int = 2, fixed: bool = False) -> str:
@@ -74,11 +83,11 @@ def _issuance(r: dict) -> list[tuple]:
         return blocks
 
     def when(day: str | None, done: str) -> str:
-        return f"{done}{' muộn,' if day > dl['deadline'] else ''} ngày {fmt_date(day)}" if day else f"chưa {done}"
+        return f"{done}{' muộn,' if day > dl['deadline'] else ''} {fmt_day(day)}" if day else f"chưa {done}"
     missed = "; ".join(f"Chương trình {m['code']} ({when(m.get('issued_on'), 'ban hành')}; "
                        f"{when(m.get('steering_established_on'), 'thành lập Ban Chỉ đạo')})" for m in dl["missed"])
     return blocks + [("p", f"Theo yêu cầu ban hành chương trình và thành lập Ban Chỉ đạo trong quý I/2021 "
-                           f"(chậm nhất ngày {fmt_date(dl['deadline'])}): {dl['issued_on_time']}/{dl['total']} "
+                           f"(chậm nhất {fmt_day(dl['deadline'])}): {dl['issued_on_time']}/{dl['total']} "
                            f"chương trình được ban hành đúng hạn, {dl['steering_on_time']}/{dl['total']} chương "
                            f"trình thành lập Ban Chỉ đạo đúng hạn; chưa đạt: {missed or 'không có'}.")]
 
@@ -170,7 +179,7 @@ def _supervisions(r: dict) -> list[tuple]:
     for s in r["supervisions"]:
         about = "; ".join(x for x in (f"Chương trình {s['programme']}" if s.get("programme") else "",
                                       names.get(s.get("unit"), s.get("unit") or "")) if x)
-        lead = f"{s['source_name']} ({SUPERVISION_KIND.get(s['kind'], s['kind'])}, {fmt_date(s['time'])}" \
+        lead = f"{s['source_name']} ({SUPERVISION_KIND.get(s['kind'], s['kind'])}, {fmt_day(s['time'])}" \
                f"{'; ' + about if about else ''}):"
         advice = f" Kiến nghị: {s['recommendation']}" if s.get("recommendation") else ""
         items.append(("item", (lead, f"{s['finding']}{advice}")))
@@ -192,8 +201,8 @@ def _next(r: dict) -> list[tuple]:
         return [("h1", "III. NHIỆM VỤ KỲ TỚI"), ("p", "Không có kỳ báo cáo tiếp theo.")]
     due = n["tasks_due"]
     return [("h1", "III. NHIỆM VỤ KỲ TỚI"),
-            ("p", f"Báo cáo {n['cycle_label']}: số liệu tính đến ngày {fmt_date(n['cut_off'])}; các cơ quan, "
-                  f"đơn vị gửi báo cáo chậm nhất ngày {fmt_date(n['due_date'])}."),
+            ("p", f"Báo cáo {n['cycle_label']}: số liệu tính đến {fmt_day(n['cut_off'])}; các cơ quan, "
+                  f"đơn vị gửi báo cáo chậm nhất {fmt_day(n['due_date'])}."),
             ("p", "Có " + _listed(len(due), BODY_ROWS, "nhiệm vụ đến hạn hoàn thành trong kỳ tới", "Phụ lục 4")
              if due else "Không có nhiệm vụ đến hạn hoàn thành trong kỳ tới."),
             *([_table(DUE[0], _due_rows(due[:BODY_ROWS]), DUE[1], "", (5,))] if due else [])]
@@ -242,8 +251,9 @@ def _annexes(r: dict) -> list[dict]:
 def _view(r: dict) -> dict:
     """Everything the three formats print, in order."""
     d = r["document"]
-    intro = (f"Số liệu tính từ ngày {fmt_date(r['window']['start'])} đến ngày {fmt_date(r['window']['cut_off'])} "
-             f"(kỳ báo cáo {r['cycle_label']}), theo thông tin nhận được đến ngày {fmt_date(r['known_at'])}.")
+    received = f", theo thông tin nhận được đến {fmt_day(r['known_on'])}" if r.get("known_on") else ""
+    intro = (f"Số liệu tính từ {fmt_day(r['window']['start'])} đến {fmt_day(r['window']['cut_off'])} "
+             f"(kỳ báo cáo {r['cycle_label']}){received}.")
     body = [("p", intro), ("h1", "I. KẾT QUẢ THỰC HIỆN"),
             ("h2", "1. Ban hành chương trình, thành lập Ban Chỉ đạo"), *_issuance(r), *_progress(r),
             *_indicators(r), *_shortcomings(r), *_next(r)]

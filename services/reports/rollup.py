@@ -4,7 +4,7 @@ from a Snapshot exactly as the contract defines them. Pure: no I/O, no clock."""
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from shared.cycles import Cycle, label, next_quarter
@@ -62,7 +62,24 @@ class Listed:
         return sorted(due, key=lambda t: (t["due_date"], t["task_id"]))
 
 
+def in_effect(snapshot: Snapshot, as_of: date) -> Snapshot:
+    """What had taken effect by `as_of`, whenever it was reported: a programme counts as issued
+    from its `issued_on`, its steering committee as established from its `established_on`, a
+    plan as submitted from its `issued_on` (a rejected one from its event time, as before)."""
+    day = as_of.isoformat()
+    issued = {}
+    for code, doc in snapshot.issued.items():
+        if (doc.get("issued_on") or "") > day:
+            continue
+        if ((doc.get("steering_committee") or {}).get("established_on") or "") > day:
+            doc = {**doc, "steering_committee": None}
+        issued[code] = doc
+    plans = [p for p in snapshot.plans if (p.get("issued_on") or "") <= day]
+    return replace(snapshot, issued=issued, plans=plans)
+
+
 def build(snapshot: Snapshot, moment: Moment) -> dict:
+    snapshot = in_effect(snapshot, moment.as_of)
     tasks = snapshot.view or Listed(snapshot.tasks)
     plans_by_programme = defaultdict(list)
     for plan in snapshot.plans:

@@ -13,6 +13,9 @@ class ReportsSettings(CommonSettings):
     # Open cycles (report.due) and issue their reports once due; every replica may run it.
     reports_scheduler: bool = True
     reports_schedule_seconds: float = Field(30.0, gt=0)
+    # Number and issue a report as soon as its cycle falls due, with no one's sign-off. Off: the
+    # scheduler prepares the draft, tells the Office, and the report waits for its approval.
+    reports_auto_issue: bool = False
     # A replica opening a cycle or issuing a report refreshes its claim a few times in this
     # window; a claim left this long unrefreshed (its replica died) is taken over.
     reports_claim_stale_seconds: float = Field(120.0, gt=0)

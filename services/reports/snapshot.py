@@ -16,7 +16,7 @@ class Snapshot:
     indicators: list[dict]                 # registry, sorted by code
     settings: dict                         # registry header: term, issuer, reporting
     issued: dict[str, dict]                # programme -> programme.issued data
-    plans: list[dict]                      # {programme, submitted: bool}
+    plans: list[dict]                      # {programme, submitted: bool, issued_on}
     tasks: list[dict]                      # {task_id, programme, lead_unit, lead_person, title, due_date, status, progress}
     indicator_values: dict[str, list[dict]] = field(default_factory=dict)  # indicator -> [{period, value}]
     unit_reports: dict[str, dict] = field(default_factory=dict)  # unit -> {time, received_at, document_no}
@@ -51,7 +51,8 @@ def tasks_from_history(plan_facts: list[dict], task_facts: list[dict]) -> tuple[
     tasks of earlier revisions that it dropped are cancelled."""
     applied = [f for f in plan_facts if f["data"]["status"] == "submitted"]
     current = latest_by_subject(applied)
-    plans = [{"programme": f["programme"], "submitted": True} for f in current.values()]
+    plans = [{"programme": f["programme"], "submitted": True, "issued_on": f["data"].get("issued_on")}
+             for f in current.values()]
     rejected = {f["subject"]: f for f in plan_facts if f["subject"] not in current}
     plans += [{"programme": f["programme"], "submitted": False} for f in rejected.values()]
     reports = latest_by_subject(task_facts)

@@ -135,8 +135,8 @@ class ReportsStore:
         await mongo.insert_once(self.db.supervisions, {"_id": change["id"], **change["state"]})
 
     async def _apply_plan(self, key: str, programme: str, state: dict) -> None:
-        if state["status"] == "submitted":
-            update = {"$set": {"programme": programme, "submitted": True}}
+        if state["status"] == "submitted":  # in effect from its issued_on (rollup.in_effect)
+            update = {"$set": {"programme": programme, "submitted": True, "issued_on": state.get("issued_on")}}
         else:  # a rejected submission counts until a revision of the plan is accepted
             update = {"$setOnInsert": {"programme": programme, "submitted": False}}
         await self.db.plans.update_one({"_id": key}, update, upsert=True)
@@ -181,7 +181,7 @@ class ReportsStore:
         return Snapshot(
             **await self._registry(),
             issued={d["_id"]: d async for d in self.db.issued.find({})},
-            plans=[d async for d in self.db.plans.find({}, {"programme": 1, "submitted": 1})],
+            plans=[d async for d in self.db.plans.find({}, {"programme": 1, "submitted": 1, "issued_on": 1})],
             tasks=[], indicator_values=values,
             unit_reports={d["unit"]: d async for d in self.db.unit_reports.find({"cycle": cycle})},
             supervisions=[d async for d in self.db.supervisions.find({"time": {"$gte": window_start}})],
@@ -280,8 +280,13 @@ class ReportsStore:
     async def archive(self, doc: dict) -> bool:
         return await mongo.insert_once(self.db.archive, doc)
 
-    async def update_archive(self, cycle: str, **fields) -> None:
-        await self.db.archive.update_one({"_id": cycle}, {"$set": fields})
+    async def update_archive(self, cycle: str, *, upsert: bool = False, **fields) -> None:
+        await self.db.archive.update_one({"_id": cycle}, {"$set": fields}, upsert=upsert)
+
+    async def reports(self) -> dict[str, dict]:
+        """Every cycle's report as the sign-off sees it (without the document and its files)."""
+        fields = ("status", "revision", "number", "known_at", "issued_on", "approved_by", "approved_at", "comment")
+        return {d["_id"]: d async for d in self.db.archive.find({}, dict.fromkeys(fields, 1))}
 
 
 # What each kind of change does to the read model; task states are written together, per batch

@@ -191,6 +191,25 @@ async def test_an_issued_report_reaches_its_recipients_with_the_pdf_attached(iso
     assert formats["docx"] in mail[0].get_body(("plain",)).get_content()
 
 
+async def test_a_draft_awaiting_sign_off_is_told_to_the_office_once_with_its_links(isolated):
+    with Receiver() as receiver:
+        async with notify(isolated, receiver) as (app, client, mailbox, settings):
+            formats = {f: f"http://reports/v1/reports/standing-committee?cycle=2021-Q1&format={f}" for f in ("pdf", "docx")}
+            event = {"type": "report.drafted", "id": "report-drafted-2021-Q1-2", "cycle": "2021-Q1", "revision": 2,
+                     "drafted_on": "2021-03-19", "summary": "Tình hình thực hiện chương trình hành động, quý I/2021",
+                     "formats": formats, "comment": "Bổ sung số liệu của Sở Tài chính"}
+            for _ in range(2):  # delivered twice by Kafka: still one e-mail
+                await kafkatools.produce(isolated.kafka, settings.topics.generated, [kafka.dumps(event)],
+                                         key=b"2021-Q1")
+            await kafkatools.eventually(lambda: _async(mail_to(mailbox, "vptu@hanoi.example")))
+            await quiet()
+    mail = mail_to(mailbox, "vptu@hanoi.example")
+    assert len(mail) == 1 and "Dự thảo báo cáo 2021-Q1 chờ ký duyệt" in mail[0]["Subject"]
+    body = mail[0].get_body(("plain",)).get_content()
+    assert formats["pdf"] in body and "Bổ sung số liệu của Sở Tài chính" in body
+    assert mail_to(mailbox, "btv@hanoi.example") == []  # the Standing Committee gets only what is issued
+
+
 async def _async(value):
     return value
 

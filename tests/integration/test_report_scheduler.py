@@ -1,5 +1,7 @@
-"""Cycles open and reports are issued exactly once, with two replicas of the reports
-service running and across a restart. Real Kafka and FerretDB; a replayed clock."""
+"""Cycles open and reports are issued exactly once, with two replicas of the reports service
+running and across a restart, when they are issued without the Office's sign-off
+(NQT_REPORTS_AUTO_ISSUE; the sign-off is in test_report_signoff.py). Real Kafka and
+FerretDB; a replayed clock."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from services.reports.settings import ReportsSettings
 async def test_two_replicas_open_each_cycle_and_issue_its_report_once(isolated):
     def reports():
         return build_reports(isolated.settings(ReportsSettings, clock_fixed="2021-04-05T09:00:00+07:00",
-                                               reports_schedule_seconds=0.3))
+                                               reports_schedule_seconds=0.3, reports_auto_issue=True))
 
     settings = isolated.settings(ReportsSettings)
     topics = settings.topics
@@ -54,7 +56,7 @@ async def test_two_schedulers_racing_over_a_crashed_replicas_claims_issue_each_r
     2021-Q2 and 2021-H1 are all due, and race over what it left."""
     def reports():
         return build_reports(isolated.settings(ReportsSettings, clock_fixed="2021-07-05T09:00:00+07:00",
-                                               reports_schedule_seconds=0.2))
+                                               reports_schedule_seconds=0.2, reports_auto_issue=True))
 
     settings = isolated.settings(ReportsSettings)
     topics, long_ago = settings.topics, "2021-07-05T00:00:00.000000Z"

@@ -164,6 +164,17 @@ async def test_every_number_of_the_first_quarter_as_issued_on_5_april(deployment
     assert (r["next_period"]["cycle"], [t["task_id"] for t in r["next_period"]["tasks_due"]]) == ("2021-Q2", ["A2"])
     assert r["totals"]["tasks"]["total"] == 5 and r["totals"]["progress_pct"] == 52.5  # (100+40+60+10)/4
     assert r["document"]["date_text"].startswith("Hà Nội, ngày") and r["document"]["draft"] is True
+    assert r["known_on"] == "2021-04-05"
+
+
+async def test_a_replayed_term_never_says_it_received_information_after_its_own_day(deployment):
+    """The clock is pinned to 1 July 2021; the arrival times (known_at) are the wall clock's."""
+    r = await get(deployment, cycle="2021-Q1")
+    html = (await deployment.get("/v1/reports/standing-committee", params={"cycle": "2021-Q1",
+                                                                           "format": "html"})).text
+    assert r["known_at"] > "2024" and r["known_on"] == "2021-07-01"
+    assert r["document"]["date_text"] == "Hà Nội, ngày 01 tháng 7 năm 2021"
+    assert "theo thông tin nhận được đến ngày 01 tháng 7 năm 2021." in html
 
 
 async def test_late_arrivals_change_a_later_regeneration_but_never_the_past(deployment):

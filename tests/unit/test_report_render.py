@@ -119,9 +119,9 @@ def sample_report() -> dict:
     return {
         "cycle": "2021-Q1", "kind": "quarterly", "cycle_label": "quý I/2021",
         "window": {"start": "2020-12-15", "cut_off": "2021-03-14"}, "due_date": "2021-03-16",
-        "as_of": "2021-03-14", "known_at": "2021-04-05T02:00:00.000000Z",
+        "as_of": "2021-03-14", "known_at": "2021-04-05T02:00:00.000000Z", "known_on": "2021-04-05",
         "document": {"party_committee": "ĐẢNG BỘ THÀNH PHỐ HÀ NỘI", "issuer": "VĂN PHÒNG THÀNH ỦY",
-                     "number_text": "Số 12-BC/VPTU", "date_text": "Hà Nội, ngày 05 tháng 04 năm 2021",
+                     "number_text": "Số 12-BC/VPTU", "date_text": "Hà Nội, ngày 05 tháng 4 năm 2021",
                      "title": "BÁO CÁO",
                      "summary": "Tình hình thực hiện Chương trình hành động thực hiện Nghị quyết Đại hội XVII "
                                 "Đảng bộ thành phố, quý I/2021",
@@ -200,8 +200,8 @@ def test_html_has_the_party_document_header_and_title(html, report):
     for text in (doc["party_committee"], doc["issuer"], "ĐẢNG CỘNG SẢN VIỆT NAM", doc["number_text"],
                  doc["date_text"], "BÁO CÁO", doc["summary"], *SECTIONS):
         assert text in html
-    assert "Số liệu tính từ ngày 15/12/2020 đến ngày 14/03/2021" in html
-    assert "05/04/2021" in html  # known_at, as a date
+    assert ("Số liệu tính từ ngày 15 tháng 12 năm 2020 đến ngày 14 tháng 3 năm 2021 (kỳ báo cáo quý I/2021), "
+            "theo thông tin nhận được đến ngày 05 tháng 4 năm 2021.") in html
 
 
 def test_html_covers_programmes_overdue_tasks_and_sample_note(html, report):
@@ -210,7 +210,7 @@ def test_html_covers_programmes_overdue_tasks_and_sample_note(html, report):
     assert "Võ Nguyên Phong" in html and "Sở Xây dựng" in html
     assert "Số liệu chỉ tiêu là dữ liệu mẫu" in html
     assert "8/10 chương trình thành lập Ban Chỉ đạo đúng hạn" in html
-    assert "Chương trình 09 (ban hành muộn, ngày 02/04/2021; chưa thành lập Ban Chỉ đạo)" in html
+    assert "Chương trình 09 (ban hành muộn, ngày 02 tháng 4 năm 2021; chưa thành lập Ban Chỉ đạo)" in html
     for word in ("Vướng mắc", "Chưa báo cáo", "Muộn", "Chậm", "Phản biện xã hội", "Lưu VP", "CHÁNH VĂN PHÒNG"):
         assert word in html
     assert "DỰ THẢO" not in html
@@ -234,6 +234,24 @@ def test_empty_lists_become_sentences_and_a_draft_is_marked(report):
     assert "Không có nhiệm vụ đến hạn hoàn thành trong kỳ tới." in html
     assert "chưa nhận được kết quả giám sát" in html
     assert "DỰ THẢO" in html
+
+
+def test_without_a_day_information_was_received_by_the_line_leaves_it_out(report):
+    unknown = copy.deepcopy(report)
+    unknown["known_on"] = None
+    html = render_html(unknown)
+    assert "(kỳ báo cáo quý I/2021)." in html and "thông tin nhận được" not in html
+
+
+def test_every_format_writes_its_dates_the_partys_way(html, pdf, docx):
+    """No zero before months 3 to 12 (a date line of 05/04 once read 'tháng 04')."""
+    pdf_text = _nfc(subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, check=True, text=True).stdout)
+    cells = [cell.text for table in docx.tables for row in table.rows for cell in row.cells]
+    docx_text = "\n".join([p.text for p in docx.paragraphs] + cells)
+    for text in (html, pdf_text, docx_text):
+        assert "Hà Nội, ngày 05 tháng 4 năm 2021" in text
+        assert "tháng 04" not in text and "/03/2021" not in text
+    assert "15 tháng 12 năm 2020" in docx_text and "thành lập Ban Chỉ đạo muộn, ngày 06 tháng 4 năm 2021" in docx_text
 
 
 def test_pdf_text_has_the_header_cycle_and_sections(pdf):
@@ -301,7 +319,7 @@ def test_the_date_a_units_report_was_sent_is_the_day_it_arrived(report):
     row = html[html.index("<td>Sở Xây dựng</td><td>Muộn</td>"):].split("</tr>")[0]
     annex = html[html.index("<td>SO-XD</td>"):].split("</tr>")[0]
     for shown in (row, annex):
-        assert "22/03/2021" in shown and "15/03/2021" not in shown
+        assert "22/3/2021" in shown and "15/3/2021" not in shown
 
 
 def large_report(overdue: int, due: int, units: int) -> dict:

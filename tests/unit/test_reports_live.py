@@ -53,12 +53,13 @@ task = st.builds(
     st.sampled_from(DUE), st.sampled_from(UNITS[:3]), st.booleans())
 version = st.sampled_from(TIMES).flatmap(lambda t: st.sampled_from([f"{t}|A", f"{t}|B"]))
 facts = st.one_of(
-    st.builds(lambda n, submitted: change("plan", f"P-{n}", {"status": "submitted" if submitted else "rejected"},
-                                          programme=PROGRAMMES[n]), st.integers(0, 2), st.booleans()),
-    st.builds(lambda code, v, day: change("programme_issued", code, {"programme": code, "issued_on": day,
-                                                                     "document_no": f"{code}-CTr/TU", "steering_committee":
-                                                                     {"established_on": day}}, programme=code, version=v),
-              st.sampled_from(PROGRAMMES), version, st.sampled_from(DUE)),
+    st.builds(lambda n, submitted, day: change("plan", f"P-{n}", {"status": "submitted", "issued_on": day}
+                                               if submitted else {"status": "rejected"}, programme=PROGRAMMES[n]),
+              st.integers(0, 2), st.booleans(), st.sampled_from(DUE)),
+    st.builds(lambda code, v, day, steering: change("programme_issued", code, {
+        "programme": code, "issued_on": day, "document_no": f"{code}-CTr/TU",
+        "steering_committee": {"established_on": steering}}, programme=code, version=v),
+              st.sampled_from(PROGRAMMES), version, st.sampled_from(DUE), st.sampled_from(DUE)),
     st.builds(lambda ind, period, value, v: change("indicator_value", f"{ind}|{period}", {
         "indicator": ind, "period": period, "value": value}, version=v),
               st.sampled_from(["CT-01", "CT-02"]), st.sampled_from(["2021", "2021-Q1", "2021-H1"]),
@@ -91,7 +92,7 @@ class Reference:
         elif kind == "plan":
             plan = col("plans").setdefault(key, {"_id": key, "programme": c["programme"], "submitted": False})
             if state["status"] == "submitted":
-                plan.update(programme=c["programme"], submitted=True)
+                plan.update(programme=c["programme"], submitted=True, issued_on=state.get("issued_on"))
         elif kind == "task":
             known = col("tasks").get(key)
             if known is None or known["seq"] < c["seq"]:
