@@ -72,9 +72,10 @@ principal nqt-operator  "${KAFKA_OPERATOR_PASSWORD:-}"
 principal sys-so-khdt    "${KAFKA_SYS_SO_KHDT_PASSWORD:-}"
 principal sys-q-hoankiem "${KAFKA_SYS_Q_HOANKIEM_PASSWORD:-}"
 
-# ingest: outcomes (event status), inbound.events (direct intake), programs.changes (units) -> events.accepted
-allow nqt-ingest Read topic inbound.events programs.outcomes programs.changes
-allow nqt-ingest Write topic events.accepted inbound.events.dlq programs.outcomes.dlq programs.changes.dlq
+# ingest: outcomes (event status), inbound.events (direct intake), programs.changes (units, tasks),
+# reports.due (open cycles: the templates) -> events.accepted
+allow nqt-ingest Read topic inbound.events programs.outcomes programs.changes reports.due
+allow nqt-ingest Write topic events.accepted inbound.events.dlq programs.outcomes.dlq programs.changes.dlq reports.due.dlq
 allow nqt-ingest Read group nqt-ingest
 allow nqt-ingest Read group-prefix nqt-ingest.
 
