@@ -73,7 +73,10 @@ class Deployment:
     replicas: dict[str, list[Replica]]
     env: dict[str, str]
     logs: Path
-    http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=5))
+    # Idle connections are dropped well before the services' own keep-alive (uvicorn: 5 s) ends
+    # them: at equal timeouts a request can leave on a connection the server is closing (ReadError).
+    http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(
+        timeout=5, limits=httpx.Limits(keepalive_expiry=1)))
     signing_secrets: dict[str, str] = field(default_factory=dict)  # unit -> what it signs inbound records with
 
     @property
