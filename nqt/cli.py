@@ -15,6 +15,7 @@ from shared import accepted, kafka
 from nqt.dlq import dlq_app
 from nqt.keys import keys_app
 from nqt.replay import replay_command
+from nqt.users import users_app
 from shared.events import InvalidEvent
 from shared.registry import load_events
 from shared.settings import CommonSettings
@@ -24,6 +25,7 @@ registry_app = typer.Typer(help="Reference data: units, programmes, indicators."
 app.add_typer(registry_app, name="registry")
 app.add_typer(keys_app, name="keys")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(users_app, name="users")
 app.command("replay")(replay_command)
 
 
