@@ -47,10 +47,10 @@ def mount(app: FastAPI, runtime: Runtime, service_for: Callable[[Runtime], Repor
     def users() -> UsersStore:
         return UsersStore(runtime.db)
 
-    def page(request: Request, template: str, user: User | None, status: int = 200, **context) -> HTMLResponse:
+    def page(request: Request, template: str, user: User | None, http_status: int = 200, **context) -> HTMLResponse:
         token, session = sessions.csrf(request)
         body = env.get_template(template).render(user=user, csrf=token, path=request.url.path, **context)
-        response = HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+        response = HTMLResponse(body, status_code=http_status, headers={"Cache-Control": "no-store"})
         if session != sessions.read(request):
             sessions.write(response, session)
         return response
