@@ -117,6 +117,19 @@ def _kept(path: Path, make, registry: Path) -> dict[str, str]:
     return made
 
 
+def web_view_env(ports: dict[str, int]) -> dict[str, str]:
+    """The web view's settings: its session secret (NQT_UI_SECRET if set, else the one the last
+    `up` wrote to stack.env, else a new one, so sessions survive a restart) and where it reads
+    units' notifications (notify, with the Office's development key)."""
+    previous = LOCAL / "stack.env"
+    kept = [line.split("=", 1)[1].strip() for line in (previous.read_text().splitlines() if previous.exists() else [])
+            if line.startswith("NQT_UI_SECRET=")]
+    secret = os.environ.get("NQT_UI_SECRET") or (kept[0] if kept else secrets.token_urlsafe(32))
+    office = next((key for key, unit in dev_keys().items() if unit == "VPTU"), "")
+    return {"NQT_UI_SECRET": secret, "NQT_UI_NOTIFY_URL": f"http://127.0.0.1:{ports['notify']}",
+            "NQT_UI_NOTIFY_KEY": office}
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -162,7 +175,8 @@ def up() -> None:
         pace = {k: os.environ.get(k, v) for k, v in (("NQT_REPORTS_SCHEDULE_SECONDS", "5"),
                                                       ("NQT_NOTIFY_SCAN_SECONDS", "5"))}
         env = service_env(kafka=kafka_url, mongo=mongo_url, smtp_port=smtp_port, ports=ports, dev_keys=dev_keys(),
-                          extra={**pace, "NQT_INGEST_DEV_SIGNING_SECRETS": json.dumps(dev_signing_secrets())})
+                          extra={**pace, "NQT_INGEST_DEV_SIGNING_SECRETS": json.dumps(dev_signing_secrets()),
+                                 **web_view_env(ports)})
         procs = {}
         for name in SERVICES:
             procs[name] = start_service(name, env, LOCAL / "logs" / f"{name}.log", detach=True)
@@ -187,8 +201,11 @@ def up() -> None:
         "NQT_SMTP_SINK": f"127.0.0.1:{smtp_port} -> {LOCAL / 'mail'}",
         "NQT_DEV_KEYS_FILE": str(LOCAL / "dev-keys.json"),
         "NQT_DEV_SIGNING_SECRETS_FILE": str(LOCAL / "dev-signing-secrets.json"),
+        "NQT_UI_URL": f"http://127.0.0.1:{ports['reports']}/ui/",
+        "NQT_UI_SECRET": env["NQT_UI_SECRET"],
     }
     (LOCAL / "stack.env").write_text("".join(f"{k}={v}\n" for k, v in stack_env.items()))
+    (LOCAL / "stack.env").chmod(0o600)  # it holds the web view's session secret
     print(f"stack: up in {time.monotonic() - started:.1f}s; URLs in {LOCAL / 'stack.env'}, logs in {LOCAL / 'logs'}")
 
 
