@@ -272,8 +272,8 @@ class Task:
                 "tags": []}
 
     def roadmap(self) -> dict:
-        """The task as the plan's change carries it (services/programs/rules.py `plan_submitted`)."""
-        return {k: v for k, v in self.static().items() if k != "tags"}
+        return {"task_id": self.task_id, "title": self.title, "lead_unit": self.lead_unit,
+                "lead_person": self.lead_person, "due_date": day_iso(self.due_day)}
 
     def fields(self, k: int) -> dict:
         """The status report k (TaskUpdated without task_id and programme)."""

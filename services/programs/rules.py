@@ -116,9 +116,7 @@ def plan_submitted(work: Working, item: Item, unit: dict) -> list[Change] | Reje
     states = _put_plan(work, plan_key, header, tasks, version, ever)
     work.plans[plan_key] = work.plan_writes[plan_key] = {**header, "_id": plan_key, "version": version,
                                                          "task_ids": ids, "tasks_ever": sorted(ever)}
-    # the roadmap as reports shows it on a task's page: milestones and coordinating units too
-    roadmap = [{k: t[k] for k in ("task_id", "title", "lead_unit", "lead_person", "due_date", "milestones",
-                                  "coordinating_units") if k in t} for t in tasks]
+    roadmap = [{k: t[k] for k in ("task_id", "title", "lead_unit", "lead_person", "due_date")} for t in tasks]
     changes = [change(item, kind=records.PLAN, id=plan_key, programme=plan.programme,
                       state={**header, "status": "submitted", "tasks": roadmap})]
     return changes + [task_change(item, s) for s in states]

@@ -208,13 +208,6 @@ class ReportsStore:
         ids = [f"{unit}|{cycle}" for cycle in cycles]
         return {d["cycle"]: d async for d in self.db.unit_reports.find({"_id": {"$in": ids}})} if ids else {}
 
-    async def plan_revision(self, programme: str, plan: str) -> dict | None:
-        """The latest applied revision of a plan (its history row), from its programme's facts."""
-        doc = await self.db[timeline.TIMELINE].find_one({"_id": f"facts|{programme}"})
-        revisions = [f for f in timeline.unpack(doc, []) if f["kind"] == records.PLAN and f["subject"] == plan
-                     and f["data"].get("status") == "submitted"]
-        return max(revisions, key=lambda f: f["version"], default=None)
-
     async def _merged_view(self) -> TallyView:
         """The programmes this replica holds from memory, the others as their owners wrote them."""
         held, mine = sorted(self.holdings.programmes), self.holdings.live

@@ -112,18 +112,7 @@ async def task(*, service: ReportsService, task_id: str, user: User) -> dict:
         raise PageError(403, "Nhiệm vụ này do đơn vị khác chủ trì; tài khoản của đơn vị chỉ xem nhiệm vụ của mình.")
     snapshot = await _snapshot(service)
     return {"task": current, "overdue": domain.is_overdue(current, service.clock.today()),
-            "units": snapshot.units, "history": await tasklog.history(service.store.db, task_id, current["seq"]),
-            "roadmap": await _roadmap(service, current)}
-
-
-async def _roadmap(service: ReportsService, task: dict) -> dict:
-    """The task as its plan defines it (milestones, coordinating units), from the plan's latest facts."""
-    latest = await service.store.plan_revision(task["programme"], task["plan"])
-    for item in (latest or {}).get("data", {}).get("tasks", []):
-        if item["task_id"] == task["task_id"]:
-            return {**item, "plan_document_no": latest["data"].get("document_no"),
-                    "plan_title": latest["data"].get("title")}
-    return {}
+            "units": snapshot.units, "history": await tasklog.history(service.store.db, task_id, current["seq"])}
 
 
 async def units(*, service: ReportsService, report: str | None) -> dict:
