@@ -42,10 +42,11 @@ clean: down
 # Figures, not tests: each script prints min/median/max over repeated runs next to a raw baseline
 # measured in the same run, and merges its keys into bench/results/latest.json. Long; never in `make test`
 # (tests/integration/test_bench_quick.py runs each script in a tiny configuration instead).
-bench: setup  ## benchmarks: ingest throughput, freshness, pipeline, replay, reports (tens of minutes)
+bench: setup  ## benchmarks: ingest throughput, freshness, pipeline, replay, reports, web pages (tens of minutes)
 	@$(PY) bench/ferretdb.py --repeat 3
 	@$(PY) bench/ingest.py --duration 10 --repeat 3
 	@$(PY) bench/freshness.py --rate 500 --duration 10 --repeat 3 --drain 60
 	@$(PY) bench/pipeline.py --scale 0.05 --repeat 2 --timeout 1200
 	@$(PY) bench/replay.py --scale 0.05 --repeat 1
 	@$(PY) bench/reports.py --scale 1 --repeat 1
+	@$(PY) bench/webview.py --scale 1 --requests 30

@@ -17,6 +17,7 @@ from nqt.imports import import_command
 from nqt.keys import keys_app
 from nqt.replay import replay_command
 from nqt.reports import reports_app
+from nqt.users import users_app
 from shared.events import InvalidEvent
 from shared.registry import load_events
 from shared.settings import CommonSettings
@@ -27,6 +28,7 @@ app.add_typer(registry_app, name="registry")
 app.add_typer(keys_app, name="keys")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(reports_app, name="reports")
+app.add_typer(users_app, name="users")
 app.command("replay")(replay_command)
 app.command("import")(import_command)
 

@@ -41,7 +41,7 @@ STATE: dict[str, tuple[Counted, ...]] = {
                            outcomes=("decided_at",)),
                  Counted("task_versions", latest=TASK_VERSIONS)),
     "reports": (*_counted("units", "programmes", "indicators", "settings", "plans", "history", "issued",
-                          "indicator_values", "unit_reports", "supervisions", "tallies"),
+                          "indicator_values", "unit_reports", "supervisions", "tallies", "task_log"),
                 Counted("tasks", latest=TASK_VERSIONS)),
     "ingest": _counted("units", "settings", "events", events=("decided_at",)),
     "notify": _counted("units", "settings", "tasks", "unit_reports", "cycles"),

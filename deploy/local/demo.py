@@ -245,7 +245,25 @@ def main() -> int:
           f"Committee to {', '.join(str(p) for p in written)}")
     print(f"demo: notify has sent {', '.join(f'{n} {kind}' for kind, n in sorted(notices.items()))} so far "
           f"(more follow); {len(mails)} e-mail(s) are in the local mail catcher ({env['NQT_MAIL_DIR']})")
+    web_users(env)
     return 0
+
+
+# One user of each role of the web view: (name, role, unit, approver).
+WEB_USERS = [("vanphong", "office", None, True), ("lanhdao", "leader", None, False), ("so-khdt", "unit", "SO-KHDT", False)]
+
+
+def web_users(env: dict[str, str]) -> None:
+    """Add a user of each role to the web view and print its address and their one-time passwords
+    (a user kept from an earlier run keeps the password it was given then)."""
+    print(f"demo: the web view is at {env['NQT_UI_URL']}; its users (password changed at the first login):")
+    for name, role, unit, approver in WEB_USERS:
+        added = subprocess.run([sys.executable, "-m", "nqt.cli", "users", "add", name, "--role", role,
+                                *(["--unit", unit] if unit else []), *(["--approver"] if approver else [])],
+                               cwd=ROOT, env={**os.environ, "NQT_MONGO_URL": env["NQT_MONGO_URL"]},
+                               capture_output=True, text=True)
+        password = next((line.split()[-1] for line in added.stdout.splitlines() if line.startswith("password:")), None)
+        print(f"  {name:9} {role:6} {unit or '':8} " + (f"password {password}" if password else added.stderr.strip()))
 
 
 def wait_for_outcomes(url: str, keys: dict[str, str], batches: list[tuple[str, list[dict]]],

@@ -13,7 +13,8 @@ command -v go   >/dev/null || need_apt+=(golang-go)
 # Reports: PDF rendering (Pango), a Times New Roman metric-compatible font with full
 # Vietnamese coverage, and pdftotext for the tests that read the PDF back.
 # Operations: prometheus (the local stack's scraper) and promtool (the metrics and alert tests).
-for pkg in libpango-1.0-0 libpangoft2-1.0-0 fonts-liberation2 poppler-utils prometheus; do
+# The web view's browser tests: Debian's chromium, driven by Playwright (which downloads no browser).
+for pkg in libpango-1.0-0 libpangoft2-1.0-0 fonts-liberation2 poppler-utils prometheus chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

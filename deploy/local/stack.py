@@ -118,6 +118,18 @@ def _kept(path: Path, make, registry: Path) -> dict[str, str]:
     return made
 
 
+def web_view_env(ports: dict[str, int]) -> dict[str, str]:
+    """The web view's settings: its session secret (NQT_UI_SECRET if set, else the one the last
+    `up` wrote to stack.env, else a new one, so sessions survive a restart) and where it reads
+    units' notifications (notify, with the Office's development key)."""
+    previous = LOCAL / "stack.env"
+    kept = read_env(previous).get("NQT_UI_SECRET") if previous.exists() else None
+    secret = os.environ.get("NQT_UI_SECRET") or kept or secrets.token_urlsafe(32)
+    office = next((key for key, unit in dev_keys().items() if unit == "VPTU"), "")
+    return {"NQT_UI_SECRET": secret, "NQT_UI_NOTIFY_URL": f"http://127.0.0.1:{ports['notify']}",
+            "NQT_UI_NOTIFY_KEY": office}
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -163,7 +175,8 @@ def up() -> None:
         pace = {k: os.environ.get(k, v) for k, v in (("NQT_REPORTS_SCHEDULE_SECONDS", "5"),
                                                       ("NQT_NOTIFY_SCAN_SECONDS", "5"))}
         env = service_env(kafka=kafka_url, mongo=mongo_url, smtp_port=smtp_port, ports=ports, dev_keys=dev_keys(),
-                          extra={**pace, "NQT_INGEST_DEV_SIGNING_SECRETS": json.dumps(dev_signing_secrets())})
+                          extra={**pace, "NQT_INGEST_DEV_SIGNING_SECRETS": json.dumps(dev_signing_secrets()),
+                                 **web_view_env(ports)})
         procs = {}
         for name in SERVICES:
             procs[name] = start_service(name, env, LOCAL / "logs" / f"{name}.log", detach=True)
@@ -189,8 +202,11 @@ def up() -> None:
         "NQT_MAIL_DIR": str(LOCAL / "mail"),
         "NQT_DEV_KEYS_FILE": str(LOCAL / "dev-keys.json"),
         "NQT_DEV_SIGNING_SECRETS_FILE": str(LOCAL / "dev-signing-secrets.json"),
+        "NQT_UI_URL": f"http://127.0.0.1:{ports['reports']}/ui/",
+        "NQT_UI_SECRET": env["NQT_UI_SECRET"],
     }
     write_env(LOCAL / "stack.env", stack_env)
+    (LOCAL / "stack.env").chmod(0o600)  # it holds the web view's session secret
     print(f"stack: up in {time.monotonic() - started:.1f}s; URLs in {LOCAL / 'stack.env'}, logs in {LOCAL / 'logs'}")
 
 

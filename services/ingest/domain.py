@@ -16,14 +16,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import math
 import secrets
-from collections import deque
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from standardwebhooks import Webhook
+
+from shared.ratelimit import MovingWindow, retry_after  # noqa: F401  (ingest's rate per unit)
 
 # --- what a use case refuses (app.py answers each with a problem document; Kafka intake
 # dead-letters the record) ------------------------------------------------------------
@@ -205,31 +205,6 @@ def signing_secrets(keys: list[dict], now: datetime) -> list[str]:
     """The signing secrets of a unit's issued keys that are neither revoked nor expired."""
     return [k["signing_secret"] for k in keys if k.get("signing_secret") and k.get("revoked_at") is None
             and (k.get("expires_at") is None or _aware(k["expires_at"]) > now)]
-
-
-class MovingWindow:
-    """At most `limit` hits per key in any `seconds`: each key keeps the times of its hits
-    still inside the window (at most `limit`), so a hit costs no thread and no timer."""
-
-    def __init__(self, *, limit: int, seconds: float):
-        self.limit, self.seconds = limit, seconds
-        self.hits: dict[str, deque[float]] = {}
-
-    def hit(self, key: str, now: float) -> float | None:
-        """Count a hit at `now` (monotonic seconds); None when admitted, else the seconds
-        until a slot frees (a refused hit is not counted)."""
-        hits = self.hits.setdefault(key, deque())
-        while hits and hits[0] <= now - self.seconds:
-            hits.popleft()
-        if len(hits) < self.limit:
-            hits.append(now)
-            return None
-        return hits[0] + self.seconds - now
-
-
-def retry_after(seconds: float) -> int:
-    """The Retry-After for a slot that frees in `seconds`: whole seconds, at least 1."""
-    return max(1, math.ceil(seconds))
 
 
 # --- what the door admits beyond the schema ------------------------------------------

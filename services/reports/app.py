@@ -20,6 +20,7 @@ from services.reports.owned import Holdings
 from services.reports.service import BadRequest, ReportsService, parse_known_at
 from services.reports.settings import ReportsSettings
 from services.reports.store import INDEXES, ReportsStore
+from services.reports.web import pages
 
 
 def build(settings: ReportsSettings | None = None) -> FastAPI:
@@ -88,6 +89,7 @@ def build(settings: ReportsSettings | None = None) -> FastAPI:
         body = handlers.rendered(issued["report"], "json") if format == "json" else bytes(issued["files"][format])
         return Response(body, media_type=handlers.FORMATS[format], headers=_download(cycle, format))
 
+    pages.mount(app, runtime, service_for, settings)  # the web view, /ui/
     return app
 
 

@@ -24,7 +24,7 @@ from services.reports.snapshot import Snapshot
 REGISTRY = {records.UNIT: "units", records.PROGRAMME: "programmes", records.INDICATOR: "indicators",
             records.SETTINGS: "settings"}
 TASK_FIELDS = ("task_id", "programme", "plan", "lead_unit", "lead_person", "title", "due_date", "status",
-               "progress", "as_of", "dropped")
+               "progress", "as_of", "dropped", "milestones", "coordinating_units")  # the last two: a task's page
 
 
 def task_doc(change: dict) -> dict:

@@ -54,6 +54,14 @@ def fmt_day(value: str | None) -> str:
     return party_date(_day(value)) if value else ""
 
 
+def fmt_datetime(value: str | None) -> str:
+    """dd/mm/yyyy HH:MM of an ISO timestamp, in Hanoi time."""
+    if not value:
+        return ""
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return (moment.astimezone(_HANOI) if moment.tzinfo else moment).strftime("%d/%m/%Y %H:%M")
+
+
 def fmt_num(value: float | None, digits: int = 2, fixed: bool = False) -> str:
     """A Vietnamese number (1.234,5): decimal comma, dot for thousands; "–" if missing."""
     if value is None:

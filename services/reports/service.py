@@ -79,6 +79,10 @@ class ReportsService:
             days = (settings.get("reporting") or {}).get("due_working_days", 2)
         return due_date(cycle, days)
 
+    def report_due(self, *, cycle: Cycle, settings: dict) -> date:
+        """The day units' reports for `cycle` are due."""
+        return self._due(cycle, settings)
+
     async def apply_changes(self, *, changes: list[dict]) -> None:
         """Apply a batch of changes (as `changes.read` gives them), from Kafka or from a replay."""
         await self.store.apply_changes(changes)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from pydantic import Field
+import limits
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from shared.settings import CommonSettings
 
@@ -29,3 +30,28 @@ class ReportsSettings(CommonSettings):
     reports_render_wait_s: float = Field(10.0, ge=0)
     # Where this service is reached, for links in notifications.
     reports_public_url: str = "http://127.0.0.1:8082"
+    # The web view (/ui/): sessions are cookies signed with this secret. Unset in dev/test: a random
+    # one per process (sessions end with it, and replicas do not share them); required in prod.
+    ui_secret: SecretStr | None = None
+    ui_cookie_secure: bool = False  # send the session cookie over HTTPS only (set behind TLS)
+    ui_session_hours: float = Field(8.0, gt=0, le=24 * 30)
+    # Failed logins allowed per user name and per client address (`limits` notation), counted in
+    # this process's memory over at most `ui_login_keys` names and addresses.
+    ui_login_rate_user: str = "5/15 minutes"
+    ui_login_rate_address: str = "20/15 minutes"
+    ui_login_keys: int = Field(10_000, ge=10)
+    # Where the unit pages read notifications: notify's delivery log, with an Office API key.
+    ui_notify_url: str | None = None
+    ui_notify_key: SecretStr | None = None
+
+    @field_validator("ui_login_rate_user", "ui_login_rate_address")
+    @classmethod
+    def _a_rate(cls, value: str) -> str:
+        limits.parse(value)  # fail at start-up, not at the first login
+        return value
+
+    @model_validator(mode="after")
+    def _a_secret_in_prod(self):
+        if self.env == "prod" and not (self.ui_secret and len(self.ui_secret.get_secret_value()) >= 32):
+            raise ValueError("NQT_ENV=prod needs NQT_UI_SECRET (at least 32 characters) for the web view's sessions")
+        return self

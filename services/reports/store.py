@@ -19,13 +19,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import claims, consumer, mongo, records
 
-from services.reports import domain, timeline
+from services.reports import domain, tasklog, timeline
 from services.reports.live import REGISTRY as REGISTRY_KINDS, TASK_FIELDS, Live, Tally, TallyView, TaskWrites
 from services.reports.owned import Holdings
 from services.reports.snapshot import Snapshot, latest_by_subject, tasks_from_history, unit_reports_from_history
 
 INDEXES: mongo.IndexSpec = {
-    "tasks": [IndexModel([("programme", ASCENDING)])],
+    "tasks": [IndexModel([("programme", ASCENDING)]), IndexModel([("task_id", ASCENDING)]),
+              IndexModel([("lead_unit", ASCENDING)])],
     "plans": [IndexModel([("programme", ASCENDING)])],
     "history": [IndexModel([("kind", ASCENDING), ("event_time", ASCENDING)]),
                 IndexModel([("kind", ASCENDING), ("data.cycle", ASCENDING)])],
@@ -33,7 +34,7 @@ INDEXES: mongo.IndexSpec = {
     "supervisions": [IndexModel([("time", ASCENDING)])],
     "programmes": [], "units": [], "indicators": [], "settings": [], "issued": [], "indicator_values": [],
     "cycles": [], "archive": [], "counters": [], "claims": claims.INDEXES, "tallies": [],
-    timeline.TIMELINE: [], timeline.FACTS: [],
+    timeline.TIMELINE: [], timeline.FACTS: [], tasklog.TASK_LOG: [], "users": [],
     "numbers": [IndexModel([("term", ASCENDING), ("cycle", ASCENDING)]),
                 IndexModel([("term", ASCENDING), ("n", ASCENDING)])],
 }
@@ -66,13 +67,16 @@ class ReportsStore:
             await timeline.record(self.db, facts)
         try:
             await self._hold({c["state"]["programme"] for c in changes if c["kind"] == records.TASK})
-            tasks = TaskWrites()
+            tasks, logged = TaskWrites(), []
             for change in changes:
                 outcome = self.holdings.live.apply(change)  # memory first: a failed write forgets it
                 if change["kind"] == records.TASK:
                     tasks.take(outcome)
+                    if change.get("fact") is not None:
+                        logged.append((change, outcome[0]))
                 else:
                     await APPLIERS[change["kind"]](self, change)
+            await tasklog.record(self.db, logged)
             await self._put_tasks(tasks)
         except BaseException:
             self.holdings.forget()  # memory may be ahead of the database: read it again when needed
@@ -186,6 +190,23 @@ class ReportsStore:
             unit_reports={d["unit"]: d async for d in self.db.unit_reports.find({"cycle": cycle})},
             supervisions=[d async for d in self.db.supervisions.find({"time": {"$gte": window_start}})],
             view=await self._merged_view())
+
+    async def tasks_where(self, **match) -> list[dict]:
+        """The current state of the tasks matching `match` (equality on task fields): from memory
+        when this replica holds every programme, else from the task versions (highest seq)."""
+        if self.holdings.owns_all():
+            if not self.holdings.complete:
+                async with self.holdings.lock:
+                    await self._hold_everything()
+            return [t for t in self.holdings.live.tasks.values() if all(t.get(k) == v for k, v in match.items())]
+        found = Live()
+        found.load_tasks([d async for d in self.db.tasks.find(match, TASK_PROJECTION)])
+        return list(found.tasks.values())
+
+    async def unit_reports_of(self, unit: str, cycles: list[str]) -> dict[str, dict]:
+        """The unit's report for each of these cycles that has one, by cycle."""
+        ids = [f"{unit}|{cycle}" for cycle in cycles]
+        return {d["cycle"]: d async for d in self.db.unit_reports.find({"_id": {"$in": ids}})} if ids else {}
 
     async def _merged_view(self) -> TallyView:
         """The programmes this replica holds from memory, the others as their owners wrote them."""

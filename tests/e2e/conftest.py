@@ -51,7 +51,10 @@ def deployed(infra_stack, logs: Path, label: str):
                             dev_keys={key: unit for unit, key in keys.items()},
                             extra={"NQT_TOPIC_PREFIX": f"{prefix}.", "NQT_DB_PREFIX": prefix,
                                    "NQT_TOPIC_PARTITIONS": "4", "NQT_ENV": "test",
-                                   "NQT_CLOCK_FIXED": "2021-04-05T09:00:00+07:00"})
+                                   "NQT_CLOCK_FIXED": "2021-04-05T09:00:00+07:00",
+                                   # the web view reads units' notifications from notify, as the Office
+                                   "NQT_UI_NOTIFY_URL": f"http://127.0.0.1:{ports['notify']}",
+                                   "NQT_UI_NOTIFY_KEY": keys["VPTU"]})
     procs = {name: stack.start_service(name, env, logs / f"{name}.log") for name in stack.SERVICES}
     try:
         for name, proc in procs.items():

@@ -91,3 +91,12 @@ def test_replay_bench_prints_its_figures_and_writes_its_keys(infra_stack, result
             "replay_scale", "replay_events", "cpu_count"} <= written.keys()
     assert written["replay_scale"] == 0.0003 and written["replay_events"] > 100 and written["replay_identical"]
     assert written["replay_events_per_s"] > 0 and written["pipeline_events_per_s"] == 1.0
+
+
+def test_webview_bench_prints_each_page_and_writes_its_keys(infra_stack, results):
+    out = run_script(["bench/webview.py", "--scale", "0.005", "--requests", "2"], infra_stack, results)
+    for label in ("raw: live status", "overview (p99", "task (p99", "programme_filtered (p99"):
+        assert label in out
+    written = json.loads(results.read_text())
+    assert written["webview_task_p99_ms"] > 0 and written["webview_tasks"] > 50
+    assert written["pipeline_events_per_s"] == 1.0
