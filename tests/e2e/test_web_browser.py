@@ -131,7 +131,7 @@ async def test_a_unit_sees_its_own_page_only_and_the_office_approves_the_draft_w
     context, page = await sign_in(browser, deployment, "vanphong", seeded["vanphong"])
     try:
         async def reports_page():  # the scheduler drafts 2021-Q1 once its due date has passed
-            return (await context.request.get("/ui/reports")).text()
+            return await (await context.request.get("/ui/reports")).text()
         await kafkatools.eventually(reports_page, lambda html: 'data-cycle="2021-Q1"' in html, timeout=120)
         await page.get_by_role("link", name="Báo cáo", exact=True).click()
         await expect(page.get_by_role("heading", name="Báo cáo gửi Ban Thường vụ Thành ủy")).to_be_visible()
