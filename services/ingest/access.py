@@ -14,6 +14,8 @@ from typing import Mapping
 
 import limits
 
+from shared import ratelimit
+
 from services.ingest import domain
 from services.ingest.store import IngestStore
 
@@ -39,7 +41,7 @@ class Guard:
 
     def __init__(self, rate: str):
         self.item = limits.parse(rate)
-        self.window = domain.MovingWindow(limit=self.item.amount, seconds=self.item.get_expiry())
+        self.window = ratelimit.MovingWindow(limit=self.item.amount, seconds=self.item.get_expiry())
         self.pruned_at = float("-inf")  # when (monotonic) this process last pruned the webhook ids
 
     def admit(self, unit: str) -> None:
@@ -47,7 +49,7 @@ class Guard:
         free_in = self.window.hit(unit, time.monotonic())
         if free_in is None:
             return
-        wait = domain.retry_after(free_in)
+        wait = ratelimit.retry_after(free_in)
         raise domain.RateLimited(f"unit {unit!r} may send {self.item}; retry in {wait} s", retry_after=wait)
 
 

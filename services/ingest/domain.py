@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -23,7 +24,6 @@ from zoneinfo import ZoneInfo
 
 from standardwebhooks import Webhook
 
-from shared.ratelimit import MovingWindow, retry_after  # noqa: F401  (ingest's rate per unit)
 
 # --- what a use case refuses (app.py answers each with a problem document; Kafka intake
 # dead-letters the record) ------------------------------------------------------------

@@ -103,25 +103,26 @@ def _report(row: Row) -> Draft:
     return Draft(row.sheet, row.number, "unit-report.submitted", data, v["sent_on"], cells)
 
 
+def _under(rows, parents: dict, key: str, sheet: str, code: str, vi: str, en: str,
+           errors: list[dict]) -> defaultdict[str, list[Row]]:
+    """`rows` filed under the parent their `key` names; one naming a parent `sheet` lacks is a bad cell."""
+    filed = defaultdict(list)
+    for row in rows:
+        if row.values.get(key) in parents:
+            filed[row.values[key]].append(row)
+        elif key in row.values:
+            errors.append(cell_error(row.cell(key), code, f"trang {sheet} không có {vi} {row.values[key]}",
+                                     f"no {en} {row.values[key]} on sheet {sheet}"))
+    return filed
+
+
 def _plans(read: dict[str, list[Row]], errors: list[dict]) -> list[Draft]:
     """One plan.submitted per row of `Kế hoạch`, with its tasks and their milestones."""
     plans = _unique(read.get(PLANS.title, []), PLANS, "plan_id", errors)
     tasks = _unique(read.get(TASKS.title, []), TASKS, "task_id", errors)
-    by_plan, roadmap = defaultdict(list), defaultdict(list)
-    for task in tasks.values():
-        if task.values.get("plan_id") in plans:
-            by_plan[task.values["plan_id"]].append(task)
-        elif "plan_id" in task.values:
-            errors.append(cell_error(task.cell("plan_id"), "unknown_plan",
-                                     f"trang {PLANS.title} không có kế hoạch {task.values['plan_id']}",
-                                     f"no plan {task.values['plan_id']} on sheet {PLANS.title}"))
-    for milestone in read.get(MILESTONES.title, []):
-        if milestone.values.get("task_id") in tasks:
-            roadmap[milestone.values["task_id"]].append(milestone)
-        elif "task_id" in milestone.values:
-            errors.append(cell_error(milestone.cell("task_id"), "unknown_task",
-                                     f"trang {TASKS.title} không có nhiệm vụ {milestone.values['task_id']}",
-                                     f"no task {milestone.values['task_id']} on sheet {TASKS.title}"))
+    by_plan = _under(tasks.values(), plans, "plan_id", PLANS.title, "unknown_plan", "kế hoạch", "plan", errors)
+    roadmap = _under(read.get(MILESTONES.title, []), tasks, "task_id", TASKS.title, "unknown_task", "nhiệm vụ",
+                     "task", errors)
     for task_id, task in tasks.items():
         if not roadmap[task_id]:
             errors.append(cell_error(task.cell("task_id"), "roadmap_missing",

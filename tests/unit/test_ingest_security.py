@@ -11,6 +11,8 @@ import pytest
 from pydantic import ValidationError
 from standardwebhooks import Webhook
 
+from shared import ratelimit
+
 from services.ingest import access, domain, problems, service
 from services.ingest.problems import ProblemError
 from services.ingest.settings import IngestSettings
@@ -129,7 +131,7 @@ def test_a_unit_over_its_rate_gets_429_with_retry_after_and_others_do_not():
 
 
 def test_the_window_moves_a_slot_frees_when_its_oldest_hit_leaves_the_window():
-    window = domain.MovingWindow(limit=3, seconds=60.0)
+    window = ratelimit.MovingWindow(limit=3, seconds=60.0)
     assert [window.hit("SO-KHDT", now) for now in (0.0, 10.0, 20.0)] == [None, None, None]
     assert window.hit("SO-KHDT", 30.0) == 30.0       # full: the hit at 0 frees a slot at 60
     assert window.hit("SO-KHDT", 59.9) == pytest.approx(0.1)
@@ -141,7 +143,7 @@ def test_the_window_moves_a_slot_frees_when_its_oldest_hit_leaves_the_window():
 
 
 def test_refused_requests_do_not_use_up_the_window():
-    window = domain.MovingWindow(limit=1, seconds=10.0)
+    window = ratelimit.MovingWindow(limit=1, seconds=10.0)
     assert window.hit("SO-KHDT", 0.0) is None
     for now in (1.0, 5.0, 9.0):
         assert window.hit("SO-KHDT", now) == pytest.approx(10.0 - now)
@@ -149,9 +151,9 @@ def test_refused_requests_do_not_use_up_the_window():
 
 
 def test_retry_after_is_whole_seconds_and_at_least_one():
-    assert domain.retry_after(0.2) == 1
-    assert domain.retry_after(59.1) == 60
-    assert domain.retry_after(-10.0) == 1
+    assert ratelimit.retry_after(0.2) == 1
+    assert ratelimit.retry_after(59.1) == 60
+    assert ratelimit.retry_after(-10.0) == 1
 
 
 # --- a publish Kafka does not acknowledge in time --------------------------------------

@@ -58,14 +58,19 @@ def test_a_replica_that_loses_its_partitions_reads_the_state_again():
     assert (change["old"]["status"], change["seq"]) == ("completed", 4)  # plan, U1, U2 (theirs), U3
 
 
-def test_an_event_type_without_a_rule_is_refused_with_the_reason(monkeypatch):
-    monkeypatch.delitem(programs_service.RULES, "task.updated")
+def replica() -> tuple[FakeBroker, SimpleNamespace]:
+    """A programs replica over in-memory fakes: the broker it publishes to, and its runtime."""
     store = FakeProgramsStore()
     store.db = object()
     broker = FakeBroker()
     letters_for(broker)
-    runtime = SimpleNamespace(db=store.db, programs=ProgramsService(store), broker=broker,
-                              settings=ProgramsSettings())
+    return broker, SimpleNamespace(db=store.db, programs=ProgramsService(store), broker=broker,
+                                   settings=ProgramsSettings())
+
+
+def test_an_event_type_without_a_rule_is_refused_with_the_reason(monkeypatch):
+    monkeypatch.delitem(programs_service.RULES, "task.updated")
+    broker, runtime = replica()
     stamped = [kafka.dumps({**_update("U1", "T1", "in_progress", "2021-03-03T08:00:00+07:00"),
                             "nqtacceptedtime": "2021-03-03T01:00:00.000000Z", "nqtacceptid": "a1"})]
 
@@ -82,12 +87,7 @@ def test_a_batch_fetched_before_a_rebalance_leaves_the_partitions_it_lost_to_the
     """A rebalance lands between the fetch and the decision and takes partition 1 away: its
     record is neither decided nor published here (its new owner reads it from the last commit),
     while the record of partition 0, still held, is."""
-    store = FakeProgramsStore()
-    store.db = object()
-    broker = FakeBroker()
-    letters_for(broker)
-    runtime = SimpleNamespace(db=store.db, programs=ProgramsService(store), broker=broker,
-                              settings=ProgramsSettings())
+    broker, runtime = replica()
     ownership = handlers.Ownership(runtime)
     kept, lost = (kafka.dumps({**_plan(plan, [task], "2021-03-01T08:00:00+07:00"),
                                "nqtacceptedtime": "2021-03-01T01:00:00.000000Z", "nqtacceptid": accept_id})
