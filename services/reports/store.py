@@ -77,6 +77,7 @@ class ReportsStore:
             except BaseException:
                 self.holdings.forget()  # memory may be ahead of the database: read it again when needed
                 raise
+            self.holdings.changed()
 
     async def _put_tasks(self, tasks: TaskWrites) -> None:
         """The batch's task states as versions `task|seq`, inserted together, then the versions they
