@@ -96,7 +96,7 @@ async def publish_outcomes(runtime: Runtime, outcomes: list[dict]) -> None:
     _count(Counter((f"change.{c['kind']}", "published", "") for c in changes))
     await kafka.send_all(runtime.broker, [
         (topics.outcomes, o["source"].encode(),
-         kafka.dumps({k: v for k, v in o.items() if k not in ("_id", "changes", "held")})) for o in outcomes])
+         kafka.dumps({k: v for k, v in o.items() if k not in ("_id", "changes", "held", "history")})) for o in outcomes])
     _count(Counter((o["type"], o["outcome"], o.get("code", "")) for o in outcomes)
            + Counter((o["type"], "published", "") for o in outcomes))
 

@@ -20,8 +20,7 @@ INDEXES: mongo.IndexSpec = {
     "task_versions": [IndexModel([("programme", ASCENDING)]), IndexModel([("task_id", ASCENDING)]),
                       IndexModel([("left", ASCENDING)])],
     "plans": [IndexModel([("programme", ASCENDING)])],
-    "outcomes": [], "claims": [],
-    "history": [IndexModel([("subject", ASCENDING), ("version", ASCENDING)])],
+    "outcomes": [],
     "held": [IndexModel([("task_id", ASCENDING)]), IndexModel([("accepted_at", ASCENDING)])],
     "issuances": [], "indicator_values": [], "unit_reports": [],
     "supervisions": [IndexModel([("programme", ASCENDING)])],
@@ -41,13 +40,7 @@ class ProgramsStore:
     def __init__(self, db):
         self.db = db
 
-    # --- outcomes and claims: the record that an event has been seen, and decided ---
-    async def claim(self, records: list[tuple[str, str]]) -> set[int]:
-        """Note each (event key, acceptance id) as seen, in one round trip; return the
-        positions of those seen before (or earlier in `records`)."""
-        return set(await mongo.insert_many_once(
-            self.db.claims, [{"_id": key, "accept_id": accept_id} for key, accept_id in records]))
-
+    # --- outcomes: one document per event, its history entry when it was applied ---
     async def outcomes_for(self, event_keys: Iterable[str]) -> dict[str, dict]:
         return {key: _decoded(doc) for key, doc in (await _by_id(self.db.outcomes, event_keys)).items()}
 
@@ -119,11 +112,7 @@ class ProgramsStore:
     async def put_plan(self, plan: dict) -> None:
         await self.db.plans.replace_one({"_id": plan["_id"]}, plan, upsert=True)
 
-    # --- history, versioned state, supervisions ---
-    async def add_history_many(self, docs: list[dict]) -> None:
-        """Keep every applied event with its event time and arrival time; those already kept stay."""
-        await mongo.insert_many_once(self.db.history, docs)
-
+    # --- versioned state, supervisions ---
     async def versioned_for(self, collection: str, keys: Iterable[str]) -> dict[str, dict]:
         return await _by_id(self.db[collection], keys, {"version": 1})
 
@@ -168,11 +157,6 @@ def _encoded(outcome: dict) -> dict:
 def _decoded(outcome: dict) -> dict:
     changes = outcome.get("changes")
     return {**outcome, "changes": kafka.loads(changes)} if isinstance(changes, bytes) else outcome
-
-
-def history_row(*, key: str, subject: str, kind: str, version: str, accepted_at: str, data: dict) -> dict:
-    return {"_id": key, "subject": subject, "kind": kind, "version": version, "accepted_at": accepted_at,
-            "data": data}
 
 
 async def _by_id(collection, keys: Iterable[str], projection: dict | None = None) -> dict[str, dict]:
