@@ -694,9 +694,12 @@ async def load(url: str, db_name: str, scale: float, seed: int) -> None:
         await _bulk(db[timeline.TIMELINE], (timeline.packed(k, v) for k, v in grouped.items()), Progress(
             "timeline: the other facts by programme and unit report (insert_many)", len(grouped)))
         stream = heapq.merge(*(t.arrivals() for t in term.tasks))   # in arrival order, as consumed
-        fold = TimelineFold()
-        await _bulk(db.history, (fold.add(history_doc(term.tasks[i].report_change(k))) for _, i, k in stream),
-                    Progress("history: task status reports (insert_many)", n_reports))
+        fold = TimelineFold()  # status reports are kept by the timeline alone (no history row)
+
+        def fold_reports() -> None:
+            for _, i, k in stream:
+                fold.add(history_doc(term.tasks[i].report_change(k)))
+        await asyncio.to_thread(fold_reports)
         made = fold.documents()
         await _bulk(db[timeline.TIMELINE], iter(made), Progress(
             "timeline: open states, seals, periods and late reports of each programme (insert_many)", len(made)))

@@ -2,8 +2,10 @@
 
 - a live read model (current state) that the status and the current cycle's
   report read;
-- the history of facts with both clocks (event time, arrival time), from which a
-  report as of a past cut-off, as known at a past instant, is rebuilt;
+- the facts with both clocks (event time, arrival time), from which a report as of
+  a past cut-off, as known at a past instant, is rebuilt: the timeline (`timeline.py`),
+  and the history rows of all but the status reports, which the timeline alone keeps
+  (a database older than the timeline has rows of them too, and reads those);
 - the reporting cycles it opened and the archive of reports it issued.
 
 Every write is idempotent and order-tolerant: task states carry the programs
@@ -61,8 +63,11 @@ class ReportsStore:
             raise consumer.Poison(f"a change of kind {', '.join(map(repr, unknown))}, which reports does not know")
         facts = [_fact(c) for c in changes if c["kind"] in FACT_KINDS or c.get("fact") is not None]
         if facts:
-            await mongo.insert_many_once(self.db.history, facts)
-            await timeline.record(self.db, facts)
+            # The timeline keeps every status report: the history keeps a row of each only in a
+            # database older than the timeline, which reads them from there (one insert per report).
+            in_timeline = await timeline.record(self.db, facts)
+            await mongo.insert_many_once(self.db.history, [f for f in facts if not in_timeline
+                                                           or f["kind"] != "task_report"])
         async with self.holdings.lock:
             try:
                 await self._hold({c["state"]["programme"] for c in changes if c["kind"] == records.TASK})

@@ -130,12 +130,14 @@ def build(opened: dict[str, dict], facts: list[dict]) -> tuple[list[dict], dict[
     return seals, late, opens
 
 
-async def record(db: AsyncDatabase, facts: list[dict]) -> None:
-    """Keep what a batch of history rows (already in the history) adds: the other facts as
-    they are, the task reports in their programmes' documents."""
-    await _mark_ready_if_new(db, facts)
+async def record(db: AsyncDatabase, facts: list[dict]) -> bool:
+    """Keep what a batch of history rows adds: the other facts as they are, the task reports
+    in their programmes' documents. True when the timeline is complete (`ready`): then it
+    alone answers for the status reports, and the history needs no row of them."""
+    ready = await _mark_ready_if_new(db, facts)
     await _keep_facts(db, facts)
     await _keep_reports(db, facts)
+    return ready
 
 
 async def _keep_facts(db: AsyncDatabase, facts: list[dict]) -> None:
@@ -163,14 +165,17 @@ async def _keep_reports(db: AsyncDatabase, facts: list[dict]) -> None:
         await db[TIMELINE].replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
 
-async def _mark_ready_if_new(db: AsyncDatabase, facts: list[dict]) -> None:
+async def _mark_ready_if_new(db: AsyncDatabase, facts: list[dict]) -> bool:
     """The timeline is complete only if it saw every history row: marked ready when the history
     held nothing but this batch's rows at the first batch, older otherwise (a reports database
     from before the timeline keeps reading the history; so would one whose replicas' first
-    batches met, which only costs time)."""
-    if await db[TIMELINE].find_one({"_id": {"$in": [READY, OLDER]}}, {"_id": 1}) is None:
+    batches met, which only costs time). Whether it is ready."""
+    mark = await db[TIMELINE].find_one({"_id": {"$in": [READY, OLDER]}}, {"_id": 1})
+    if mark is None:
         before = await db.history.find_one({"_id": {"$nin": [f["_id"] for f in facts]}}, {"_id": 1})
         await mongo.insert_once(db[TIMELINE], {"_id": OLDER if before else READY})
+        return await ready(db)
+    return mark["_id"] == READY
 
 
 async def ready(db: AsyncDatabase) -> bool:
