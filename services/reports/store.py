@@ -22,7 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared import claims, consumer, mongo, records
 
 from services.reports import domain, timeline
-from services.reports.live import REGISTRY as REGISTRY_KINDS, TASK_FIELDS, Live, Tally, TallyView, TaskWrites
+from services.reports.live import REGISTRY as REGISTRY_KINDS, Live, Tally, TallyView, TaskWrites
 from services.reports.owned import Holdings
 from services.reports.snapshot import Snapshot, latest_by_subject, tasks_from_history, unit_reports_from_history
 
@@ -39,7 +39,7 @@ INDEXES: mongo.IndexSpec = {
     "numbers": [IndexModel([("term", ASCENDING), ("cycle", ASCENDING)]),
                 IndexModel([("term", ASCENDING), ("n", ASCENDING)])],
 }
-TASK_PROJECTION = {f: 1 for f in ("seq", *TASK_FIELDS)}
+TASK_KEYS = ("task_id", "programme", "status", "seq")  # what a stored task version is found and ordered by
 FACT_KINDS = (records.PLAN, records.PROGRAMME_ISSUED, records.INDICATOR_VALUE, records.UNIT_REPORT, records.SUPERVISION)
 
 
@@ -88,17 +88,18 @@ class ReportsStore:
         """The batch's task states as versions `task|seq`, inserted together, then the versions they
         superseded deleted together (a crash in between leaves one behind: loading takes the
         highest seq, and tidies up); then the tally of each programme touched."""
-        await mongo.insert_many_once(self.db.tasks, list(tasks.fresh.values()))
+        await mongo.insert_many_once(self.db.tasks, [stored_task(task) for task in tasks.fresh.values()])
         if tasks.superseded:
             await self.db.tasks.delete_many({"_id": {"$in": sorted(tasks.superseded)}})
         await self._put_tallies(tasks.touched)
 
     async def _put_tallies(self, programmes: set[str]) -> None:
         """Each programme's tally document, replaced in one command (a statement per programme:
-        a few, well under what makes FerretDB 1.24 stall on one command)."""
+        a few, well under what makes FerretDB 1.24 stall on one command), packed: a tally counts
+        by due date and lead unit, hundreds of fields rewritten per batch otherwise."""
         tallies = self.holdings.live.tallies
-        replace = [ReplaceOne({"_id": p}, {"_id": p, **(tallies.get(p) or Tally()).to_doc()}, upsert=True)
-                   for p in sorted(programmes)]
+        replace = [ReplaceOne({"_id": p}, {"_id": p, "z": mongo.pack((tallies.get(p) or Tally()).to_doc())},
+                              upsert=True) for p in sorted(programmes)]
         if replace:
             await self.db.tallies.bulk_write(replace, ordered=False)
 
@@ -109,7 +110,7 @@ class ReportsStore:
             await self._hold_tasks({"programme": {"$in": missing}})
 
     async def _hold_tasks(self, query: dict) -> None:
-        versions = [d async for d in self.db.tasks.find(query, TASK_PROJECTION)]
+        versions = [loaded_task(d) async for d in self.db.tasks.find(query)]
         live = self.holdings.live
         live.load_tasks(versions)
         behind = [d["_id"] for d in versions if live.tasks[d["task_id"]]["_id"] != d["_id"]]
@@ -118,6 +119,12 @@ class ReportsStore:
         loaded = set(query["programme"]["$in"]) if query else {d["programme"] for d in versions}
         self.holdings.programmes |= loaded
         await self._put_tallies(loaded)  # the tally as the tasks say, had a crash left it behind
+
+    async def current_tasks(self) -> list[dict]:
+        """Every task's current state, as stored (for tools and tests: the service reads by programme)."""
+        latest = Live()
+        latest.load_tasks([loaded_task(d) async for d in self.db.tasks.find({})])
+        return list(latest.tasks.values())
 
     async def _apply_registry(self, change: dict) -> None:
         await self.db[REGISTRY_KINDS[change["kind"]]].update_one({"_id": change["id"]}, {"$set": change["state"]},
@@ -196,10 +203,11 @@ class ReportsStore:
     async def _merged_view(self) -> TallyView:
         """The programmes this replica holds from memory, the others as their owners wrote them."""
         held, mine = sorted(self.holdings.programmes), self.holdings.live
-        tallies = {d["_id"]: Tally.from_doc(d) async for d in self.db.tallies.find({"_id": {"$nin": held}})}
+        tallies = {d["_id"]: Tally.from_doc(mongo.unpack(d["z"]) if "z" in d else d)
+                   async for d in self.db.tallies.find({"_id": {"$nin": held}})}
         theirs = Live()  # their open tasks, at the highest seq of each (see _put_tasks)
-        theirs.load_tasks([d async for d in self.db.tasks.find(
-            {"programme": {"$nin": held}, "status": {"$nin": list(domain.CLOSED)}}, TASK_PROJECTION)])
+        theirs.load_tasks([loaded_task(d) async for d in self.db.tasks.find(
+            {"programme": {"$nin": held}, "status": {"$nin": list(domain.CLOSED)}})])
 
         def open_tasks(first: str | None, last: str, included: bool) -> list[dict]:
             both = mine.open_tasks(first, last, included) + theirs.open_tasks(first, last, included)
@@ -310,6 +318,17 @@ def _by_kind(facts: list[dict], *, cycle: str, cut_off: str) -> tuple[dict[str, 
         elif fact["kind"] in by_kind and fact["event_time"] <= cut_off:
             by_kind[fact["kind"]].append(fact)
     return by_kind, reports
+
+
+def stored_task(task: dict) -> dict:
+    """A task version (`live.task_doc`) as stored: what it is found and ordered by, beside the
+    whole of it packed (see `mongo.pack`: a dozen fields, one nested, insert several times slower)."""
+    return {"_id": task["_id"], **{key: task[key] for key in TASK_KEYS}, "z": mongo.pack(task)}
+
+
+def loaded_task(doc: dict) -> dict:
+    """A task version as `live.task_doc` makes it, from its stored document (packed, or field by field before)."""
+    return mongo.unpack(doc["z"]) if "z" in doc else doc
 
 
 def _fact(change: dict) -> dict:

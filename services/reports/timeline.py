@@ -28,12 +28,9 @@ thousand over a term) are kept whole, grouped so that a report reads few documen
 
 from __future__ import annotations
 
-import json
-import zlib
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from bson import Binary
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import mongo
@@ -67,18 +64,14 @@ def previous_cut_off(cut_off: str) -> str:
     return utc_iso(datetime.combine(before, time.max, tzinfo=TZ))
 
 
-def pack(value) -> Binary:
-    return Binary(zlib.compress(json.dumps(value, separators=(",", ":")).encode(), 1))
-
-
 def packed(key: str, value) -> dict:
     """A document of the timeline: its content compressed, opaque to the database (FerretDB
     decodes nested documents slowly; these are only ever read whole, by `_id`)."""
-    return {"_id": key, "z": pack(value)}
+    return {"_id": key, "z": mongo.pack(value)}
 
 
 def unpack(doc: dict | None, default):
-    return json.loads(zlib.decompress(doc["z"])) if doc else default
+    return mongo.unpack(doc["z"]) if doc else default
 
 
 def _entry(fact: dict) -> Entry:
