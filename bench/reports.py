@@ -76,7 +76,7 @@ from services.reports import handlers, timeline  # noqa: E402
 from services.reports.service import ReportsService, end_of_day, parse_known_at  # noqa: E402
 from services.reports.snapshot import tasks_from_history  # noqa: E402
 from services.reports import live  # noqa: E402
-from services.reports.store import FACT_KINDS, INDEXES, REGISTRY_KINDS, ReportsStore, stored_task  # noqa: E402
+from services.reports.store import FACT_KINDS, INDEXES, REGISTRY_KINDS, ReportsStore  # noqa: E402
 
 REGISTRY = ROOT / "deploy" / "registry" / "hanoi-xvii.yaml"
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -703,7 +703,7 @@ async def load(url: str, db_name: str, scale: float, seed: int) -> None:
         made = fold.documents()
         await _bulk(db[timeline.TIMELINE], iter(made), Progress(
             "timeline: open states, seals, periods and late reports of each programme (insert_many)", len(made)))
-        await _bulk(db.tasks, (stored_task(task_doc(t.timeline()[-1])) for t in term.tasks),
+        await _bulk(db.tasks, (live.stored_task(task_doc(t.timeline()[-1])) for t in term.tasks),
                     Progress("tasks read model: latest state of each task (insert_many)", len(term.tasks)))
         print(f"loaded in {time.perf_counter() - t0:.0f} s; {await db.history.estimated_document_count():,} "
               f"history docs, {await db.tasks.estimated_document_count():,} tasks", flush=True)

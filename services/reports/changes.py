@@ -35,7 +35,7 @@ def _date(value) -> bool:
     if type(value) is not str or len(value) != 10:
         return False
     try:
-        records._iso_date(value)
+        records.iso_date(value)
     except ValueError:
         return False
     return True

@@ -22,7 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared import claims, consumer, mongo, records
 
 from services.reports import domain, timeline
-from services.reports.live import REGISTRY as REGISTRY_KINDS, Live, Tally, TallyView, TaskWrites
+from services.reports.live import REGISTRY as REGISTRY_KINDS, Live, Tally, TallyView, TaskWrites, loaded_task, stored_task
 from services.reports.owned import Holdings
 from services.reports.snapshot import Snapshot, latest_by_subject, tasks_from_history, unit_reports_from_history
 
@@ -39,7 +39,6 @@ INDEXES: mongo.IndexSpec = {
     "numbers": [IndexModel([("term", ASCENDING), ("cycle", ASCENDING)]),
                 IndexModel([("term", ASCENDING), ("n", ASCENDING)])],
 }
-TASK_KEYS = ("task_id", "programme", "status", "seq")  # what a stored task version is found and ordered by
 FACT_KINDS = (records.PLAN, records.PROGRAMME_ISSUED, records.INDICATOR_VALUE, records.UNIT_REPORT, records.SUPERVISION)
 
 
@@ -318,17 +317,6 @@ def _by_kind(facts: list[dict], *, cycle: str, cut_off: str) -> tuple[dict[str, 
         elif fact["kind"] in by_kind and fact["event_time"] <= cut_off:
             by_kind[fact["kind"]].append(fact)
     return by_kind, reports
-
-
-def stored_task(task: dict) -> dict:
-    """A task version (`live.task_doc`) as stored: what it is found and ordered by, beside the
-    whole of it packed (see `mongo.pack`: a dozen fields, one nested, insert several times slower)."""
-    return {"_id": task["_id"], **{key: task[key] for key in TASK_KEYS}, "z": mongo.pack(task)}
-
-
-def loaded_task(doc: dict) -> dict:
-    """A task version as `live.task_doc` makes it, from its stored document (packed, or field by field before)."""
-    return mongo.unpack(doc["z"]) if "z" in doc else doc
 
 
 def _fact(change: dict) -> dict:

@@ -16,7 +16,7 @@ from nqt.fingerprint import fingerprint
 from nqt.logreader import LogReader
 from nqt.rebuild import ProgramsReplay, Skipped
 from services.programs.store import ProgramsStore
-from services.reports.store import loaded_task
+from services.reports.live import loaded_task
 from shared import accepted, kafka, mongo
 from shared.settings import CommonSettings
 from shared.events import parse_event

@@ -16,7 +16,8 @@ from tests.integration.conftest import running
 from services.reports.app import build
 from services.reports.service import ReportsService, reporting_cycle
 from services.reports.settings import ReportsSettings
-from services.reports.store import INDEXES, ReportsStore, loaded_task
+from services.reports.live import loaded_task
+from services.reports.store import INDEXES, ReportsStore
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 
