@@ -76,7 +76,7 @@ from services.reports import handlers, timeline  # noqa: E402
 from services.reports.service import ReportsService, end_of_day, parse_known_at  # noqa: E402
 from services.reports.snapshot import tasks_from_history  # noqa: E402
 from services.reports import live  # noqa: E402
-from services.reports.store import FACT_KINDS, INDEXES, REGISTRY_KINDS, TASK_FIELDS, ReportsStore  # noqa: E402
+from services.reports.store import FACT_KINDS, INDEXES, REGISTRY_KINDS, ReportsStore  # noqa: E402
 
 REGISTRY = ROOT / "deploy" / "registry" / "hanoi-xvii.yaml"
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -694,13 +694,16 @@ async def load(url: str, db_name: str, scale: float, seed: int) -> None:
         await _bulk(db[timeline.TIMELINE], (timeline.packed(k, v) for k, v in grouped.items()), Progress(
             "timeline: the other facts by programme and unit report (insert_many)", len(grouped)))
         stream = heapq.merge(*(t.arrivals() for t in term.tasks))   # in arrival order, as consumed
-        fold = TimelineFold()
-        await _bulk(db.history, (fold.add(history_doc(term.tasks[i].report_change(k))) for _, i, k in stream),
-                    Progress("history: task status reports (insert_many)", n_reports))
+        fold = TimelineFold()  # status reports are kept by the timeline alone (no history row)
+
+        def fold_reports() -> None:
+            for _, i, k in stream:
+                fold.add(history_doc(term.tasks[i].report_change(k)))
+        await asyncio.to_thread(fold_reports)
         made = fold.documents()
         await _bulk(db[timeline.TIMELINE], iter(made), Progress(
             "timeline: open states, seals, periods and late reports of each programme (insert_many)", len(made)))
-        await _bulk(db.tasks, (task_doc(t.timeline()[-1]) for t in term.tasks),
+        await _bulk(db.tasks, (live.stored_task(task_doc(t.timeline()[-1])) for t in term.tasks),
                     Progress("tasks read model: latest state of each task (insert_many)", len(term.tasks)))
         print(f"loaded in {time.perf_counter() - t0:.0f} s; {await db.history.estimated_document_count():,} "
               f"history docs, {await db.tasks.estimated_document_count():,} tasks", flush=True)
@@ -816,7 +819,7 @@ async def raw_live(db, cycle: str, window_start: str) -> dict[str, float]:
     await raw_registry(db, timings)
     await _read("issued find", db.issued.find({}), timings)
     await _read("plans find", db.plans.find({}, {"programme": 1, "submitted": 1}), timings)
-    await _read("tasks find (TASK_FIELDS)", db.tasks.find({}, {f: 1 for f in TASK_FIELDS}), timings)
+    await _read("tasks find (packed)", db.tasks.find({}), timings)
     await _read("unit_reports find {cycle}", db.unit_reports.find({"cycle": cycle}), timings)
     await _read("supervisions find {time >=}", db.supervisions.find({"time": {"$gte": window_start}}), timings)
     return timings

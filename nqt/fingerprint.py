@@ -36,7 +36,7 @@ TASK_VERSIONS = ("task_id", "seq")
 
 STATE: dict[str, tuple[Counted, ...]] = {
     # `decided_at`: when the event was decided, which a replay does again, later.
-    "programs": (*_counted("units", "programmes", "indicators", "settings", "plans", "history", "held",
+    "programs": (*_counted("units", "programmes", "indicators", "settings", "plans", "held",
                            "issuances", "indicator_values", "unit_reports", "supervisions", "outcomes",
                            outcomes=("decided_at",)),
                  Counted("task_versions", latest=TASK_VERSIONS)),

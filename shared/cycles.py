@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 
 import holidays
 
@@ -78,6 +79,9 @@ def label(cycle: Cycle) -> str:
     return f"nhiệm kỳ {cycle.code}"
 
 
+# Building a year's holiday calendar imports and runs the `holidays` package's country code
+# (milliseconds): the live status and the gauges ask for a few due dates over and over.
+@lru_cache(maxsize=512)
 def due_date(cycle: Cycle, working_days: int = 2) -> date:
     """The date units' reports are due: `working_days` after the cut-off, skipping
     weekends and Vietnamese public holidays."""

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+import zlib
+from typing import Any
 
+import orjson
+from bson import Binary
 from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import AutoReconnect, BulkWriteError, DuplicateKeyError, OperationFailure
@@ -69,6 +73,17 @@ async def ping(db: AsyncDatabase) -> bool:
         return True
     except Exception:
         return False
+
+
+def pack(value: Any) -> Binary:
+    """A value as one compressed field, for what is only ever read whole. FerretDB 1.24 spends
+    its time per field, not per byte: an outcome of a dozen fields (some nested) inserts at a
+    quarter of the rate of the same outcome packed. Keys sorted: one value, one byte string."""
+    return Binary(zlib.compress(orjson.dumps(value, option=orjson.OPT_SORT_KEYS), 1))
+
+
+def unpack(packed: bytes) -> Any:
+    return orjson.loads(zlib.decompress(packed))
 
 
 async def insert_once(collection, doc: dict) -> bool:

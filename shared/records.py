@@ -52,7 +52,7 @@ CycleCode = Annotated[str, StringConstraints(pattern=CYCLE)]
 UtcText = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")]
 
 
-def _iso_date(value: str) -> str:
+def iso_date(value: str) -> str:
     date.fromisoformat(value)  # a ValueError names what is wrong
     if len(value) != 10:
         raise ValueError("a date is written YYYY-MM-DD")
@@ -65,7 +65,7 @@ def _finite(value: float) -> float:
     return value
 
 
-IsoDate = Annotated[str, AfterValidator(_iso_date)]
+IsoDate = Annotated[str, AfterValidator(iso_date)]
 Progress = Annotated[float, Field(ge=0, le=100)]
 Finite = Annotated[float, AfterValidator(_finite)]
 Status = Literal["not_started", "in_progress", "completed", "blocked", "cancelled"]

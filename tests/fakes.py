@@ -31,9 +31,6 @@ class FakeProgramsStore:
                 col[doc["_id"]] = copy.deepcopy(doc)
         return there
 
-    async def claim(self, records: list[tuple[str, str]]) -> set[int]:
-        return set(self._insert("claims", [{"_id": key, "accept_id": accept_id} for key, accept_id in records]))
-
     async def outcomes_for(self, event_keys) -> dict[str, dict]:
         return self._by_id("outcomes", event_keys)
 
@@ -88,9 +85,6 @@ class FakeProgramsStore:
 
     async def put_plan(self, plan: dict) -> None:
         self._col("plans")[plan["_id"]] = copy.deepcopy(plan)
-
-    async def add_history_many(self, docs: list[dict]) -> None:
-        self._insert("history", docs)
 
     async def versioned_for(self, collection: str, keys) -> dict[str, dict]:
         return self._by_id(collection, keys)

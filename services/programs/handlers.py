@@ -100,6 +100,11 @@ async def decide_batch(runtime: Runtime, batch: list[Accepted]) -> None:
              **Counter(o["outcome"] for o in outcomes))
 
 
+# What an outcome keeps for the service alone: its key, the changes (published on their own
+# topic), whether a plan released it, and its history entry.
+NOT_PUBLISHED = ("_id", "changes", "held", "history")
+
+
 async def publish_outcomes(runtime: Runtime, outcomes: list[dict]) -> None:
     """Changes first, then the outcomes: whoever sees "applied" can already see its effect."""
     topics = runtime.settings.topics
@@ -109,7 +114,7 @@ async def publish_outcomes(runtime: Runtime, outcomes: list[dict]) -> None:
     _count(Counter((f"change.{c['kind']}", "published", "") for c in changes))
     await kafka.send_all(runtime.broker, [
         (topics.outcomes, o["source"].encode(),
-         kafka.dumps({k: v for k, v in o.items() if k not in ("_id", "changes", "held")})) for o in outcomes])
+         kafka.dumps({k: v for k, v in o.items() if k not in NOT_PUBLISHED})) for o in outcomes])
     _count(Counter((o["type"], o["outcome"], o.get("code", "")) for o in outcomes)
            + Counter((o["type"], "published", "") for o in outcomes))
 

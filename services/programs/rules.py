@@ -15,7 +15,7 @@ from shared.registry import expected_to_report
 
 from services.programs import domain
 from services.programs.domain import Rejection
-from services.programs.store import REGISTRY, history_row, version_id
+from services.programs.store import REGISTRY, version_id
 
 Change = dict
 HELD = "held"  # not an outcome: the event waits for its plan
@@ -55,7 +55,7 @@ class Working:
     changed: set[str] = field(default_factory=set)  # ids of tasks the batch changed
     now: str = field(default_factory=utc_now)  # when the batch is decided
     # what the batch writes
-    history: list[dict] = field(default_factory=list)
+    kept: dict[str, dict] = field(default_factory=dict)  # event key -> its history entry, until its outcome
     read_versions: dict[str, str | None] = field(default_factory=dict)  # task id -> version it replaces
     plan_writes: dict[str, dict] = field(default_factory=dict)
     versioned_writes: list[tuple[str, str, dict, str]] = field(default_factory=list)
@@ -75,13 +75,13 @@ class Working:
 
     def written(self) -> None:
         """The effects collected so far are stored: collect the next ones afresh."""
-        self.history, self.read_versions, self.plan_writes, self.versioned_writes = [], {}, {}, []
+        self.read_versions, self.plan_writes, self.versioned_writes = {}, {}, []
         self.supervisions, self.registry_writes, self.new_held, self.new_outcomes = [], [], {}, []
 
     def keep(self, item: Item, *, subject: str, kind: str, data: dict) -> None:
-        """Keep the event in the history, with its event time and arrival time."""
-        self.history.append(history_row(key=item.event.key, subject=subject, kind=kind, version=item.version,
-                                        accepted_at=item.accepted_at, data=data))
+        """Keep the event in the history (its outcome document, which says its event time and
+        arrival time too): what it was about, in which order, with what data."""
+        self.kept[item.event.key] = {"subject": subject, "kind": kind, "version": item.version, "data": data}
 
 
 def registry_entry(work: Working, item: Item, unit: dict | None) -> list[Change] | Rejection:

@@ -73,11 +73,9 @@ class ProgramsService:
         publish: each record's own (none while it is held) and, after an applied plan, those of
         the updates that were waiting for it. The caller publishes them, then `forget_held`."""
         items = [Item(a.event, a.accepted_at, a.accept_id) for a in batch]
-        again = await self.store.claim([(i.event.key, i.accept_id) for i in items])
-        # Only a record seen before (read again, or sent again) can have an outcome or be held;
-        # the few events that are not status reports are looked up anyway.
-        looked_up = {i.event.key for n, i in enumerate(items) if n in again or i.event.type != "task.updated"}
-        return await self._run(items, looked_up=looked_up)
+        # Any record may have been seen before (read again, or sent again): its outcome or its
+        # held update is looked up by key, a query that costs little for keys not found.
+        return await self._run(items, looked_up={i.event.key for i in items})
 
     async def sweep(self, *, now: datetime, owns: Callable[[str], bool] = lambda programme: True) -> list[dict]:
         """Held updates (of the programmes this replica owns) whose task has appeared are applied;
@@ -224,6 +222,8 @@ class ProgramsService:
                            decided_at=work.now)
         else:
             doc = _outcome(item, records.APPLIED, changes=result, programme=programme, decided_at=work.now)
+        if kept := work.kept.pop(event.key, None):
+            doc["history"] = kept
         work.outcomes[event.key] = doc
         work.new_outcomes.append(doc)
         return doc
@@ -248,7 +248,6 @@ class ProgramsService:
         the records again (every write below is idempotent, and the state read again says what
         is applied already); after them, the records read again repeat their outcomes."""
         store = self.store
-        await store.add_history_many(work.history)
         changed = list(work.read_versions)
         there = await store.put_tasks([work.tasks[t] for t in changed])
         if there:  # another writer stored these versions: its state stands, ours is read again

@@ -20,8 +20,7 @@ INDEXES: mongo.IndexSpec = {
     "task_versions": [IndexModel([("programme", ASCENDING)]), IndexModel([("task_id", ASCENDING)]),
                       IndexModel([("left", ASCENDING)])],
     "plans": [IndexModel([("programme", ASCENDING)])],
-    "outcomes": [], "claims": [],
-    "history": [IndexModel([("subject", ASCENDING), ("version", ASCENDING)])],
+    "outcomes": [],
     "held": [IndexModel([("task_id", ASCENDING)]), IndexModel([("accepted_at", ASCENDING)])],
     "issuances": [], "indicator_values": [], "unit_reports": [],
     "supervisions": [IndexModel([("programme", ASCENDING)])],
@@ -37,17 +36,25 @@ def version_id(task: dict) -> str:
     return f"{task['_id']}|{task['seq']}"
 
 
+def _version(task: dict) -> dict:
+    """A stored version: what loading asks by (task, programme, the programmes it left, seq)
+    beside the state packed (see `mongo.pack`)."""
+    keys = {"task_id": task["_id"], "programme": task["programme"], "seq": task["seq"]}
+    return {"_id": version_id(task), **keys, **({"left": task["left"]} if "left" in task else {}),
+            "z": mongo.pack({k: v for k, v in task.items() if k != "_id"})}
+
+
+def _state(version: dict) -> dict:
+    """A task's state from its stored version (written packed, or field by field before)."""
+    state = mongo.unpack(version["z"]) if "z" in version else version
+    return {**state, "_id": version["task_id"]}
+
+
 class ProgramsStore:
     def __init__(self, db):
         self.db = db
 
-    # --- outcomes and claims: the record that an event has been seen, and decided ---
-    async def claim(self, records: list[tuple[str, str]]) -> set[int]:
-        """Note each (event key, acceptance id) as seen, in one round trip; return the
-        positions of those seen before (or earlier in `records`)."""
-        return set(await mongo.insert_many_once(
-            self.db.claims, [{"_id": key, "accept_id": accept_id} for key, accept_id in records]))
-
+    # --- outcomes: one document per event, its history entry when it was applied ---
     async def outcomes_for(self, event_keys: Iterable[str]) -> dict[str, dict]:
         return {key: _decoded(doc) for key, doc in (await _by_id(self.db.outcomes, event_keys)).items()}
 
@@ -56,6 +63,10 @@ class ProgramsStore:
         else (a replica that held the partition before), which stand instead of ours."""
         theirs = await mongo.insert_many_once(self.db.outcomes, [_encoded(doc) for doc in docs])
         return await self.outcomes_for([docs[i]["_id"] for i in theirs]) if theirs else {}
+
+    async def all_outcomes(self) -> dict[str, dict]:
+        """Every outcome, by event key (for tools and tests: the service reads them by key)."""
+        return {doc["_id"]: _decoded(doc) async for doc in self.db.outcomes.find({})}
 
     async def replace_outcome(self, doc: dict) -> None:
         """Make `doc` the outcome of its event, whatever was recorded before (only the partition's owner writes it)."""
@@ -95,12 +106,12 @@ class ProgramsStore:
                 stale.append(min(known, doc, key=lambda d: d["seq"])["_id"])
             if known is None or known["seq"] < doc["seq"]:
                 latest[task_id] = doc
-        return {task_id: {**doc, "_id": task_id} for task_id, doc in latest.items()}, stale
+        return {task_id: _state(doc) for task_id, doc in latest.items()}, stale
 
     async def put_tasks(self, tasks: list[dict]) -> list[str]:
         """Insert the new versions; return the ids of those that were there already (stored by
         another writer: the versions they supersede are deleted later, see `drop_versions`)."""
-        docs = [{**task, "_id": version_id(task)} for task in tasks]
+        docs = [_version(task) for task in tasks]
         return [docs[i]["_id"] for i in await mongo.insert_many_once(self.db.task_versions, docs)]
 
     async def drop_versions(self, version_ids: list[str]) -> None:
@@ -119,11 +130,7 @@ class ProgramsStore:
     async def put_plan(self, plan: dict) -> None:
         await self.db.plans.replace_one({"_id": plan["_id"]}, plan, upsert=True)
 
-    # --- history, versioned state, supervisions ---
-    async def add_history_many(self, docs: list[dict]) -> None:
-        """Keep every applied event with its event time and arrival time; those already kept stay."""
-        await mongo.insert_many_once(self.db.history, docs)
-
+    # --- versioned state, supervisions ---
     async def versioned_for(self, collection: str, keys: Iterable[str]) -> dict[str, dict]:
         return await _by_id(self.db[collection], keys, {"version": 1})
 
@@ -160,19 +167,18 @@ class ProgramsStore:
 
 
 def _encoded(outcome: dict) -> dict:
-    """An outcome keeps its changes only to publish them again: as one JSON blob, which the
-    database stores for a fraction of the cost of the nested documents."""
-    return {**outcome, "changes": kafka.dumps(outcome["changes"])}
+    """An outcome is only ever read whole, by its event key: packed (see `mongo.pack`), but for
+    when it was decided, which a replay of the log decides again (`nqt.fingerprint` leaves it out)."""
+    return {"_id": outcome["_id"], "decided_at": outcome["decided_at"],
+            "z": mongo.pack({k: v for k, v in outcome.items() if k not in ("_id", "decided_at")})}
 
 
 def _decoded(outcome: dict) -> dict:
+    """An outcome as decided, from its document (packed, or field by field before, changes as JSON)."""
+    if "z" in outcome:
+        return {"_id": outcome["_id"], "decided_at": outcome["decided_at"], **mongo.unpack(outcome["z"])}
     changes = outcome.get("changes")
     return {**outcome, "changes": kafka.loads(changes)} if isinstance(changes, bytes) else outcome
-
-
-def history_row(*, key: str, subject: str, kind: str, version: str, accepted_at: str, data: dict) -> dict:
-    return {"_id": key, "subject": subject, "kind": kind, "version": version, "accepted_at": accepted_at,
-            "data": data}
 
 
 async def _by_id(collection, keys: Iterable[str], projection: dict | None = None) -> dict[str, dict]:

@@ -62,11 +62,15 @@ def build(settings: ReportsSettings | None = None) -> FastAPI:
     app.state.approve, app.state.send_back = approve, send_back
     app.state.service = lambda: service_for(runtime)  # cycle_reports(), report(), ...
 
-    @app.get("/v1/status", summary="The live roll-up of every programme, indicator and unit")
-    async def status() -> dict:
+    async def live_status() -> dict:
         status = await service_for(runtime).live_status()
         gauges.record_status(status)
         return status
+
+    @app.get("/v1/status", summary="The live roll-up of every programme, indicator and unit",
+             response_class=Response, responses={200: {"content": {"application/json": {}}}})
+    async def status() -> Response:
+        return Response(await holdings.status_json(clock.today(), live_status), media_type="application/json")
 
     @app.get("/v1/reports/standing-committee", summary="The report to the Standing Committee for a cycle",
              responses={200: {"content": {t: {} for t in handlers.FORMATS.values()}}})

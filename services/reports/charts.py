@@ -19,17 +19,12 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.text import Text
 
+from services.reports.words import INDICATOR_STATUS, achievement_pct  # noqa: F401  (the report's words, drawn)
+
 _WANTED_FONTS = ("Liberation Serif", "Times New Roman", "DejaVu Serif")
 _INSTALLED = {entry.name for entry in font_manager.fontManager.ttflist}
 FONTS = [name for name in _WANTED_FONTS if name in _INSTALLED] or ["serif"]
 
-INDICATOR_STATUS = {  # status -> (Vietnamese word, bar colour)
-    "achieved": ("Đạt", "#2e7d32"),
-    "on_track": ("Đúng lộ trình", "#1f5fa8"),
-    "at_risk": ("Có nguy cơ", "#e69a00"),
-    "off_track": ("Chậm", "#c62828"),
-    "no_data": ("Chưa có số liệu", "#9e9e9e"),
-}
 _BAR = "#1f4e79"
 _NO_DATA = "chưa có số liệu"
 
@@ -37,16 +32,6 @@ _NO_DATA = "chưa có số liệu"
 def vn_pct(value: float) -> str:
     """One decimal with a decimal comma, as Vietnamese documents write it."""
     return f"{value:.1f}".replace(".", ",")
-
-
-def achievement_pct(indicator: dict) -> float | None:
-    """Latest value as % of the 2025 target; for a decreasing indicator, target/latest."""
-    latest, target = (indicator.get("latest") or {}).get("value"), indicator.get("target_2025")
-    if latest is None or target is None:
-        return None
-    if indicator.get("direction") == "decrease":
-        return target / latest * 100 if latest > 0 else 100.0
-    return latest / target * 100 if target else None
 
 
 def progress_chart(programmes: list[dict], fmt: str = "svg") -> str | bytes:

@@ -13,7 +13,7 @@ from shared import consumer, kafka, metrics, problems, records
 from shared.claims import Claim
 from shared.runtime import Runtime
 
-from services.reports import changes, gauges, render, spreadsheet, word
+from services.reports import changes, gauges
 from services.reports.owned import Holdings
 from services.reports.service import ReportsService
 
@@ -58,6 +58,9 @@ async def apply_changes(service: ReportsService, changes: list[dict]) -> None:
 def rendered(report: dict, fmt: str) -> bytes:
     if fmt == "json":
         return kafka.dumps(report)
+    # WeasyPrint, matplotlib and python-docx: some 45 MB and seconds of start-up, which a replica
+    # that applies changes and answers the status, and has rendered no report yet, does without.
+    from services.reports import render, spreadsheet, word
     if fmt == "html":
         return render.render_html(report).encode()
     if fmt == "pdf":

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from datetime import date
+from typing import Awaitable, Callable
 
 from aiokafka import ConsumerRebalanceListener
+
+from shared import kafka
 
 from services.reports.live import Live
 
@@ -28,6 +31,7 @@ class Holdings(ConsumerRebalanceListener):
         self.partitions: set[int] | None = set() if consumer else None
         self.partition_count = partition_count or (lambda: 1)
         self.lock = asyncio.Lock()  # loads, batches and rebalances: one at a time, so a load never misses a write
+        self.generation = 0  # counts what changed the status: batches applied, memory dropped
         self.forget()
 
     def forget(self) -> None:
@@ -35,6 +39,25 @@ class Holdings(ConsumerRebalanceListener):
         self.live = Live()
         self.programmes: set[str] = set()  # programmes whose tasks are in memory
         self.complete = False              # the small collections and every programme loaded
+        self.changed()
+
+    def changed(self) -> None:
+        """A batch was applied (or memory dropped): the status made before it is out of date."""
+        self.generation += 1
+        self.status: tuple[tuple[int, date], bytes] | None = None
+
+    async def status_json(self, today: date, build: Callable[[], Awaitable[dict]]) -> bytes:
+        """The live status as JSON, made once per applied batch and day while this replica owns
+        every programme (memory is then the whole state), so that a request costs a lookup, not
+        a roll-up and its serialisation. With some programmes only, the others change in the
+        database under other owners' hands: made per request."""
+        key = (self.generation, today)
+        if self.status is not None and self.status[0] == key:
+            return self.status[1]
+        body = kafka.dumps(await build())
+        if self.owns_all() and key == (self.generation, today):  # no batch applied meanwhile
+            self.status = (key, body)
+        return body
 
     def owns_all(self) -> bool:
         return self.partitions is None or len(self.partitions) >= self.partition_count()

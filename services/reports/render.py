@@ -11,19 +11,15 @@ nothing is read but the template, nothing is written.
 from __future__ import annotations
 
 import base64
-from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 
 import jinja2
 
-from services.reports.charts import INDICATOR_STATUS, achievement_pct, indicator_chart, progress_chart
-from services.reports.document import party_date, short_date
+from services.reports.charts import indicator_chart, progress_chart
+from services.reports.words import (INDICATOR_STATUS, REPORT_STATUS, SUPERVISION_KIND, TASK_STATUS,  # noqa: F401
+                                    achievement_pct, fmt_date, fmt_datetime, fmt_day, fmt_num)
 
-TASK_STATUS = {"not_started": "Chưa triển khai", "in_progress": "Đang thực hiện",
-               "completed": "Hoàn thành", "blocked": "Vướng mắc", "cancelled": "Hủy"}
-REPORT_STATUS = {"on_time": "Đúng hạn", "late": "Muộn", "missing": "Chưa báo cáo"}
-SUPERVISION_KIND = {"giam_sat": "Giám sát", "phan_bien": "Phản biện xã hội"}
 CHARTS = {"progress": ("programmes", progress_chart, "Biểu đồ 1. Tiến độ thực hiện các chương trình (%)"),
           "indicators": ("indicators", indicator_chart,
                          "Biểu đồ 2. Mức đạt các chỉ tiêu so với mục tiêu năm 2025 (%)")}
@@ -32,44 +28,7 @@ FONT = "Times New Roman"
 # carry more, within a bound too; the full lists are in the JSON (and the spreadsheet export).
 BODY_ROWS = 10
 ANNEX_ROWS = 50
-_HANOI = timezone(timedelta(hours=7))  # Viet Nam keeps no daylight saving time
 _TEMPLATES = Path(__file__).parent / "templates"
-
-
-def _day(value: str) -> date:
-    """The day of an ISO date or timestamp (a timestamp is read in Hanoi time)."""
-    if "T" not in value:
-        return date.fromisoformat(value)
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return (moment.astimezone(_HANOI) if moment.tzinfo else moment).date()
-
-
-def fmt_date(value: str | None) -> str:
-    """A date in a table: '15/3/2021' (`document.short_date`); empty if missing."""
-    return short_date(_day(value)) if value else ""
-
-
-def fmt_day(value: str | None) -> str:
-    """A date in a sentence: 'ngày 15 tháng 3 năm 2021' (`document.party_date`); empty if missing."""
-    return party_date(_day(value)) if value else ""
-
-
-def fmt_datetime(value: str | None) -> str:
-    """dd/mm/yyyy HH:MM of an ISO timestamp, in Hanoi time."""
-    if not value:
-        return ""
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return (moment.astimezone(_HANOI) if moment.tzinfo else moment).strftime("%d/%m/%Y %H:%M")
-
-
-def fmt_num(value: float | None, digits: int = 2, fixed: bool = False) -> str:
-    """A Vietnamese number (1.234,5): decimal comma, dot for thousands; "–" if missing."""
-    if value is None:
-        return "–"
-    text = f"{value:,.{digits}f}"
-    if not fixed and "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text.translate(str.maketrans(",.", ".,"))
 
 
 def _pct(value: float | None) -> str:

@@ -2,8 +2,10 @@
 
 - a live read model (current state) that the status and the current cycle's
   report read;
-- the history of facts with both clocks (event time, arrival time), from which a
-  report as of a past cut-off, as known at a past instant, is rebuilt;
+- the facts with both clocks (event time, arrival time), from which a report as of
+  a past cut-off, as known at a past instant, is rebuilt: the timeline (`timeline.py`),
+  and the history rows of all but the status reports, which the timeline alone keeps
+  (a database older than the timeline has rows of them too, and reads those);
 - the reporting cycles it opened and the archive of reports it issued.
 
 Every write is idempotent and order-tolerant: task states carry the programs
@@ -20,7 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared import claims, consumer, mongo, records
 
 from services.reports import domain, tasklog, timeline
-from services.reports.live import REGISTRY as REGISTRY_KINDS, TASK_FIELDS, Live, Tally, TallyView, TaskWrites
+from services.reports.live import REGISTRY as REGISTRY_KINDS, Live, Tally, TallyView, TaskWrites, loaded_task, stored_task
 from services.reports.owned import Holdings
 from services.reports.snapshot import Snapshot, latest_by_subject, tasks_from_history, unit_reports_from_history
 
@@ -38,7 +40,6 @@ INDEXES: mongo.IndexSpec = {
     "numbers": [IndexModel([("term", ASCENDING), ("cycle", ASCENDING)]),
                 IndexModel([("term", ASCENDING), ("n", ASCENDING)])],
 }
-TASK_PROJECTION = {f: 1 for f in ("seq", *TASK_FIELDS)}
 FACT_KINDS = (records.PLAN, records.PROGRAMME_ISSUED, records.INDICATOR_VALUE, records.UNIT_REPORT, records.SUPERVISION)
 
 
@@ -63,8 +64,11 @@ class ReportsStore:
             raise consumer.Poison(f"a change of kind {', '.join(map(repr, unknown))}, which reports does not know")
         facts = [_fact(c) for c in changes if c["kind"] in FACT_KINDS or c.get("fact") is not None]
         if facts:
-            await mongo.insert_many_once(self.db.history, facts)
-            await timeline.record(self.db, facts)
+            # The timeline keeps every status report: the history keeps a row of each only in a
+            # database older than the timeline, which reads them from there (one insert per report).
+            in_timeline = await timeline.record(self.db, facts)
+            await mongo.insert_many_once(self.db.history, [f for f in facts if not in_timeline
+                                                           or f["kind"] != "task_report"])
         try:
             await self._hold({c["state"]["programme"] for c in changes if c["kind"] == records.TASK})
             tasks, logged = TaskWrites(), []
@@ -81,22 +85,24 @@ class ReportsStore:
         except BaseException:
             self.holdings.forget()  # memory may be ahead of the database: read it again when needed
             raise
+        self.holdings.changed()
 
     async def _put_tasks(self, tasks: TaskWrites) -> None:
         """The batch's task states as versions `task|seq`, inserted together, then the versions they
         superseded deleted together (a crash in between leaves one behind: loading takes the
         highest seq, and tidies up); then the tally of each programme touched."""
-        await mongo.insert_many_once(self.db.tasks, list(tasks.fresh.values()))
+        await mongo.insert_many_once(self.db.tasks, [stored_task(task) for task in tasks.fresh.values()])
         if tasks.superseded:
             await self.db.tasks.delete_many({"_id": {"$in": sorted(tasks.superseded)}})
         await self._put_tallies(tasks.touched)
 
     async def _put_tallies(self, programmes: set[str]) -> None:
         """Each programme's tally document, replaced in one command (a statement per programme:
-        a few, well under what makes FerretDB 1.24 stall on one command)."""
+        a few, well under what makes FerretDB 1.24 stall on one command), packed: a tally counts
+        by due date and lead unit, hundreds of fields rewritten per batch otherwise."""
         tallies = self.holdings.live.tallies
-        replace = [ReplaceOne({"_id": p}, {"_id": p, **(tallies.get(p) or Tally()).to_doc()}, upsert=True)
-                   for p in sorted(programmes)]
+        replace = [ReplaceOne({"_id": p}, {"_id": p, "z": mongo.pack((tallies.get(p) or Tally()).to_doc())},
+                              upsert=True) for p in sorted(programmes)]
         if replace:
             await self.db.tallies.bulk_write(replace, ordered=False)
 
@@ -107,7 +113,7 @@ class ReportsStore:
             await self._hold_tasks({"programme": {"$in": missing}})
 
     async def _hold_tasks(self, query: dict) -> None:
-        versions = [d async for d in self.db.tasks.find(query, TASK_PROJECTION)]
+        versions = [loaded_task(d) async for d in self.db.tasks.find(query)]
         live = self.holdings.live
         live.load_tasks(versions)
         behind = [d["_id"] for d in versions if live.tasks[d["task_id"]]["_id"] != d["_id"]]
@@ -116,6 +122,12 @@ class ReportsStore:
         loaded = set(query["programme"]["$in"]) if query else {d["programme"] for d in versions}
         self.holdings.programmes |= loaded
         await self._put_tallies(loaded)  # the tally as the tasks say, had a crash left it behind
+
+    async def current_tasks(self) -> list[dict]:
+        """Every task's current state, as stored (for tools and tests: the service reads by programme)."""
+        latest = Live()
+        latest.load_tasks([loaded_task(d) async for d in self.db.tasks.find({})])
+        return list(latest.tasks.values())
 
     async def _apply_registry(self, change: dict) -> None:
         await self.db[REGISTRY_KINDS[change["kind"]]].update_one({"_id": change["id"]}, {"$set": change["state"]},
@@ -192,15 +204,16 @@ class ReportsStore:
             view=await self._merged_view())
 
     async def tasks_where(self, **match) -> list[dict]:
-        """The current state of the tasks matching `match` (equality on task fields): from memory
-        when this replica holds every programme, else from the task versions (highest seq)."""
+        """The current state of the tasks matching `match` (equality on task fields; from the database,
+        on the fields a version is stored with, `live.TASK_KEYS`): from memory when this replica
+        holds every programme, else from the task versions (highest seq)."""
         if self.holdings.owns_all():
             if not self.holdings.complete:
                 async with self.holdings.lock:
                     await self._hold_everything()
             return [t for t in self.holdings.live.tasks.values() if all(t.get(k) == v for k, v in match.items())]
         found = Live()
-        found.load_tasks([d async for d in self.db.tasks.find(match, TASK_PROJECTION)])
+        found.load_tasks([loaded_task(d) async for d in self.db.tasks.find(match)])
         return list(found.tasks.values())
 
     async def unit_reports_of(self, unit: str, cycles: list[str]) -> dict[str, dict]:
@@ -211,10 +224,11 @@ class ReportsStore:
     async def _merged_view(self) -> TallyView:
         """The programmes this replica holds from memory, the others as their owners wrote them."""
         held, mine = sorted(self.holdings.programmes), self.holdings.live
-        tallies = {d["_id"]: Tally.from_doc(d) async for d in self.db.tallies.find({"_id": {"$nin": held}})}
+        tallies = {d["_id"]: Tally.from_doc(mongo.unpack(d["z"]) if "z" in d else d)
+                   async for d in self.db.tallies.find({"_id": {"$nin": held}})}
         theirs = Live()  # their open tasks, at the highest seq of each (see _put_tasks)
-        theirs.load_tasks([d async for d in self.db.tasks.find(
-            {"programme": {"$nin": held}, "status": {"$nin": list(domain.CLOSED)}}, TASK_PROJECTION)])
+        theirs.load_tasks([loaded_task(d) async for d in self.db.tasks.find(
+            {"programme": {"$nin": held}, "status": {"$nin": list(domain.CLOSED)}})])
 
         def open_tasks(first: str | None, last: str, included: bool) -> list[dict]:
             both = mine.open_tasks(first, last, included) + theirs.open_tasks(first, last, included)

@@ -28,12 +28,9 @@ thousand over a term) are kept whole, grouped so that a report reads few documen
 
 from __future__ import annotations
 
-import json
-import zlib
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from bson import Binary
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import mongo
@@ -67,18 +64,14 @@ def previous_cut_off(cut_off: str) -> str:
     return utc_iso(datetime.combine(before, time.max, tzinfo=TZ))
 
 
-def pack(value) -> Binary:
-    return Binary(zlib.compress(json.dumps(value, separators=(",", ":")).encode(), 1))
-
-
 def packed(key: str, value) -> dict:
     """A document of the timeline: its content compressed, opaque to the database (FerretDB
     decodes nested documents slowly; these are only ever read whole, by `_id`)."""
-    return {"_id": key, "z": pack(value)}
+    return {"_id": key, "z": mongo.pack(value)}
 
 
 def unpack(doc: dict | None, default):
-    return json.loads(zlib.decompress(doc["z"])) if doc else default
+    return mongo.unpack(doc["z"]) if doc else default
 
 
 def _entry(fact: dict) -> Entry:
@@ -130,12 +123,14 @@ def build(opened: dict[str, dict], facts: list[dict]) -> tuple[list[dict], dict[
     return seals, late, opens
 
 
-async def record(db: AsyncDatabase, facts: list[dict]) -> None:
-    """Keep what a batch of history rows (already in the history) adds: the other facts as
-    they are, the task reports in their programmes' documents."""
-    await _mark_ready_if_new(db, facts)
+async def record(db: AsyncDatabase, facts: list[dict]) -> bool:
+    """Keep what a batch of history rows adds: the other facts as they are, the task reports
+    in their programmes' documents. True when the timeline is complete (`ready`): then it
+    alone answers for the status reports, and the history needs no row of them."""
+    ready = await _mark_ready_if_new(db, facts)
     await _keep_facts(db, facts)
     await _keep_reports(db, facts)
+    return ready
 
 
 async def _keep_facts(db: AsyncDatabase, facts: list[dict]) -> None:
@@ -163,14 +158,17 @@ async def _keep_reports(db: AsyncDatabase, facts: list[dict]) -> None:
         await db[TIMELINE].replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
 
-async def _mark_ready_if_new(db: AsyncDatabase, facts: list[dict]) -> None:
+async def _mark_ready_if_new(db: AsyncDatabase, facts: list[dict]) -> bool:
     """The timeline is complete only if it saw every history row: marked ready when the history
     held nothing but this batch's rows at the first batch, older otherwise (a reports database
     from before the timeline keeps reading the history; so would one whose replicas' first
-    batches met, which only costs time)."""
-    if await db[TIMELINE].find_one({"_id": {"$in": [READY, OLDER]}}, {"_id": 1}) is None:
+    batches met, which only costs time). Whether it is ready."""
+    mark = await db[TIMELINE].find_one({"_id": {"$in": [READY, OLDER]}}, {"_id": 1})
+    if mark is None:
         before = await db.history.find_one({"_id": {"$nin": [f["_id"] for f in facts]}}, {"_id": 1})
         await mongo.insert_once(db[TIMELINE], {"_id": OLDER if before else READY})
+        return await ready(db)
+    return mark["_id"] == READY
 
 
 async def ready(db: AsyncDatabase) -> bool:

@@ -118,8 +118,8 @@ async def test_stopped_and_restarted_programs_ends_in_the_models_state(infra_sta
     client = mongo.connect(infra_stack.mongo)
     try:
         db = client[f"{prefix}_programs"]
-        outcomes = {o["_id"]: (o["outcome"], o.get("code")) async for o in db.outcomes.find({})
-                    if not o["_id"].startswith("VPTU:reg-")}
+        outcomes = {k: (o["outcome"], o.get("code")) for k, o in (await ProgramsStore(db).all_outcomes()).items()
+                    if not k.startswith("VPTU:reg-")}
         assert outcomes == model.outcomes
         assert await db.held.count_documents({}) == len(model.held)
     finally:

@@ -123,7 +123,7 @@ async def gather(deployment: Deployment, load: Load) -> History:
     client = mongo.connect(deployment.mongo)
     try:
         programs = client[f"{deployment.prefix}_programs"]
-        outcomes = {d["_id"]: d async for d in programs.outcomes.find({}, {"changes": 0})}
+        outcomes = await ProgramsStore(programs).all_outcomes()
         tasks = {d["_id"]: d for d in await ProgramsStore(programs).current_tasks()}
         held = {d["_id"] async for d in programs.held.find({}, {"_id": 1})}
         deliveries: dict[str, str] = {}

@@ -222,7 +222,7 @@ def test_reports_moves_past_any_change(infra_stack, hostile):
             values = [dumps(c) for c in hostile] + [dumps(good)]
             await consumer.apply_batch(broker, records(values, "changes"), read=reports_changes.read,
                                     apply=lambda cs: reports_handlers.apply_changes(service, cs))
-            task = await db.tasks.find_one({"task_id": "T-GOOD"})  # its state, as version T-GOOD|1
+            task = {t["task_id"]: t for t in await service.store.current_tasks()}.get("T-GOOD")  # as version T-GOOD|1
             assert task is not None and task["progress"] == 50.0, "the good change behind them was applied"
             await service.live_status()  # the roll-up still answers over whatever was applied
 

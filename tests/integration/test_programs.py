@@ -88,13 +88,45 @@ async def test_a_redelivered_record_returns_its_recorded_outcome_and_changes_not
         again = await decide(ProgramsService(store), update, "2021-02-10T02:00:02.000000Z", "a2")
         resent = await decide(service, update, "2021-02-10T02:05:00.000000Z", "a3")
         task = {t["_id"]: t for t in await store.current_tasks()}["T-1"]
-        history = await db.history.count_documents({"subject": "T-1"})
+        history = sum(o.get("history", {}).get("subject") == "T-1" for o in (await store.all_outcomes()).values())
     finally:
         await client.close()
     assert first["outcome"] == "applied"
     assert again["outcome"] == "applied" and again["accept_id"] == "a2"
     assert resent["outcome"] == "duplicate" and resent["changes"] == []
     assert (task["status"], task["progress"], history) == ("in_progress", 40.0, 1)
+
+
+async def test_a_status_report_is_kept_in_one_document_its_outcome_with_its_history(isolated):
+    """Each status report costs the database one document (beside its task's new state): its
+    outcome, which says what it was about and carries its data, with both clocks."""
+    settings = isolated.settings(ProgramsSettings)
+    client = mongo.connect(settings.mongo_url)
+    db = client[settings.database("programs")]
+    await mongo.ensure_indexes(db, INDEXES)
+    service = ProgramsService(ProgramsStore(db))
+    try:
+        await service.process_batch([Accepted(parse_event(raw), "2021-02-10T02:00:00.000000Z", f"r{i}")
+                                     for i, raw in enumerate(REGISTRY)])
+        await decide(service, samples.plan("SO-KHDT", "KHDT-1", "KH-02", "02", [samples.task("T-1", lead_unit="SO-KHDT")]),
+                     "2021-02-10T02:00:01.000000Z", "a1")
+        before = {name: await db[name].count_documents({}) for name in await db.list_collection_names()}
+        updates = [samples.task_update("SO-KHDT", f"KHDT-{n}", "T-1", "02", "in_progress", 10 * n) for n in (2, 3)]
+        await service.process_batch([Accepted(parse_event(raw), "2021-02-10T02:00:02.000000Z", f"b{n}")
+                                     for n, raw in enumerate(updates)])
+        after = {name: await db[name].count_documents({}) for name in await db.list_collection_names()}
+        outcome = (await service.store.outcomes_for(["SO-KHDT:KHDT-3"]))["SO-KHDT:KHDT-3"]
+        stored = await db.outcomes.find_one({"_id": "SO-KHDT:KHDT-3"})
+        version = await db.task_versions.find_one({"_id": "T-1|3"})  # the batch's last state of it
+    finally:
+        await client.close()
+    grown = {name: n - before.get(name, 0) for name, n in after.items() if n != before.get(name, 0)}
+    assert grown == {"outcomes": 2, "task_versions": 1}
+    assert outcome["history"]["subject"] == "T-1" and outcome["history"]["data"]["progress"] == 30.0
+    assert outcome["accepted_at"] == "2021-02-10T02:00:02.000000Z" and outcome["event_time"]
+    # FerretDB's cost is per field: what is read whole is stored packed, beside what it is found by
+    assert set(stored) == {"_id", "decided_at", "z"}
+    assert set(version) == {"_id", "task_id", "programme", "seq", "z"}
 
 
 async def test_an_older_status_report_does_not_overwrite_a_newer_one(isolated):

@@ -16,8 +16,8 @@ from services.programs.store import INDEXES, ProgramsStore
 
 
 async def stored_state(store) -> tuple[list[dict], dict, set]:
-    outcomes = {o["_id"]: (o["outcome"], o.get("code")) async for o in store.db.outcomes.find({})
-                if not o["_id"].startswith("VPTU:reg-")}
+    outcomes = {k: (o["outcome"], o.get("code")) for k, o in (await store.all_outcomes()).items()
+                if not k.startswith("VPTU:reg-")}
     return await store.current_tasks(), outcomes, {h["_id"] async for h in store.db.held.find({})}
 
 

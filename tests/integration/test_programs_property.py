@@ -24,8 +24,8 @@ SLOW = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCh
 
 async def stored_state(db) -> tuple[dict, dict, set]:
     tasks = service_state(await ProgramsStore(db).current_tasks())
-    outcomes = {o["_id"]: (o["outcome"], o.get("code")) async for o in db.outcomes.find({})
-                if not o["_id"].startswith("VPTU:reg-")}
+    outcomes = {k: (o["outcome"], o.get("code")) for k, o in (await ProgramsStore(db).all_outcomes()).items()
+                if not k.startswith("VPTU:reg-")}
     held = {h["_id"] async for h in db.held.find({})}
     return tasks, outcomes, held
 

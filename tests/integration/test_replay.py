@@ -16,6 +16,7 @@ from nqt.fingerprint import fingerprint
 from nqt.logreader import LogReader
 from nqt.rebuild import ProgramsReplay, Skipped
 from services.programs.store import ProgramsStore
+from services.reports.live import loaded_task
 from shared import accepted, kafka, mongo
 from shared.settings import CommonSettings
 from shared.events import parse_event
@@ -104,7 +105,8 @@ def test_the_state_rebuilt_from_the_log_is_the_live_state_and_nothing_is_sent(de
         assert service in done.stdout
 
     db = deployment.env["NQT_DB_PREFIX"]
-    versions = sorted(asyncio.run(documents(deployment, f"replay_{db}_reports", "tasks")), key=lambda t: t["seq"])
+    versions = sorted(map(loaded_task, asyncio.run(documents(deployment, f"replay_{db}_reports", "tasks"))),
+                      key=lambda t: t["seq"])
     assert {t["task_id"]: (t["status"], t["progress"]) for t in versions} == {  # each task's latest version
         "SO-KHDT-02-001": ("in_progress", 40), "SO-KHDT-02-002": ("not_started", 0),
         "SO-TC-02-001": ("in_progress", 25)}  # the held update applied once its plan came
@@ -212,7 +214,7 @@ async def test_a_held_update_expires_in_a_replay_as_it_did_live(isolated):
         programs = ProgramsReplay(db, Skipped(), hold_seconds=hold.total_seconds(), started=t0 + timedelta(days=1))
         await programs.apply([record(i, raw, after) for i, (raw, after) in enumerate(raws)])
         await programs.finish()
-        outcomes = {d["_id"]: (d["outcome"], d.get("code")) async for d in db.outcomes.find({})}
+        outcomes = {k: (d["outcome"], d.get("code")) for k, d in (await ProgramsStore(db).all_outcomes()).items()}
         tasks_now = {d["_id"]: (d["status"], d["progress"]) for d in await ProgramsStore(db).current_tasks()}
         held = [d async for d in db.held.find({})]
     finally:

@@ -210,3 +210,23 @@ async def test_a_single_record_that_fails_the_same_way_twice_is_dead_lettered(mo
 
 async def _no_sleep(_seconds):
     return None
+
+
+async def test_a_request_waiting_while_a_long_batch_is_read_is_served_before_its_end():
+    """Reading thousands of records takes a while: whatever else the process serves (the status,
+    /healthz) gets its turn between them, not after the whole batch."""
+    broker, seen = FakeBroker(), []
+    letters_for(broker)
+
+    def read(value: bytes) -> bytes:
+        seen.append(value)
+        return value
+
+    async def request() -> None:
+        seen.append(b"request")
+
+    records = [Record(offset, str(offset).encode()) for offset in range(1000)]
+    waiting = asyncio.ensure_future(request())
+    await consumer.apply_batch(broker, records, read=read, apply=Applier({}))
+    await waiting
+    assert seen.index(b"request") < len(records)

@@ -20,7 +20,7 @@ from tests.unit.test_programs_property import (DROPPED_THEN_UPDATED, REVISION_OU
 from services.programs.service import Accepted, ProgramsService
 
 # Every write the batch path makes, in the store's terms.
-WRITES = ("claim", "add_history_many", "put_tasks", "put_plan", "put_versioned", "insert_many_once",
+WRITES = ("put_tasks", "put_plan", "put_versioned", "insert_many_once",
           "put_registry_entry", "hold_many", "record_outcomes", "forget_held", "drop_versions")
 
 

@@ -137,18 +137,18 @@ def test_updates_the_sweep_finds_ready_after_a_crash_are_applied_in_event_time_o
 
 
 def test_a_report_left_undecided_by_a_failed_batch_is_decided_before_the_later_ones_on_its_task():
-    """The database went away after a batch's records were claimed and before they were
-    decided; read again with a later report on the same task, the first is still decided
-    first: each report that is the latest so far is one change (`seq`), as the model counts."""
+    """The database went away while a batch's effects were being written; read again with a
+    later report on the same task, the first is still decided first: each report that is the
+    latest so far is one change (`seq`), as the model counts."""
     class Outage(Exception):
         pass
 
     class FailsOnce(FakeProgramsStore):
-        async def add_history_many(self, docs):
-            if any(d["kind"] == "task" for d in docs) and not getattr(self, "failed", False):
+        async def put_tasks(self, tasks):
+            if any(t["status"] != "not_started" for t in tasks) and not getattr(self, "failed", False):
                 self.failed = True
                 raise Outage
-            return await super().add_history_many(docs)
+            return await super().put_tasks(tasks)
 
     store = FailsOnce()
     plan = (_plan("P1", ["T1"], "2021-03-01T08:00:00+07:00"), "a1")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import subprocess
+import sys
 import unicodedata
 
 import pytest
@@ -352,3 +353,13 @@ def test_a_term_sized_report_keeps_its_body_short_and_its_annexes_bounded(tmp_pa
     assert "Phụ lục nêu 50/3000 nhiệm vụ; 2950 nhiệm vụ còn lại có trong bản JSON của báo cáo" in flat
     assert "Phụ lục nêu 50/1500 nhiệm vụ; 1450 nhiệm vụ còn lại" in flat
     assert "Phụ lục nêu 50/150 cơ quan, đơn vị; 100 cơ quan, đơn vị còn lại" in flat
+
+
+def test_a_reports_replica_that_rendered_nothing_keeps_the_rendering_libraries_out_of_memory():
+    """Applying changes and answering the status need no PDF or Word library (tens of MB of a
+    replica's memory); the first report rendered loads them."""
+    code = ("import sys; from services.reports.app import build; from services.reports import handlers; build(); "
+            "heavy = ('weasyprint', 'matplotlib', 'docx'); print(sorted(m for m in heavy if m in sys.modules)); "
+            "handlers.rendered({}, 'json'); print(sorted(m for m in heavy if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:2] == ["[]", "[]"]

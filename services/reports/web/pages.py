@@ -14,9 +14,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from shared.runtime import Runtime
 
-from services.reports import render
+from services.reports import words
 from services.reports.handlers import ARCHIVED
-from services.reports.charts import INDICATOR_STATUS, achievement_pct
 from services.reports.service import BadRequest, ReportsService, parse_known_at
 from services.reports.settings import ReportsSettings
 from services.reports.web import notices, signoff, views
@@ -30,10 +29,10 @@ MAX_FORM_BYTES = 16_384
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader([HERE / "templates", HERE.parent / "templates"]),
                              autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
-    env.filters.update(date=render.fmt_date, datetime=render.fmt_datetime, num=render.fmt_num, pct=lambda v: render.fmt_num(v, 1, fixed=True),
+    env.filters.update(date=words.fmt_date, datetime=words.fmt_datetime, num=words.fmt_num, pct=lambda v: words.fmt_num(v, 1, fixed=True),
                        q=lambda v: quote(str(v), safe=""))
-    env.globals.update(TASK_STATUS=render.TASK_STATUS, REPORT_STATUS=render.REPORT_STATUS,
-                       INDICATOR_STATUS=INDICATOR_STATUS, ROLE_NAMES=ROLE_NAMES, achievement_pct=achievement_pct,
+    env.globals.update(TASK_STATUS=words.TASK_STATUS, REPORT_STATUS=words.REPORT_STATUS,
+                       INDICATOR_STATUS=words.INDICATOR_STATUS, ROLE_NAMES=ROLE_NAMES, achievement_pct=words.achievement_pct,
                        REPORT_STATES=signoff.STATUS_NAMES, FORMATS=ARCHIVED)
     return env
 
