@@ -34,8 +34,11 @@ class Deployment:
 
 
 @pytest.fixture(scope="module")
-def deployment(infra_stack, tmp_path_factory) -> Deployment:
-    with deployed(infra_stack, tmp_path_factory.mktemp("e2e-logs"), "e2e") as running:
+def deployment(request, infra_stack, tmp_path_factory) -> Deployment:
+    """A deployment per test module, on topics and databases of that module alone: one module's
+    registry, plans and users must not show in another's numbers."""
+    label = f"e2e{request.module.__name__.rsplit('.', 1)[-1].removeprefix('test_')}"
+    with deployed(infra_stack, tmp_path_factory.mktemp("e2e-logs"), label) as running:
         yield running
 
 
