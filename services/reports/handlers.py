@@ -117,8 +117,9 @@ async def schedule_once(runtime: Runtime, service: ReportsService, renderer: Ren
             if action == "draft":
                 await _draft(runtime, service, cycle, claim)
             else:
-                await _issue(runtime, service, renderer, cycle, claim, await service.issue(cycle))
-                await service.claims.release(claim)  # an approval of it need not wait for the claim to age
+                await _issue(runtime, service, renderer, cycle, claim)
+        if action == "issue":  # once no refresh is under way, which would make it look held again
+            await service.claims.release(claim)  # an approval of it need not wait for the claim to age
 
 
 async def _draft(runtime: Runtime, service: ReportsService, cycle: str, claim: Claim) -> None:
@@ -140,8 +141,7 @@ async def approve(runtime: Runtime, service: ReportsService, renderer: Renderer,
     delivered); the issued report (JSON). Approved again, the same report comes back."""
     async with service.signing(cycle_code) as claim:
         report = await service.approve(cycle_code=cycle_code, approver=approver)
-        if (await service.store.issued_report(cycle_code)).get("status") != "issued":
-            await _issue(runtime, service, renderer, cycle_code, claim, report)
+        await _issue(runtime, service, renderer, cycle_code, claim, report)
     return report
 
 
@@ -152,9 +152,14 @@ async def send_back(service: ReportsService, *, cycle_code: str, approver: str, 
 
 
 async def _issue(runtime: Runtime, service: ReportsService, renderer: Renderer, cycle: str, claim: Claim,
-                 report: dict) -> None:
-    """Store the numbered report in every format and publish `report.generated` once."""
-    started = time.perf_counter()
+                 report: dict | None = None) -> None:
+    """Store the numbered report (`report`, or the cycle's as `service.issue` gives it) in every
+    format and publish `report.generated` once, unless the report went out already."""
+    # Looked at under the claim: whoever held it before may have issued the report since the
+    # caller decided to issue it (the scheduler reads the status before it claims).
+    if (await service.store.issued_report(cycle) or {}).get("status") == "issued":
+        return
+    started, report = time.perf_counter(), report or await service.issue(cycle)
     files = {fmt: Binary(await renderer.render(report, fmt, patient=True)) for fmt in ("html", "pdf", "docx")}
     await service.store.update_archive(cycle, report=report, files=files)
     if not await service.claims.holds(claim):  # this replica stalled and another took over: it publishes

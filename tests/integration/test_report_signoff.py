@@ -19,6 +19,7 @@ from services.programs.settings import ProgramsSettings
 from services.reports.app import build as build_reports
 from services.reports.service import BadRequest
 from services.reports.settings import ReportsSettings
+from shared.claims import RELEASED, Claims
 
 OFFICE = "Nguyễn Văn Chánh"
 
@@ -137,6 +138,41 @@ async def test_replicas_approving_three_reports_at_once_number_them_without_a_ga
     assert sorted((r["cycle"], r["number"]) for r in told) == sorted(
         (c, f"Số {n}-BC/VPTU") for c, n in numbers.items())  # each issued once
     assert [(r["cycle"], r["status"], r["number"]) for r in listed] == [(c, "issued", numbers[c]) for c in cycles]
+
+
+async def test_a_scheduler_that_saw_an_approval_in_progress_does_not_issue_its_report_again(isolated, monkeypatch):
+    """The scheduler reads 2021-Q1 as approved while the approval still renders, and claims it only
+    once the approval has issued it and let the claim go: the report still goes out once."""
+    topics = isolated.settings(ReportsSettings).topics
+    scheduler_looked, approved = asyncio.Event(), asyncio.Event()
+    take = Claims.take
+
+    async def scheduler_late(self, subject, now=None):  # signing's holders are "<replica>/<call>"
+        if subject == "issue|2021-Q1" and "/" not in self.holder:
+            scheduler_looked.set()
+            await approved.wait()
+        return await take(self, subject, now)
+    monkeypatch.setattr(Claims, "take", scheduler_late)
+    async with running(build_programs(isolated.settings(ProgramsSettings))):
+        await isolated.load_registry(topics, registry())
+        app = reports(isolated, "2021-04-05T09:00:00+07:00")
+        async with running(app):
+            await drafted(isolated, app, ["2021-Q1"])
+            render = app.state.renderer.render
+
+            async def after_the_scheduler_looked(report, fmt, **kwargs):
+                await scheduler_looked.wait()
+                return await render(report, fmt, **kwargs)
+            monkeypatch.setattr(app.state.renderer, "render", after_the_scheduler_looked)
+            approval = await app.state.approve(cycle_code="2021-Q1", approver=OFFICE)
+            approved.set()
+            claims = app.state.service().claims.collection  # the scheduler has had its turn once it lets go
+            await kafkatools.eventually(lambda: claims.find_one({"_id": "issue|2021-Q1#1"}),
+                                        lambda c: c is not None and c["refreshed_at"] == RELEASED)
+            again = await app.state.approve(cycle_code="2021-Q1", approver=OFFICE)
+        told = [r for r in await generated(isolated) if r.get("type") == "report.generated"]
+    assert approval["document"]["number"] == again["document"]["number"] == 1
+    assert [(r["cycle"], r["number"]) for r in told] == [("2021-Q1", "Số 1-BC/VPTU")]
 
 
 async def test_auto_issue_keeps_issuing_without_sign_off(isolated):
