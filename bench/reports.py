@@ -10,6 +10,8 @@ run on the same database: the driver alone reading the same documents.
 
     .venv/bin/python bench/reports.py                          # full size, 3 runs
     .venv/bin/python bench/reports.py --scale 0.02 --repeat 2  # a quick check
+    NQT_MONGO_URL=mongodb://127.0.0.1:27017 .venv/bin/python bench/reports.py --db nqt_bench_term --profile
+        # load once into a kept database, reuse it on the next runs; + py-spy profiles of the reports
 
 Full size (--scale 1): the 63 registry units plus generated sub-units (about 120),
 the 10 programmes, 20 sample indicators, about 1,000 plans with 20,000 tasks and
@@ -64,7 +66,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import harness  # noqa: E402
+from bench import harness, profiles  # noqa: E402
 from deploy.local import infra  # noqa: E402
 from shared import mongo  # noqa: E402
 from shared.clock import Clock  # noqa: E402
@@ -1021,12 +1023,20 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the full size (default 1.0)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each figure (default 3)")
     parser.add_argument("--seed", type=int, default=17, help="random seed of the generated term")
+    parser.add_argument("--db", help="with NQT_MONGO_URL: a database of that name, loaded by the first run and "
+                                     "reused (kept, not dropped) by the next ones with the same --db")
+    parser.add_argument("--profile", action="store_true",
+                        help="then py-spy profiles of the current report as JSON, HTML and PDF, in "
+                             "bench/results/profiles/")
+    parser.add_argument("--profile-duration", type=float, default=30.0, help="seconds profiled per format (30)")
     args = parser.parse_args()
     if not 0 < args.scale <= 10 or args.repeat < 1:
         parser.error("--scale must be in (0, 10] and --repeat at least 1")
 
     url = os.environ.get("NQT_MONGO_URL")
-    db_name = f"nqt_bench{secrets.token_hex(3)}_reports"
+    if args.db and not url:
+        parser.error("--db needs NQT_MONGO_URL (a server that outlives the run)")
+    db_name = args.db or f"nqt_bench{secrets.token_hex(3)}_reports"
     workdir, server = None, None
     try:
         if not url:
@@ -1035,21 +1045,16 @@ def main() -> int:
             url = f"mongodb://127.0.0.1:{server.port}"
             print(f"FerretDB on 127.0.0.1:{server.port} (data in {workdir})", flush=True)
         else:
-            print(f"using NQT_MONGO_URL, database {db_name} (dropped at the end)", flush=True)
-        loader = multiprocessing.get_context("spawn").Process(
-            target=_loader_main, args=(url, db_name, args.scale, args.seed), name="bench-reports-loader")
-        loader.start()
-        try:
-            loader.join()
-        finally:
-            if loader.is_alive():
-                loader.terminate()
-                loader.join()
-        if loader.exitcode != 0:
-            print(f"loading failed (exit code {loader.exitcode})", file=sys.stderr)
+            print(f"using NQT_MONGO_URL, database {db_name} "
+                  f"({'kept for the next runs' if args.db else 'dropped at the end'})", flush=True)
+        if args.db and asyncio.run(_loaded(url, db_name)):
+            print(f"reusing database {db_name}, loaded by an earlier run (its --scale and --seed)", flush=True)
+        elif not _load_in_child(url, db_name, args):
             return 1
         loader_rss = _rss_mb(resource.RUSAGE_CHILDREN)
         result = asyncio.run(measure(url, db_name, args.repeat))
+        if args.profile:
+            asyncio.run(profile(url, db_name, args))
         print_results(result, args, loader_rss, _ferret_rss(server))
         merged = results(result, loader_rss, server, args)
         path = harness.write_results(merged["figures"], script="reports", rss=merged["rss"])
@@ -1058,10 +1063,53 @@ def main() -> int:
     finally:
         if server is not None:
             server.stop()
-        elif url:
+        elif url and not args.db:
             asyncio.run(_drop(url, db_name))
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _load_in_child(url: str, db_name: str, args) -> bool:
+    """Load the term in a child process (so that the peak RSS printed is the reports' alone)."""
+    loader = multiprocessing.get_context("spawn").Process(
+        target=_loader_main, args=(url, db_name, args.scale, args.seed), name="bench-reports-loader")
+    loader.start()
+    try:
+        loader.join()
+    finally:
+        if loader.is_alive():
+            loader.terminate()
+            loader.join()
+    if loader.exitcode != 0:
+        print(f"loading failed (exit code {loader.exitcode})", file=sys.stderr)
+    return loader.exitcode == 0
+
+
+async def _loaded(url: str, db_name: str) -> bool:
+    """A database a finished load left: the consistency check runs after the last write."""
+    client = mongo.connect(url)
+    try:
+        return await client[db_name].tasks.estimated_document_count() > 0
+    finally:
+        await client.close()
+
+
+async def profile(url: str, db_name: str, args) -> None:
+    """py-spy on this process while it makes the current report again and again in one format."""
+    client = mongo.connect(url)
+    try:
+        service = ReportsService(ReportsStore(client[db_name]), Clock(fixed=NOW))
+        tag = f"scale{args.scale:g}".replace(".", "p")
+        for fmt in ("json", "html", "pdf"):
+            stem = harness.PROFILES / f"report-current-{fmt}-{tag}"
+            with profiles.recording(os.getpid(), stem, duration=args.profile_duration):
+                deadline, runs = time.monotonic() + args.profile_duration + 1, 0
+                while time.monotonic() < deadline:
+                    handlers.rendered(await service.report(cycle_code=CURRENT_CYCLE), fmt)
+                    runs += 1
+            print(f"profile of the current report as {fmt} ({runs} runs): {stem.with_suffix('.txt')}", flush=True)
+    finally:
+        await client.close()
 
 
 async def _drop(url: str, db_name: str) -> None:
