@@ -331,6 +331,13 @@ def test_a_chart_is_drawn_once_for_every_format_of_a_report_and_again_when_it_ch
     assert drawn == ["svg", "png", "svg"]
 
 
+def test_a_report_renders_to_the_same_html_every_time(report):
+    def fresh() -> str:
+        render._drawn.cache_clear()  # as another process would: charts drawn anew
+        return render_html(report)
+    assert fresh() == fresh()
+
+
 def test_indicator_achievement_follows_the_direction(report):
     by_code = {i["code"]: i for i in report["indicators"]}
     assert charts.achievement_pct(by_code["CT-01"]) == pytest.approx(2.92 / 7.5 * 100)
