@@ -943,7 +943,7 @@ def _fmt(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
-def print_results(result: dict, args, loader_rss: float, ferret_rss: str) -> None:
+def print_results(result: dict, args, loader_rss: float | None, ferret_rss: str) -> None:
     times, info = result["times"], result["info"]
     med = {k: statistics.median(v) for k, v in times.items()}
     base = {"current": med["raw live: all reads"], "past": med["raw as-of: all reads"]}
@@ -998,7 +998,8 @@ def print_results(result: dict, args, loader_rss: float, ferret_rss: str) -> Non
           f"{_fmt(info['cold json'])}, of which loading the live read model into memory {_fmt(info['cold snapshot'])}")
     print()
     print(f"peak RSS: {_rss_mb():,.0f} MB (this process: warm-up and every report above); "
-          f"loader process {loader_rss:,.0f} MB; FerretDB {ferret_rss}")
+          f"loader process {'not run (a kept database)' if loader_rss is None else f'{loader_rss:,.0f} MB'}; "
+          f"FerretDB {ferret_rss}")
 
 
 def _ferret_rss(server) -> str:
@@ -1008,7 +1009,7 @@ def _ferret_rss(server) -> str:
     return "unknown" if peak is None else f"{peak:,.0f} MB"
 
 
-def results(result: dict, loader_rss: float, server, args) -> dict:
+def results(result: dict, loader_rss: float | None, server, args) -> dict:
     """The report_* keys of bench/results/latest.json: medians in seconds, and the peak RSS."""
     med = {k: statistics.median(v) for k, v in result["times"].items()}
     figures = {f"report_{case}_{fmt}_s": round(med[f"{case} {fmt}"], 3)
@@ -1024,7 +1025,7 @@ def results(result: dict, loader_rss: float, server, args) -> dict:
                 "report_past_pdf_pages": result["info"]["past pdf pages"],
                 "report_tasks": result["info"]["current tasks"],
                 "report_settings": {"scale": args.scale, "repeat": args.repeat, "seed": args.seed}}
-    rss = {"reports_bench": _rss_mb(), "loader": loader_rss}
+    rss = {"reports_bench": _rss_mb()} | ({} if loader_rss is None else {"loader": loader_rss})
     if server is not None and harness.rss_mb(server.proc.pid, "VmHWM") is not None:
         rss["ferretdb"] = harness.rss_mb(server.proc.pid, "VmHWM")
     return {"figures": figures, "rss": rss}
@@ -1059,11 +1060,13 @@ def main() -> int:
         else:
             print(f"using NQT_MONGO_URL, database {db_name} "
                   f"({'kept for the next runs' if args.db else 'dropped at the end'})", flush=True)
+        loader_rss = None
         if args.db and asyncio.run(_loaded(url, db_name)):
             print(f"reusing database {db_name}, loaded by an earlier run (its --scale and --seed)", flush=True)
         elif not _load_in_child(url, db_name, args):
             return 1
-        loader_rss = _rss_mb(resource.RUSAGE_CHILDREN)
+        else:
+            loader_rss = _rss_mb(resource.RUSAGE_CHILDREN)
         result = asyncio.run(measure(url, db_name, args.repeat))
         if args.profile:
             asyncio.run(profile(url, db_name, args))
