@@ -247,11 +247,12 @@ def _chart(r: dict, name: str, fmt: str) -> str | bytes:
     """A chart of the report, drawn once for what it shows (a tenth of a second to half a second
     each): the HTML, the PDF and the Word document of one report, and the reports of a state no
     change has touched since, share it."""
-    return _drawn(name, fmt, json.dumps(r[CHARTS[name][0]], sort_keys=True))
+    return _drawn(name, fmt, json.dumps(r[CHARTS[name][0]], sort_keys=True, default=str))
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=8)  # two charts, SVG and PNG, of the current and of a past report
 def _drawn(name: str, fmt: str, data: str) -> str | bytes:
+    """The chart drawn from what it shows, as the report's JSON carries it (numbers and codes)."""
     _, draw, _ = CHARTS[name]
     return draw(json.loads(data), fmt)
 
