@@ -201,7 +201,8 @@ def mirror(changes: list[dict]) -> tuple[list[dict], dict[str, dict[str, dict]]]
         if kind == "plan":
             plans = docs.setdefault("plans", {})
             if state["status"] == "submitted":
-                plans[key] = {**plans.get(key, {"_id": key}), "programme": ch["programme"], "submitted": True}
+                plans[key] = {**plans.get(key, {"_id": key}), "programme": ch["programme"], "submitted": True,
+                              "issued_on": state.get("issued_on")}
             else:
                 plans.setdefault(key, {"_id": key, "programme": ch["programme"], "submitted": False})
         elif kind in VERSIONED:                  # guarded by version
