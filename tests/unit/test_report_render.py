@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import io
 import subprocess
@@ -11,7 +12,7 @@ import unicodedata
 import pytest
 from docx import Document
 
-from services.reports import charts
+from services.reports import charts, render
 from services.reports.render import render_html, render_pdf
 from services.reports.word import render_docx
 
@@ -303,6 +304,38 @@ def test_charts_come_as_svg_text_and_png_bytes(report):
     for png in (charts.progress_chart(report["programmes"], "png"),
                 charts.indicator_chart(report["indicators"], "png")):
         assert png.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_the_charts_labels_in_the_pdf_are_text_a_reader_can_search_and_copy(pdf):
+    text = _nfc(subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, check=True, text=True).stdout)
+    for label in ("Tiến độ thực hiện (%)", "Mức đạt so với mục tiêu năm 2025 (%)", "Mục tiêu 2025 (100 %)"):
+        assert label in text
+
+
+def test_a_chart_is_drawn_once_for_every_format_of_a_report_and_again_when_it_changes(report, monkeypatch):
+    drawn = []
+
+    def counting(programmes, fmt="svg"):
+        drawn.append(fmt)
+        return charts.progress_chart(programmes, fmt)
+    monkeypatch.setitem(render.CHARTS, "progress", ("programmes", counting, render.CHARTS["progress"][2]))
+    again = copy.deepcopy(report)
+    again["programmes"][2]["progress_pct"] = 77.7
+    for each in (again, copy.deepcopy(again)):
+        render_html(each), render_pdf(each), render_docx(each)
+    assert drawn == ["svg", "png"]
+    assert "77,7 %" in charts.progress_chart(again["programmes"], "svg")
+    again["programmes"][2]["progress_pct"] = 66.6
+    assert "66,6 %" in _nfc(base64.b64decode(render_html(again).split("data:image/svg+xml;base64,")[1]
+                                             .split('"')[0]).decode())
+    assert drawn == ["svg", "png", "svg"]
+
+
+def test_a_report_renders_to_the_same_html_every_time(report):
+    def fresh() -> str:
+        render._drawn.cache_clear()  # as another process would: charts drawn anew
+        return render_html(report)
+    assert fresh() == fresh()
 
 
 def test_indicator_achievement_follows_the_direction(report):
