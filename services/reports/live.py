@@ -11,7 +11,6 @@ included, so memory and database say the same."""
 from __future__ import annotations
 
 import bisect
-import sys
 from collections import Counter, defaultdict
 from decimal import Decimal
 from typing import Iterable
@@ -19,6 +18,7 @@ from typing import Iterable
 from shared import mongo, records
 
 from services.reports import domain
+from services.reports.interning import compact
 from services.reports.snapshot import Snapshot
 
 # the registry kinds and the collections that keep them
@@ -46,34 +46,6 @@ def stored_task(task: dict) -> dict:
 def loaded_task(doc: dict) -> dict:
     """A task version as `task_doc` makes it, from its stored document (packed, or field by field before)."""
     return mongo.unpack(doc["z"]) if "z" in doc else doc
-
-
-# What many tasks say alike (codes, statuses, dates, names, milestone titles): held once in memory.
-# Each task arrives decoded on its own, with its own copy of every value: 49 MB for a whole term's
-# 20,000 tasks, 33 MB with these held once (the lead person's dict shared: no one changes it).
-SHARED = ("programme", "plan", "lead_unit", "status", "due_date", "as_of")
-
-
-def _shared(value):
-    return sys.intern(value) if type(value) is str else value
-
-
-def compact(task: dict, people: dict[tuple, dict]) -> dict:
-    """`task`, its repeated values replaced in place by the one copy of each (equal, so unseen)."""
-    for key in SHARED:
-        if key in task:
-            task[key] = _shared(task[key])
-    person = task.get("lead_person")
-    if type(person) is dict:
-        key = tuple((k, _shared(v)) for k, v in person.items())
-        task["lead_person"] = people.setdefault(key, person) if all(type(v) is str for _, v in key) else person
-    for milestone in task.get("milestones") or ():
-        if type(milestone) is dict:
-            for k, v in list(milestone.items()):
-                milestone[k] = _shared(v)
-    if type(task.get("coordinating_units")) is list:
-        task["coordinating_units"] = [_shared(unit) for unit in task["coordinating_units"]]
-    return task
 
 
 def _bump(counter: Counter, key, n: int) -> None:
