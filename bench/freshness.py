@@ -13,8 +13,8 @@ tasks in all. Then, each run, it posts single `task.updated` events at --rate ev
 lead unit, with an event time one second after the previous event's and a progress
 value unique to the event.
 
-What is visible: `GET /v1/status` lists every overdue task with its `progress`
-(`overdue_tasks[]`). A share (--probe-share) of the tasks fall due before the reports
+What is visible: `GET /v1/status` lists the overdue tasks with their `progress`
+(`overdue_tasks[]`; the first NQT_REPORTS_STATUS_LIST_LIMIT, which the bench sets to --tasks). A share (--probe-share) of the tasks fall due before the reports
 clock's today (pinned to 2021-04-05), so they are overdue and listed; the events to them
 are the probes, the others load. A probe is visible once a status shows its task's
 progress at its value, or at the value of a later event to that task (which supersedes
@@ -389,7 +389,8 @@ def main() -> int:
     per_run: list[dict] = []
     raw: list[list[float]] = []
     with harness.infrastructure(label="bench-freshness") as infra:
-        extra = {"NQT_INGEST_RATE_LIMIT": "1000000/second", "NQT_CLOCK_FIXED": CLOCK, "NQT_REPORTS_SCHEDULER": "false"}
+        extra = {"NQT_INGEST_RATE_LIMIT": "1000000/second", "NQT_CLOCK_FIXED": CLOCK, "NQT_REPORTS_SCHEDULER": "false",
+                 "NQT_REPORTS_STATUS_LIST_LIMIT": str(args.tasks)}  # every probe listed, however many
         with harness.services(infra, ["ingest", "programs", "reports"], units=["VPTU", *UNITS],
                               extra=extra) as running:
             with harness.RssSampler({**running.pids(), **infra.pids()}) as rss:

@@ -436,14 +436,26 @@ async def _watch(run: harness.Infra, url: str, n: int, sents: list[Sentinel], st
                       f"changes applied: {applied / max(elapsed, 1e-9):,.1f} events/s", flush=True)
             drained = programs >= n and reports >= await offsets.end(rt) - ends_before["changes"]
             if drained:
-                response = await client.get("/v1/status")
-                if response.status_code == 200:
-                    seen = {t["task_id"]: t["progress"] for t in orjson.loads(response.content)["overdue_tasks"]}
-                    if all(seen.get(task) == progress for task, progress in wanted.items()):
-                        return time.perf_counter() - start, n, False
+                seen = await overdue_progress(client)
+                if seen is not None and all(seen.get(task) == progress for task, progress in wanted.items()):
+                    return time.perf_counter() - start, n, False
             if elapsed > timeout:
                 return elapsed, applied, True
             await asyncio.sleep(0.5)
+
+
+async def overdue_progress(client: httpx.AsyncClient) -> dict[str, float] | None:
+    """Every overdue task's progress, paged through `GET /v1/status/tasks` (the status lists the
+    first few); None if an answer was not 200."""
+    seen: dict[str, float] = {}
+    while True:
+        response = await client.get("/v1/status/tasks", params={"list": "overdue", "offset": len(seen), "limit": 1000})
+        if response.status_code != 200:
+            return None
+        page = orjson.loads(response.content)
+        seen |= {t["task_id"]: t["progress"] for t in page["tasks"]}
+        if not page["tasks"] or len(seen) >= page["total"]:
+            return seen
 
 
 def one_run(infra: harness.Infra, n_run: int, term: Term, args, logs: Path) -> Result:

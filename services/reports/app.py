@@ -9,7 +9,7 @@ import time
 from datetime import timedelta
 from typing import Literal
 
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import FastAPI, HTTPException, Query, Response
 
 from shared.claims import Claims
 from shared.kafka import make_broker
@@ -36,7 +36,8 @@ def build(settings: ReportsSettings | None = None) -> FastAPI:
     def service_for(rt: Runtime) -> ReportsService:
         return ReportsService(ReportsStore(rt.db, holdings), clock, due_working_days=settings.reports_due_working_days,
                               claims=Claims(rt.db.claims, holder=holder, stale_after=stale_after),
-                              auto_issue=settings.reports_auto_issue)
+                              auto_issue=settings.reports_auto_issue,
+                              status_limit=settings.reports_status_list_limit)
 
     handlers.register(runtime, settings.reports_group, service_for, holdings)
     renderer = handlers.Renderer(settings.reports_max_renders, settings.reports_render_wait_s)
@@ -44,7 +45,16 @@ def build(settings: ReportsSettings | None = None) -> FastAPI:
                    lambda rt: handlers.schedule_once(rt, service_for(rt), renderer))
     refresh = Job("the programme and report gauges", settings.reports_gauges_seconds,
                   lambda rt: gauges.refresh(service_for(rt)))
-    jobs = (schedule, refresh) if settings.reports_scheduler else (refresh,)
+
+    async def live_status() -> dict:
+        status = await service_for(runtime).live_status()
+        gauges.record_status(status)
+        return status
+
+    # The status is made here, right after batches, so that a request only reads its bytes.
+    remake = Job("the live status", settings.reports_status_refresh_s,
+                 lambda rt: holdings.refresh_status(clock.today, live_status))
+    jobs = (schedule, refresh, remake) if settings.reports_scheduler else (refresh, remake)
     app = create_app(runtime, title="nq-tracker reports", jobs=jobs)
     app.state.renderer = renderer
     app.state.holdings = holdings
@@ -62,15 +72,15 @@ def build(settings: ReportsSettings | None = None) -> FastAPI:
     app.state.approve, app.state.send_back = approve, send_back
     app.state.service = lambda: service_for(runtime)  # cycle_reports(), report(), ...
 
-    async def live_status() -> dict:
-        status = await service_for(runtime).live_status()
-        gauges.record_status(status)
-        return status
-
     @app.get("/v1/status", summary="The live roll-up of every programme, indicator and unit",
              response_class=Response, responses={200: {"content": {"application/json": {}}}})
     async def status() -> Response:
         return Response(await holdings.status_json(clock.today(), live_status), media_type="application/json")
+
+    @app.get("/v1/status/tasks", summary="A page of the status's overdue tasks or tasks due next period")
+    async def status_tasks(which: Literal["overdue", "due_next"] = Query("overdue", alias="list"),
+                           offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)) -> dict:
+        return await service_for(runtime).status_tasks(which=which, offset=offset, limit=limit)
 
     @app.get("/v1/reports/standing-committee", summary="The report to the Standing Committee for a cycle",
              responses={200: {"content": {t: {} for t in handlers.FORMATS.values()}}})

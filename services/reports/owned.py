@@ -32,6 +32,8 @@ class Holdings(ConsumerRebalanceListener):
         self.partition_count = partition_count or (lambda: 1)
         self.lock = asyncio.Lock()  # loads, batches and rebalances: one at a time, so a load never misses a write
         self.generation = 0  # counts what changed the status: batches applied, memory dropped
+        self.stale = asyncio.Event()  # set by a change, cleared by the refresher that makes the status again
+        self.refreshed = False  # a refresher (`refresh_status`) keeps the status made: requests never make it
         self.forget()
 
     def forget(self) -> None:
@@ -39,24 +41,49 @@ class Holdings(ConsumerRebalanceListener):
         self.live = Live()
         self.programmes: set[str] = set()  # programmes whose tasks are in memory
         self.complete = False              # the small collections and every programme loaded
+        self.status: tuple[tuple[int, date], bytes] | None = None  # ((generation, day), JSON) last made
         self.changed()
 
     def changed(self) -> None:
         """A batch was applied (or memory dropped): the status made before it is out of date."""
         self.generation += 1
-        self.status: tuple[tuple[int, date], bytes] | None = None
+        self.stale.set()
 
     async def status_json(self, today: date, build: Callable[[], Awaitable[dict]]) -> bytes:
         """The live status as JSON, made once per applied batch and day while this replica owns
         every programme (memory is then the whole state), so that a request costs a lookup, not
-        a roll-up and its serialisation. With some programmes only, the others change in the
-        database under other owners' hands: made per request."""
+        a roll-up and its serialisation. With a refresher running, the bytes last made, which it
+        makes again right after a batch: a request never waits for a roll-up. With some programmes
+        only, the others change in the database under other owners' hands: made per request."""
+        if self.status is not None and self.owns_all():
+            (generation, day), body = self.status
+            if day == today and (generation == self.generation or self.refreshed):
+                return body
+        return await self._make(today, build)
+
+    async def refresh_status(self, today: Callable[[], date], build: Callable[[], Awaitable[dict]], *,
+                             idle_s: float = 1.0) -> None:
+        """Make the status again once a batch changed it (or the day turned; looked at every `idle_s`
+        while nothing changes), so that requests find it made. Run over and over, at most every so
+        often while batches keep coming: batches applied meanwhile are made into one status."""
+        self.refreshed = True
+        if not self.stale.is_set():
+            try:
+                await asyncio.wait_for(self.stale.wait(), idle_s)
+            except TimeoutError:
+                pass
+        self.stale.clear()
+        day = today()
+        if self.owns_all() and (self.status is None or self.status[0] != (self.generation, day)):
+            await self._make(day, build)
+
+    async def _make(self, today: date, build: Callable[[], Awaitable[dict]]) -> bytes:
         key = (self.generation, today)
-        if self.status is not None and self.status[0] == key:
-            return self.status[1]
         body = kafka.dumps(await build())
         if self.owns_all() and key == (self.generation, today):  # no batch applied meanwhile
             self.status = (key, body)
+        else:
+            self.stale.set()  # made from what changed since: the refresher makes it again
         return body
 
     def owns_all(self) -> bool:

@@ -55,11 +55,13 @@ class Listed:
     def leads(self) -> set[str]:
         return {task["lead_unit"] for task in self.tasks}
 
-    def open_due(self, first: str | None, last: str, *, included: bool) -> list[dict]:
-        """Open tasks due from `first` (None: any) to `last`, ordered by due date and task id."""
+    def open_due(self, first: str | None, last: str, *, included: bool,
+                 limit: int | None = None) -> tuple[list[dict], int]:
+        """The first `limit` (None: all) open tasks due from `first` (None: any) to `last`, ordered
+        by due date and task id, and how many there are."""
         due = [t for t in self.tasks if t["status"] not in domain.CLOSED and (first is None or first <= t["due_date"])
                and (t["due_date"] <= last if included else t["due_date"] < last)]
-        return sorted(due, key=lambda t: (t["due_date"], t["task_id"]))
+        return sorted(due, key=lambda t: (t["due_date"], t["task_id"]))[:limit], len(due)
 
 
 def in_effect(snapshot: Snapshot, as_of: date) -> Snapshot:
@@ -78,7 +80,9 @@ def in_effect(snapshot: Snapshot, as_of: date) -> Snapshot:
     return replace(snapshot, issued=issued, plans=plans)
 
 
-def build(snapshot: Snapshot, moment: Moment) -> dict:
+def build(snapshot: Snapshot, moment: Moment, *, limit: int | None = None) -> dict:
+    """The status (or a report's numbers) as of `moment`; its task lists (overdue, due next period)
+    hold their first `limit` tasks (None: all) beside how many there are."""
     snapshot = in_effect(snapshot, moment.as_of)
     tasks = snapshot.view or Listed(snapshot.tasks)
     plans_by_programme = defaultdict(list)
@@ -87,6 +91,7 @@ def build(snapshot: Snapshot, moment: Moment) -> dict:
     programmes = [_programme(p, snapshot, tasks, plans_by_programme[p["code"]], moment) for p in snapshot.programmes]
     units = _units(snapshot, tasks, moment)
     as_of = moment.as_of.isoformat()
+    overdue, overdue_total = _open(tasks, OVERDUE, moment, limit)
     return {
         "cycle": moment.cycle.code,
         "kind": moment.cycle.kind,
@@ -100,9 +105,10 @@ def build(snapshot: Snapshot, moment: Moment) -> dict:
         "indicators": [_indicator(i, snapshot) for i in snapshot.indicators],
         "units": units,
         "reports_summary": {k: sum(u["reports"][k] for u in units) for k in ("expected", "on_time", "late", "missing")},
-        "overdue_tasks": [_task_line(t, snapshot) for t in tasks.open_due(None, as_of, included=False)],
+        "overdue_tasks": [_task_line(t, snapshot) for t in overdue],
+        "overdue_tasks_total": overdue_total,
         "supervisions": [_supervision(s, snapshot) for s in sorted(snapshot.supervisions, key=lambda s: s["time"])],
-        "next_period": _next_period(snapshot, tasks, moment),
+        "next_period": _next_period(snapshot, tasks, moment, limit),
         "totals": {"tasks": tasks.counts(None, as_of), "progress_pct": tasks.progress(None),
                    "plans": {k: sum(p["plans"][k] for p in programmes) for k in ("expected", "submitted", "rejected")}},
     }
@@ -189,9 +195,33 @@ def _supervision(record: dict, snapshot: Snapshot) -> dict:
             "recommendation": record.get("recommendation"), "unit": record.get("unit"), "time": record["time"]}
 
 
-def _next_period(snapshot: Snapshot, tasks, moment: Moment) -> dict:
+def _next_period(snapshot: Snapshot, tasks, moment: Moment, limit: int | None) -> dict:
     following = next_quarter(moment.cycle)
-    start, end = following.start.isoformat(), following.cut_off.isoformat()
-    return {"cycle": following.code, "cycle_label": label(following), "cut_off": end,
+    due, total = _open(tasks, DUE_NEXT, moment, limit)
+    return {"cycle": following.code, "cycle_label": label(following), "cut_off": following.cut_off.isoformat(),
             "due_date": (moment.next_due_date or following.cut_off + timedelta(days=2)).isoformat(),
-            "tasks_due": [_task_line(t, snapshot) for t in tasks.open_due(start, end, included=True)]}
+            "tasks_due": [_task_line(t, snapshot) for t in due], "tasks_due_total": total}
+
+
+# The task lists of the status: open tasks due before the as-of day, and those due next quarter.
+OVERDUE, DUE_NEXT = "overdue", "due_next"
+
+
+def _window(which: str, moment: Moment) -> tuple[str | None, str, bool]:
+    """The list's due dates: from (None: any), to, and whether `to` itself is in."""
+    if which == OVERDUE:
+        return None, moment.as_of.isoformat(), False
+    following = next_quarter(moment.cycle)
+    return following.start.isoformat(), following.cut_off.isoformat(), True
+
+
+def _open(tasks, which: str, moment: Moment, limit: int | None) -> tuple[list[dict], int]:
+    first, last, included = _window(which, moment)
+    return tasks.open_due(first, last, included=included, limit=limit)
+
+
+def task_page(snapshot: Snapshot, moment: Moment, which: str, *, offset: int, limit: int) -> dict:
+    """Tasks `offset` to `offset + limit` of one of the status's task lists, in its order."""
+    listed, total = _open(snapshot.view or Listed(snapshot.tasks), which, moment, offset + limit)
+    return {"list": which, "as_of": moment.as_of.isoformat(), "total": total, "offset": offset, "limit": limit,
+            "tasks": [_task_line(t, snapshot) for t in listed[offset:]]}

@@ -66,12 +66,13 @@ def _previous_quarter(code: str) -> str:
 
 class ReportsService:
     def __init__(self, store: ReportsStore, clock: Clock, *, due_working_days: int | None = None,
-                 claims: Claims | None = None, auto_issue: bool = False):
+                 claims: Claims | None = None, auto_issue: bool = False, status_limit: int | None = None):
         self.store = store
         self.clock = clock
         self.due_working_days = due_working_days
         self.claims = claims  # who opens a cycle and issues its report, among replicas
         self.auto_issue = auto_issue  # issue reports once due, with no one's sign-off
+        self.status_limit = status_limit  # tasks listed per list in the status (None: all); the rest paged
 
     def _due(self, cycle: Cycle, settings: dict) -> date:
         days = self.due_working_days
@@ -89,10 +90,19 @@ class ReportsService:
 
     async def live_status(self) -> dict:
         """Everything applied so far, as of today; unit reports of the cycle being reported on."""
+        snapshot, moment = await self._live_moment()
+        return rollup.build(snapshot, moment, limit=self.status_limit)
+
+    async def status_tasks(self, *, which: str, offset: int, limit: int) -> dict:
+        """A page of one of the live status's task lists (`rollup.OVERDUE`, `rollup.DUE_NEXT`)."""
+        snapshot, moment = await self._live_moment()
+        return rollup.task_page(snapshot, moment, which, offset=offset, limit=limit)
+
+    async def _live_moment(self) -> tuple[Snapshot, rollup.Moment]:
         cycle = reporting_cycle(self.clock.today())
         snapshot = await self.store.live(cycle=cycle.code, window_start=end_of_day(cycle.start - timedelta(days=1),
                                                                                    self.clock))
-        return rollup.build(snapshot, self._moment(snapshot, cycle, self.clock.today(), utc_now()))
+        return snapshot, self._moment(snapshot, cycle, self.clock.today(), utc_now())
 
     def _moment(self, snapshot: Snapshot, cycle: Cycle, as_of: date, known_at: str) -> rollup.Moment:
         due = self._due(cycle, snapshot.settings)

@@ -28,6 +28,12 @@ class ReportsSettings(CommonSettings):
     # one to free up, then gets 503 (the scheduler's renders wait as long as it takes).
     reports_max_renders: int = Field(2, ge=1)
     reports_render_wait_s: float = Field(10.0, ge=0)
+    # GET /v1/status lists the first this many overdue tasks and tasks due next period, with how
+    # many there are; GET /v1/status/tasks pages through the rest.
+    reports_status_list_limit: int = Field(100, ge=0, le=10_000)
+    # The status is made again at most this often while batches keep coming (and once they stop),
+    # in the background: a request reads the bytes last made.
+    reports_status_refresh_s: float = Field(0.05, gt=0, le=5)
     # Where this service is reached, for links in notifications.
     reports_public_url: str = "http://127.0.0.1:8082"
     # The web view (/ui/): sessions are cookies signed with this secret. Unset in dev/test: a random

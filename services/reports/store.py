@@ -230,9 +230,12 @@ class ReportsStore:
         theirs.load_tasks([loaded_task(d) async for d in self.db.tasks.find(
             {"programme": {"$nin": held}, "status": {"$nin": list(domain.CLOSED)}})])
 
-        def open_tasks(first: str | None, last: str, included: bool) -> list[dict]:
-            both = mine.open_tasks(first, last, included) + theirs.open_tasks(first, last, included)
-            return sorted(both, key=lambda t: (t["due_date"], t["task_id"]))
+        def open_tasks(first: str | None, last: str, included: bool,
+                       limit: int | None = None) -> tuple[list[dict], int]:
+            (held_tasks, n_held), (other_tasks, n_other) = (
+                tasks.open_tasks(first, last, included, limit) for tasks in (mine, theirs))
+            both = sorted(held_tasks + other_tasks, key=lambda t: (t["due_date"], t["task_id"]))
+            return both[:limit], n_held + n_other
 
         return TallyView(tallies | {p: mine.tallies[p] for p in held if p in mine.tallies}, open_tasks)
 

@@ -64,6 +64,14 @@ async def test_status_follows_changes_and_an_older_state_never_wins(isolated):
             return p and p["tasks"]["total"] == 3 and p["plans"]["rejected"] == 1
 
         body = await kafkatools.eventually(status, settled)
+        # a later batch shows too, in the status the background job makes once it is applied
+        await kafkatools.produce(settings.kafka_bootstrap, settings.topics.changes,
+                                 [change("task", "T-3", task_state("completed", 100), programme="02", seq=2)],
+                                 key=b"02")
+        later = await kafkatools.eventually(status, lambda b: b["programmes"][0]["tasks"]["completed"] == 2)
+        pages = (await client.get("/v1/status/tasks", params={"list": "nearly"})).status_code, \
+            (await client.get("/v1/status/tasks", params={"offset": -1})).status_code
+    assert later["programmes"][0]["tasks"]["in_progress"] == 0 and pages == (422, 422)
     p = body["programmes"][0]
     assert body["as_of"] == "2021-04-05"
     assert p["plans"] == {"expected": 0, "submitted": 1, "rejected": 1}
@@ -192,7 +200,7 @@ async def test_two_replicas_each_holding_some_programmes_answer_the_same_status(
     """Each replica keeps the programmes of its partitions in memory and reads the others' tallies
     and open tasks from the database: either one answers the whole state."""
     settings = isolated.settings(ReportsSettings, clock_fixed="2021-04-05T09:00:00+07:00", reports_scheduler=False,
-                                 topic_partitions=3)
+                                 topic_partitions=3, reports_status_list_limit=3)
     registry = [change("unit", "SO-KHDT", {"code": "SO-KHDT", "name": "Sở Kế hoạch và Đầu tư", "kind": "department"})]
     registry += [change("programme", p, {"code": p, "title": f"Chương trình {p}", "lead_unit": "UBND"})
                  for p in ("01", "02", "03", "04")]
@@ -218,14 +226,22 @@ async def test_two_replicas_each_holding_some_programmes_answer_the_same_status(
                     and sorted(map(len, held)) == [1, 2] and not held[0] & held[1])
 
         bodies = await kafkatools.eventually(statuses, split, timeout=60)
+        pages = [[(await client.get("/v1/status/tasks", params={"list": which, "offset": offset, "limit": 3})).json()
+                  for which in ("overdue", "due_next") for offset in (0, 3, 6)] for client in (one, two)]
     for body in bodies:
         body.pop("known_at")
-    assert bodies[0] == bodies[1]
+    assert bodies[0] == bodies[1] and pages[0] == pages[1]
     body = bodies[0]
     assert [p["progress_pct"] for p in body["programmes"]] == [40.0, 46.7, 53.3, 60.0]
-    assert [t["task_id"] for t in body["overdue_tasks"]] == ["T-01-0", "T-02-0", "T-03-0", "T-04-0"]
-    assert [t["task_id"] for t in body["next_period"]["tasks_due"]] == [  # 15 March to 14 June, by due date
+    # the lists hold their first 3 (the limit) and how many there are; the pages give them whole
+    assert [t["task_id"] for t in body["overdue_tasks"]] == ["T-01-0", "T-02-0", "T-03-0"]
+    assert (body["overdue_tasks_total"], body["next_period"]["tasks_due_total"]) == (4, 8)
+    assert [t["task_id"] for t in body["next_period"]["tasks_due"]] == ["T-01-0", "T-02-0", "T-03-0"]
+    listed = lambda which: [t["task_id"] for p in pages[0] if p["list"] == which for t in p["tasks"]]
+    assert listed("overdue") == ["T-01-0", "T-02-0", "T-03-0", "T-04-0"]
+    assert listed("due_next") == [  # 15 March to 14 June, by due date
         "T-01-0", "T-02-0", "T-03-0", "T-04-0", "T-01-2", "T-02-2", "T-03-2", "T-04-2"]
+    assert {p["total"] for p in pages[0] if p["list"] == "overdue"} == {4}
     assert body["units"][0]["tasks_overdue"] == 4
 
 

@@ -182,3 +182,32 @@ def test_a_task_state_older_than_the_one_kept_changes_nothing():
     kept, computed = statuses(state, reference, date(2021, 4, 5))
     assert kept == computed and kept["programmes"] == [] and kept["totals"]["tasks"]["completed"] == 1
     assert kept["overdue_tasks"] == []
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(registry, task, task, task), max_size=60), days, st.integers(0, 4), st.integers(1, 3))
+def test_a_bounded_status_lists_the_head_of_each_list_with_its_total_and_pages_give_the_rest(changes, today, limit,
+                                                                                             page):
+    """The status's lists hold their first `limit` tasks and how many there are; the pages, read one
+    after another, give the whole list in its order, from memory as from the whole state."""
+    state, reference = both(changes)
+    when = moment(today)
+    whole = rollup.build(reference.snapshot(when.cycle.code, ""), when)
+    for snapshot in (state.snapshot(cycle=when.cycle.code, window_start=""), reference.snapshot(when.cycle.code, "")):
+        bounded = rollup.build(snapshot, when, limit=limit)
+        for key, listed in (("overdue_tasks", lambda s: s), ("tasks_due", lambda s: s["next_period"])):
+            total = "overdue_tasks_total" if key == "overdue_tasks" else "tasks_due_total"
+            assert listed(bounded)[key] == listed(whole)[key][:limit]
+            assert listed(bounded)[total] == listed(whole)[total] == len(listed(whole)[key])
+        assert bounded["overdue_tasks_total"] == whole["totals"]["tasks"]["overdue"]
+        for which, key in ((rollup.OVERDUE, "overdue_tasks"), (rollup.DUE_NEXT, "tasks_due")):
+            pages = [rollup.task_page(snapshot, when, which, offset=offset, limit=page)
+                     for offset in range(0, len(TASKS) + page, page)]
+            assert [t for p in pages for t in p["tasks"]] == (whole if key == "overdue_tasks"
+                                                              else whole["next_period"])[key]
+            assert {p["total"] for p in pages} == {len([t for p in pages for t in p["tasks"]])}
+        assert _without_lists(bounded) == _without_lists(whole)  # every number the same
+
+
+def _without_lists(status: dict) -> dict:
+    return {**status, "overdue_tasks": None, "next_period": {**status["next_period"], "tasks_due": None}}
