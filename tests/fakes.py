@@ -112,3 +112,33 @@ class FakeProgramsStore:
     async def forget_held(self, keys: list[str]) -> None:
         for key in keys:
             self._col("held").pop(key, None)
+
+
+class FakeCollection:
+    """In-memory stand-in for the few collection commands `shared.statelog` uses; `crash` (if set)
+    is called before each write and may raise, and an `insert_many` may stop half-way as a crash
+    in the middle of one command would (`partial`)."""
+
+    def __init__(self, crash=None):
+        self.docs: dict[str, dict] = {}
+        self.crash = crash or (lambda: None)
+        self.partial = False
+
+    async def find(self, query: dict):
+        wanted = set(query["g"]["$in"]) if query else None
+        for doc in list(self.docs.values()):
+            if wanted is None or wanted & set(doc["g"]):
+                yield copy.deepcopy(doc)
+
+    async def insert_many(self, docs: list[dict], ordered: bool = True) -> None:
+        self.crash()
+        for i, doc in enumerate(docs):
+            if self.partial and i == len(docs) // 2 and i:
+                self.partial = False
+                raise ConnectionError("lost in the middle of an insert")
+            self.docs[doc["_id"]] = copy.deepcopy(doc)
+
+    async def delete_many(self, query: dict) -> None:
+        self.crash()
+        for key in query["_id"]["$in"]:
+            self.docs.pop(key, None)
