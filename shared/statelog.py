@@ -114,6 +114,28 @@ class StateLog:
         if known.logged and self.due(known, held=len(states)):
             await self.fold(states, groups, known)
 
+    async def adopt(self, states: Iterable[dict]) -> dict:
+        """Take states kept some other way (a database from before, a bench's read model): the
+        highest `seq` of each key becomes part of its group's checkpoint; return those."""
+        latest: dict = {}
+        for state in states:
+            if state[self.key] not in latest or latest[state[self.key]]["seq"] < state["seq"]:
+                latest[state[self.key]] = state
+        known = Known()
+        await self.append(list(latest.values()), known)
+        await self.fold(latest.values(), {self.group(s) for s in latest.values()}, known)
+        return latest
+
+    async def take_over(self, versions, state: Callable[[dict], dict], then=None) -> None:
+        """A collection from before the changelog, a document per version of a state (`state`
+        makes it one): its latest states adopted, `then` awaited with them, then its documents
+        deleted (a crash before: taken over again)."""
+        adopted = await self.adopt([state(doc) async for doc in versions.find({})])
+        if adopted:
+            if then is not None:
+                await then(list(adopted.values()))
+            await versions.delete_many({})
+
     def _doc(self, kind: str, states: list[dict], checkpoint: str | None = None) -> dict:
         tags = sorted({tag for state in states for tag in self.tags(state)})
         doc = {"_id": f"{kind}|{ObjectId()}", "g": tags, "z": mongo.pack(states)}

@@ -37,6 +37,16 @@ def _tags(task: dict) -> list[str]:
     return [task["programme"], *task.get("left", ())]
 
 
+def _version_state(version: dict) -> dict:
+    """A task's state from a version of it stored before the changelog (packed, or field by field)."""
+    return {**(mongo.unpack(version["z"]) if "z" in version else version), "_id": version["task_id"]}
+
+
+def _home(task_id: str, programme: str) -> dict:
+    """A row saying a task has been in a programme (inserted once, never changed)."""
+    return {"_id": f"{task_id}|{programme}", "task_id": task_id, "programme": programme}
+
+
 class ProgramsStore:
     def __init__(self, db):
         self.db = db
@@ -91,9 +101,7 @@ class ProgramsStore:
     async def put_tasks(self, tasks: list[dict], *, moved: list[dict], known: Known) -> None:
         """Log the batch's task states (one document); the tasks new to a programme (`moved`) get
         their home first, so that a task is always found by id."""
-        homes = [{"_id": f"{t['_id']}|{t['programme']}", "task_id": t["_id"], "programme": t["programme"]}
-                 for t in moved]
-        await mongo.insert_many_once(self.homes, homes)
+        await mongo.insert_many_once(self.homes, [_home(t["_id"], t["programme"]) for t in moved])
         await self.states.append(tasks, known)
 
     async def fold_tasks(self, tasks: Collection[dict], programmes: set[str], known: Known) -> None:
@@ -107,20 +115,11 @@ class ProgramsStore:
 
     async def _migrate_versions(self) -> None:
         """A database from before the changelog keeps task versions (`task|seq`) in `task_versions`:
-        their latest become checkpoints and homes, then the versions go (a crash in between: done again)."""
+        their latest become checkpoints with homes, then the versions go (a crash before: done again)."""
         if self.migrated:
             return
-        latest: dict[str, dict] = {}
-        async for doc in self.versions.find({}):
-            state = {**(mongo.unpack(doc["z"]) if "z" in doc else doc), "_id": doc["task_id"]}
-            if doc["task_id"] not in latest or latest[doc["task_id"]]["seq"] < state["seq"]:
-                latest[doc["task_id"]] = state
-        if latest:
-            tasks, known = list(latest.values()), Known()
-            await self.put_tasks(tasks, moved=[{"_id": t["_id"], "programme": p} for t in tasks for p in _tags(t)],
-                                 known=known)
-            await self.states.fold(tasks, {t["programme"] for t in tasks}, known)
-            await self.versions.delete_many({})
+        await self.states.take_over(self.versions, _version_state, then=lambda tasks: mongo.insert_many_once(
+            self.homes, [_home(t["_id"], p) for t in tasks for p in _tags(t)]))
         self.migrated = True
 
     # --- plans (few: one write each) ---

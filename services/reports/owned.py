@@ -17,6 +17,7 @@ from typing import Awaitable, Callable
 from aiokafka import ConsumerRebalanceListener
 
 from shared import kafka
+from shared.statelog import Known
 
 from services.reports.live import Live
 
@@ -39,6 +40,7 @@ class Holdings(ConsumerRebalanceListener):
         self.live = Live()
         self.programmes: set[str] = set()  # programmes whose tasks are in memory
         self.complete = False              # the small collections and every programme loaded
+        self.task_docs = Known()           # where their task states are kept, for folding them
         self.changed()
 
     def changed(self) -> None:
