@@ -77,4 +77,4 @@ async def test_many_batches_later_the_states_load_from_a_few_documents_as_writte
     finally:
         await client.close()
     assert {t: s["seq"] for t, s in fresh.holdings.live.tasks.items()} == {f"T-{n}": 10 for n in range(30)}
-    assert documents <= 2 + 20  # a checkpoint per programme, and fewer logged than make a fold
+    assert 2 <= documents <= 2 + 20  # a checkpoint per programme, and fewer logged than make a fold

@@ -124,5 +124,5 @@ def test_a_crash_inside_folding_the_task_states_loses_and_doubles_nothing(delive
     store.tick = Ticks(crashes)
     for collection in (store.db.task_states, store.db.task_homes):
         collection.crash = lambda: store.tick()
-    with patch.object(statelog, "FOLD_FLOOR", 1):
+    with patch.object(statelog, "FOLD_DOCS", 1):
         asyncio.run(check(store, deliveries, batch))
