@@ -4,8 +4,8 @@ so a batch's changed states go in ONE packed document rather than one insert and
 state, and a cold load reads a few checkpoints rather than a document per state.
 
 Every state carries `seq`, increasing per key; a state belongs to one group (what loading asks by,
-e.g. its programme) and is found by its tags too (its group and the groups it left: loading a
-group it left must see that it left). Documents are `{_id, g: tags, z: states packed}`, each
+e.g. its programme) and is found by its tags: its group and the groups its `left` field lists
+(loading a group a key left must see that it left, so a state keeps them once it moved). Documents are `{_id, g: tags, z: states packed}`, each
 `_id` new per write, so a batch written again after a crash (bounded differently, perhaps) adds
 a copy and never skips one; copies are harmless, as loading keeps the highest `seq` per key.
 
@@ -45,13 +45,15 @@ class Known:
 
 
 class StateLog:
-    """States of `key` in `collection`; `group` says a state's group, `tags` every group it is found by."""
+    """States of `key` in `collection`; `group` says a state's group."""
 
-    def __init__(self, collection, *, key: str, group: Callable[[dict], str],
-                 tags: Callable[[dict], Iterable[str]] | None = None):
+    def __init__(self, collection, *, key: str, group: Callable[[dict], str]):
         self.collection = collection
         self.key, self.group = key, group
-        self.tags = tags or (lambda state: (group(state),))
+
+    def tags(self, state: dict) -> list[str]:
+        """The groups a state is found by: its own and those it left."""
+        return [self.group(state), *state.get("left", ())]
 
     async def read(self, groups: Iterable[str] | None = None, known: Known | None = None) -> dict:
         """The current state (highest `seq`) of every key of these groups (None: of every group);

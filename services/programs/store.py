@@ -31,12 +31,6 @@ REGISTRY = {"registry.unit": "units", "registry.programme": "programmes", "regis
             "registry.settings": "settings"}
 
 
-def _tags(task: dict) -> list[str]:
-    """What a task's state is found by: its programme, and those it left (so that loading one of
-    them sees it has gone)."""
-    return [task["programme"], *task.get("left", ())]
-
-
 def _version_state(version: dict) -> dict:
     """A task's state from a version of it stored before the changelog (packed, or field by field)."""
     return {**(mongo.unpack(version["z"]) if "z" in version else version), "_id": version["task_id"]}
@@ -50,7 +44,7 @@ def _home(task_id: str, programme: str) -> dict:
 class ProgramsStore:
     def __init__(self, db):
         self.db = db
-        self.states = StateLog(db.task_states, key="_id", group=lambda task: task["programme"], tags=_tags)
+        self.states = StateLog(db.task_states, key="_id", group=lambda task: task["programme"])
         self.homes, self.versions = db.task_homes, db.task_versions  # the latter: before the changelog
         self.migrated = False
 
@@ -119,7 +113,7 @@ class ProgramsStore:
         if self.migrated:
             return
         await self.states.take_over(self.versions, _version_state, then=lambda tasks: mongo.insert_many_once(
-            self.homes, [_home(t["_id"], p) for t in tasks for p in _tags(t)]))
+            self.homes, [_home(t["_id"], p) for t in tasks for p in self.states.tags(t)]))
         self.migrated = True
 
     # --- plans (few: one write each) ---

@@ -29,15 +29,10 @@ TASK_FIELDS = ("task_id", "programme", "plan", "lead_unit", "lead_person", "titl
 
 def task_doc(change: dict) -> dict:
     """A task's state as the read model keeps it, from its change (with the programmes it left, if
-    any: loading one of them must see that it left, see `task_tags`)."""
+    any: loading one of them must see that it left, see `shared.statelog`)."""
     left = {"left": change["state"]["left"]} if change["state"].get("left") else {}
     return ({"_id": f"{change['id']}|{change['seq']}"} | {f: change["state"].get(f) for f in TASK_FIELDS}
             | left | {"task_id": change["id"], "seq": change["seq"]})
-
-
-def task_tags(task: dict) -> list[str]:
-    """The programmes a task's state is found by (`shared.statelog`): its own and those it left."""
-    return [task["programme"], *task.get("left", ())]
 
 
 def loaded_task(doc: dict) -> dict:

@@ -24,8 +24,7 @@ from shared import claims, consumer, mongo, records, statelog
 from shared.statelog import StateLog
 
 from services.reports import domain, tasklog, timeline
-from services.reports.live import (REGISTRY as REGISTRY_KINDS, Live, Tally, TallyView, TaskWrites, loaded_task,
-                                   task_tags)
+from services.reports.live import REGISTRY as REGISTRY_KINDS, Live, Tally, TallyView, TaskWrites, loaded_task
 from services.reports.owned import Holdings
 from services.reports.snapshot import Snapshot, latest_by_subject, tasks_from_history, unit_reports_from_history
 
@@ -49,7 +48,7 @@ class ReportsStore:
     def __init__(self, db: AsyncDatabase, holdings: Holdings | None = None):
         self.db = db
         self.holdings = holdings or Holdings()  # one per process, shared by the stores it makes
-        self.states = StateLog(db.task_states, key="task_id", group=lambda task: task["programme"], tags=task_tags)
+        self.states = StateLog(db.task_states, key="task_id", group=lambda task: task["programme"])
         self.migrated = False
 
     # --- keeping the read model and the history ---

@@ -20,8 +20,7 @@ class Crash(Exception):
 
 
 def _log(collection) -> StateLog:
-    return StateLog(collection, key="id", group=lambda s: s["group"],
-                    tags=lambda s: (s["group"], *s.get("left", ())))
+    return StateLog(collection, key="id", group=lambda s: s["group"])
 
 
 def _model(batches: list[list[dict]]) -> dict[str, dict]:
