@@ -221,8 +221,10 @@ class ReportsStore:
             if not self.holdings.complete:
                 async with self.holdings.lock:
                     await self._hold_everything()
-            return [t for t in self.holdings.live.tasks.values() if all(t.get(k) == v for k, v in match.items())]
-        return [t for t in (await self._task_states()).values() if all(t.get(k) == v for k, v in match.items())]
+            tasks = self.holdings.live.tasks
+        else:
+            tasks = await self._task_states()
+        return [t for t in tasks.values() if all(t.get(k) == v for k, v in match.items())]
 
     async def unit_reports_of(self, unit: str, cycles: list[str]) -> dict[str, dict]:
         """The unit's report for each of these cycles that has one, by cycle."""
