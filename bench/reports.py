@@ -746,8 +746,8 @@ async def shape_check(client, db, term: Term, small: list[dict], db_name: str) -
         equal, problems = 0, []
         for coll, query in [*checks, ("task_states", None)]:
             if query is None:  # the states, however the changelog and its checkpoints hold them
-                want, have = ({t["task_id"]: t for t in await ReportsStore(d).current_tasks() if t["task_id"] in tasks}
-                              for d in (scratch, db))
+                want, have = [{t["task_id"]: t for t in await ReportsStore(d).current_tasks() if t["task_id"] in tasks}
+                              for d in (scratch, db)]
             else:
                 want = {d["_id"]: d async for d in scratch[coll].find(query)}
                 have = {d["_id"]: d async for d in db[coll].find(query)}
