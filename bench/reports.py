@@ -707,10 +707,10 @@ async def load(url: str, db_name: str, scale: float, seed: int) -> None:
         made = fold.documents()
         await _bulk(db[timeline.TIMELINE], iter(made), Progress(
             "timeline: open states, seals, periods and late reports of each programme (insert_many)", len(made)))
-        await _bulk(db.tasks, (live.stored_task(task_doc(t.timeline()[-1])) for t in term.tasks),
-                    Progress("tasks read model: latest state of each task (insert_many)", len(term.tasks)))
+        # the latest state of each task, as checkpoints per programme (what the store folds into)
+        await ReportsStore(db).states.adopt(task_doc(t.timeline()[-1]) for t in term.tasks)
         print(f"loaded in {time.perf_counter() - t0:.0f} s; {await db.history.estimated_document_count():,} "
-              f"history docs, {await db.tasks.estimated_document_count():,} tasks", flush=True)
+              f"history docs, {len(term.tasks):,} tasks", flush=True)
         await shape_check(client, db, term, small, db_name)
         await consistency_check(db)
     finally:
@@ -747,11 +747,14 @@ async def shape_check(client, db, term: Term, small: list[dict], db_name: str) -
         checks += [(coll, {"_id": {"$in": sorted(keys[kind])}}) for coll, kind in
                    (("plans", "plan"), ("indicator_values", "indicator_value"), ("unit_reports", "unit_report"),
                     ("supervisions", "supervision"))]
-        checks.append(("tasks", {"task_id": {"$in": sorted(tasks)}}))
         equal, problems = 0, []
-        for coll, query in checks:
-            want = {d["_id"]: d async for d in scratch[coll].find(query)}
-            have = {d["_id"]: d async for d in db[coll].find(query)}
+        for coll, query in [*checks, ("task_states", None)]:
+            if query is None:  # the states, however the changelog and its checkpoints hold them
+                want, have = [{t["task_id"]: t for t in await ReportsStore(d).current_tasks() if t["task_id"] in tasks}
+                              for d in (scratch, db)]
+            else:
+                want = {d["_id"]: d async for d in scratch[coll].find(query)}
+                have = {d["_id"]: d async for d in db[coll].find(query)}
             wrong = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
             equal += len(want) - len(wrong)
             if wrong:
@@ -823,7 +826,7 @@ async def raw_live(db, cycle: str, window_start: str) -> dict[str, float]:
     await raw_registry(db, timings)
     await _read("issued find", db.issued.find({}), timings)
     await _read("plans find", db.plans.find({}, {"programme": 1, "submitted": 1}), timings)
-    await _read("tasks find (packed)", db.tasks.find({}), timings)
+    await _read("task_states find (changelog + checkpoints, packed)", db.task_states.find({}), timings)
     await _read("unit_reports find {cycle}", db.unit_reports.find({"cycle": cycle}), timings)
     await _read("supervisions find {time >=}", db.supervisions.find({"time": {"$gte": window_start}}), timings)
     return timings

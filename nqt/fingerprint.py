@@ -15,23 +15,22 @@ from typing import Any, Iterable
 
 import orjson
 
+from shared.statelog import StateLog
+
 
 @dataclass(frozen=True)
 class Counted:
     """A collection whose documents the log determines, but for the fields in `leave_out`. A
-    collection of versions (`latest`: the field naming what a version is of, and the field that
-    orders them) counts only each one's latest version: when the superseded ones are deleted
-    depends on how the records fell into batches, not on the log."""
+    collection of states kept as a changelog plus checkpoints (`states`: the field naming what a
+    state is of, see `shared.statelog`) counts each one's current state: how they are chunked
+    into documents depends on how the records fell into batches and when folds ran, not on the log."""
     name: str
     leave_out: frozenset[str] = frozenset()
-    latest: tuple[str, str] | None = None
+    states: str | None = None
 
 
 def _counted(*names: str, **leave_out: tuple[str, ...]) -> tuple[Counted, ...]:
     return tuple(Counted(n, frozenset(leave_out.get(n, ()))) for n in names)
-
-
-TASK_VERSIONS = ("task_id", "seq")
 
 
 STATE: dict[str, tuple[Counted, ...]] = {
@@ -39,10 +38,10 @@ STATE: dict[str, tuple[Counted, ...]] = {
     "programs": (*_counted("units", "programmes", "indicators", "settings", "plans", "held",
                            "issuances", "indicator_values", "unit_reports", "supervisions", "outcomes",
                            outcomes=("decided_at",)),
-                 Counted("task_versions", latest=TASK_VERSIONS)),
+                 Counted("task_states", states="_id")),
     "reports": (*_counted("units", "programmes", "indicators", "settings", "plans", "history", "issued",
                           "indicator_values", "unit_reports", "supervisions", "tallies", "task_log"),
-                Counted("tasks", latest=TASK_VERSIONS)),
+                Counted("task_states", states="task_id")),
     "ingest": _counted("units", "settings", "events", events=("decided_at",)),
     "notify": _counted("units", "settings", "tasks", "unit_reports", "cycles"),
 }
@@ -110,18 +109,14 @@ class ServicePrint:
 
 
 async def _documents(db, counted: Counted) -> dict[Any, bytes]:
-    """`_id` -> digest of each document that counts (of versions: what they are of -> the latest's)."""
+    """`_id` -> digest of each document that counts (of states: what they are of -> the current one's)."""
+    if counted.states is not None:
+        current = await StateLog(db[counted.name], key=counted.states, group=lambda state: None).read()
+        return {key: _digest(counted, state) for key, state in current.items()}
     each: dict[Any, bytes] = {}
-    if counted.latest is None:
-        async for doc in db[counted.name].find({}, batch_size=5000):
-            each[doc["_id"]] = _digest(counted, doc)
-        return each
-    of, order = counted.latest
-    latest: dict[Any, tuple[Any, bytes]] = {}
     async for doc in db[counted.name].find({}, batch_size=5000):
-        if doc[of] not in latest or latest[doc[of]][0] < doc[order]:
-            latest[doc[of]] = (doc[order], _digest(counted, doc))
-    return {key: digest for key, (_, digest) in latest.items()}
+        each[doc["_id"]] = _digest(counted, doc)
+    return each
 
 
 async def fingerprint(db, service: str) -> ServicePrint:

@@ -1,19 +1,24 @@
 """In-memory stand-in for ProgramsStore, for unit tests only (integration tests use FerretDB).
 
-It keeps the same contract as the real store: insert-once rows, task versions inserted
-before the ones they supersede are deleted, version guards on the states in force."""
+It keeps the same contract as the real store: insert-once rows, task states as the real store
+keeps them (over in-memory collections), version guards on the states in force."""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
 
-from services.programs.store import REGISTRY, version_id
+from pymongo.errors import BulkWriteError
+
+from shared.mongo import DUPLICATE_KEY
+
+from services.programs.store import REGISTRY, ProgramsStore
 
 
 class FakeProgramsStore:
     def __init__(self):
         self.c: dict[str, dict[str, dict]] = {}
+        ProgramsStore.__init__(self, FakeDb())
 
     def _col(self, name: str) -> dict[str, dict]:
         return self.c.setdefault(name, {})
@@ -51,34 +56,10 @@ class FakeProgramsStore:
         col = self._col(REGISTRY[event_type])
         col[entry["code"]] = {**col.get(entry["code"], {}), **copy.deepcopy(entry), "_id": entry["code"]}
 
-    def _latest(self, keep) -> tuple[dict[str, dict], list[str]]:
-        found = [doc for doc in self._col("task_versions").values() if keep(doc)]
-        latest: dict[str, dict] = {}
-        for doc in found:
-            if doc["task_id"] not in latest or latest[doc["task_id"]]["seq"] < doc["seq"]:
-                latest[doc["task_id"]] = doc
-        stale = [doc["_id"] for doc in found if doc is not latest[doc["task_id"]]]
-        return {t: {**copy.deepcopy(doc), "_id": t} for t, doc in latest.items()}, stale
-
-    async def tasks_of(self, programmes) -> tuple[dict[str, dict], list[str]]:
-        codes = set(programmes)
-        latest, stale = self._latest(lambda d: d["programme"] in codes or codes & set(d.get("left", ())))
-        return {t: task for t, task in latest.items() if task["programme"] in codes}, stale
-
-    async def tasks_by_id(self, task_ids) -> tuple[dict[str, dict], list[str]]:
-        ids = set(task_ids)
-        return self._latest(lambda d: d["task_id"] in ids) if ids else ({}, [])
-
-    async def put_tasks(self, tasks: list[dict]) -> list[str]:
-        docs = [{**task, "_id": version_id(task)} for task in tasks]
-        return [docs[i]["_id"] for i in self._insert("task_versions", docs)]
-
-    async def drop_versions(self, version_ids: list[str]) -> None:
-        for key in version_ids:
-            self._col("task_versions").pop(key, None)
-
-    async def current_tasks(self) -> list[dict]:
-        return list(self._latest(lambda d: True)[0].values())
+    # task states: the real store's methods over in-memory collections
+    tasks_of, tasks_by_id, put_tasks = ProgramsStore.tasks_of, ProgramsStore.tasks_by_id, ProgramsStore.put_tasks
+    fold_tasks, current_tasks = ProgramsStore.fold_tasks, ProgramsStore.current_tasks
+    _migrate_versions = ProgramsStore._migrate_versions
 
     async def plans_for(self, plan_keys) -> dict[str, dict]:
         return self._by_id("plans", plan_keys)
@@ -112,3 +93,58 @@ class FakeProgramsStore:
     async def forget_held(self, keys: list[str]) -> None:
         for key in keys:
             self._col("held").pop(key, None)
+
+
+class FakeCollection:
+    """In-memory stand-in for the few collection commands the task states use (`shared.statelog`,
+    the programs store's task methods): `$in` queries, unordered inserts, deletes by `_id`.
+    `crash` (if set) is called before each write and may raise, and an `insert_many` may stop
+    half-way as a crash in the middle of one command would (`partial`)."""
+
+    def __init__(self, crash=None):
+        self.docs: dict[str, dict] = {}
+        self.crash = crash or (lambda: None)
+        self.partial = False
+
+    async def find(self, query: dict):
+        for doc in [d for d in self.docs.values() if _matches(d, query)]:
+            yield copy.deepcopy(doc)
+
+    async def find_one(self, query: dict) -> dict | None:
+        return next((copy.deepcopy(d) for d in self.docs.values() if _matches(d, query)), None)
+
+    async def insert_many(self, docs: list[dict], ordered: bool = True) -> None:
+        self.crash()
+        there = []
+        for i, doc in enumerate(docs):
+            if self.partial and i == len(docs) // 2 and i:
+                self.partial = False
+                raise ConnectionError("lost in the middle of an insert")
+            if doc["_id"] in self.docs:
+                there.append({"index": i, "code": DUPLICATE_KEY})
+            else:
+                self.docs[doc["_id"]] = copy.deepcopy(doc)
+        if there:
+            raise BulkWriteError({"writeErrors": there})
+
+    async def delete_many(self, query: dict) -> None:
+        self.crash()
+        for doc in [d for d in self.docs.values() if _matches(d, query)]:
+            del self.docs[doc["_id"]]
+
+
+def _matches(doc: dict, query: dict) -> bool:
+    """Equality or `$in` on each field; an array field matches when one of its values does."""
+    for name, wanted in query.items():
+        values = set(wanted["$in"]) if isinstance(wanted, dict) else {wanted}
+        have = doc.get(name)
+        if not values & (set(have) if isinstance(have, list) else {have}):
+            return False
+    return True
+
+
+class FakeDb(dict):
+    """Collections by attribute, made on first use."""
+
+    def __getattr__(self, name: str) -> FakeCollection:
+        return self.setdefault(name, FakeCollection())

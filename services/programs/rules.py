@@ -15,7 +15,7 @@ from shared.registry import expected_to_report
 
 from services.programs import domain
 from services.programs.domain import Rejection
-from services.programs.store import REGISTRY, version_id
+from services.programs.store import REGISTRY
 
 Change = dict
 HELD = "held"  # not an outcome: the event waits for its plan
@@ -56,7 +56,7 @@ class Working:
     now: str = field(default_factory=utc_now)  # when the batch is decided
     # what the batch writes
     kept: dict[str, dict] = field(default_factory=dict)  # event key -> its history entry, until its outcome
-    read_versions: dict[str, str | None] = field(default_factory=dict)  # task id -> version it replaces
+    was_in: dict[str, str | None] = field(default_factory=dict)  # changed task id -> its programme before (None: new)
     plan_writes: dict[str, dict] = field(default_factory=dict)
     versioned_writes: list[tuple[str, str, dict, str]] = field(default_factory=list)
     supervisions: list[dict] = field(default_factory=list)
@@ -69,13 +69,13 @@ class Working:
 
     def put_task(self, task: dict) -> None:
         old = self.tasks.get(task["_id"])
-        self.read_versions.setdefault(task["_id"], version_id(old) if old is not None else None)
+        self.was_in.setdefault(task["_id"], old["programme"] if old is not None else None)
         self.tasks[task["_id"]] = task
         self.changed.add(task["_id"])
 
     def written(self) -> None:
         """The effects collected so far are stored: collect the next ones afresh."""
-        self.read_versions, self.plan_writes, self.versioned_writes = {}, {}, []
+        self.was_in, self.plan_writes, self.versioned_writes = {}, {}, []
         self.supervisions, self.registry_writes, self.new_held, self.new_outcomes = [], [], {}, []
 
     def keep(self, item: Item, *, subject: str, kind: str, data: dict) -> None:

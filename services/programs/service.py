@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from shared import records
-from shared.consumer import Transient
 from shared.events import Envelope, parse_event, utc_now
+from shared.statelog import Known
 
 from services.programs import domain, rules
 from services.programs.domain import Rejection
@@ -38,9 +38,6 @@ VERSIONED = {"programme.issued": ("issuances", lambda e: e.data.programme),
              "unit-report.submitted": ("unit_reports", lambda e: f"{e.source}|{e.data.cycle}")}
 
 
-DROP_AT = 2000  # superseded task versions deleted together
-
-
 class NoRule(TypeError):
     """An event type no rule decides."""
 
@@ -58,7 +55,6 @@ class ProgramsService:
         self.store = store
         self.hold = timedelta(seconds=hold_seconds)
         self.lock = asyncio.Lock()  # batches and sweeps of this replica, one at a time
-        self.superseded: list[str] = []  # task versions replaced by newer ones, to delete (any time later)
         self.forget()
 
     def forget(self) -> None:
@@ -67,6 +63,7 @@ class ProgramsService:
         self.tasks: dict[str, dict] = {}  # task id -> state, of the programmes in `loaded`
         self.loaded: set[str] = set()
         self.registry: dict[str, dict[str, dict]] = {}  # collection -> code -> entry
+        self.known = Known()  # where the states of `loaded` are kept, for folding them into checkpoints
 
     async def process_batch(self, batch: list[Accepted]) -> list[dict]:
         """Decide the records in the order read and write their effects; return the outcomes to
@@ -89,10 +86,10 @@ class ProgramsService:
             expired = datetime.fromisoformat(doc["accepted_at"].replace("Z", "+00:00")) + self.hold <= now
             items.append(Item(parse_event(doc["event"]), doc["accepted_at"], doc["accept_id"], released=True,
                               expire=expired))
-        await self._drop_superseded(at_least=1)
+        await self._fold()
         if not items:
             return []
-        tasks, _ = await self.store.tasks_by_id({i.event.data.task_id for i in items})
+        tasks = await self.store.tasks_by_id({i.event.data.task_id for i in items})
         ready = [i for i in items if i.expire or i.event.data.task_id in tasks]
         decided = await self._run(ready, looked_up={i.event.key for i in ready}) if ready else []
         return [o for o in decided if o["outcome"] != HELD]
@@ -144,14 +141,12 @@ class ProgramsService:
         await self._cache_registry([*events, *held_events])
         programmes = {_programme(e) for e in [*events, *held_events]} - {None}
         if programmes - self.loaded:
-            tasks, stale = await store.tasks_of(programmes - self.loaded)
-            self.tasks.update(tasks)
-            self.superseded += stale
+            self.tasks.update(await store.tasks_of(programmes - self.loaded, self.known))
             self.loaded |= programmes
         plans = await store.plans_for({f"{e.source}|{e.data.plan_id}" for e in events if e.type == "plan.submitted"})
         named = plan_tasks | {t for p in plans.values() for t in p.get("tasks_ever") or p.get("task_ids") or ()}
         named |= {e.data.task_id for e in [*events, *held_events] if getattr(e.data, "task_id", None)}
-        others, _ = await store.tasks_by_id(named - set(self.tasks))  # of programmes held elsewhere, or none
+        others = await store.tasks_by_id(named - set(self.tasks))  # of programmes held elsewhere, or none
         self.tasks.update(others)
         in_force = {}
         for event_type, (collection, key) in VERSIONED.items():
@@ -248,10 +243,9 @@ class ProgramsService:
         the records again (every write below is idempotent, and the state read again says what
         is applied already); after them, the records read again repeat their outcomes."""
         store = self.store
-        changed = list(work.read_versions)
-        there = await store.put_tasks([work.tasks[t] for t in changed])
-        if there:  # another writer stored these versions: its state stands, ours is read again
-            raise Transient(f"task versions written by another replica: {', '.join(there[:5])}")
+        changed = [work.tasks[t] for t in work.was_in]
+        await store.put_tasks(changed, moved=[t for t in changed if work.was_in[t["_id"]] != t["programme"]],
+                              known=self.known)
         for plan in work.plan_writes.values():
             await store.put_plan(plan)
         for collection, key, fields, version in work.versioned_writes:
@@ -261,20 +255,16 @@ class ProgramsService:
             await store.put_registry_entry(event_type, entry)
         await store.hold_many(list(work.new_held.values()))
         theirs = await store.record_outcomes(work.new_outcomes)
-        self.superseded += [v for v in work.read_versions.values() if v is not None]
         work.written()
-        await self._drop_superseded(at_least=DROP_AT)
+        await self._fold()
         if not theirs:
             return announced
         return [{**theirs[o["_id"]], **({"held": True} if o.get("held") else {})}
                 if o["_id"] in theirs and o["outcome"] != records.DUPLICATE else o for o in announced]
 
-    async def _drop_superseded(self, *, at_least: int) -> None:
-        """Versions are deleted a few thousand at a time: a delete costs about the same for one
-        id or thousands. Forgotten ones (a crash) are found again when their tasks are loaded."""
-        if len(self.superseded) >= at_least:
-            await self.store.drop_versions(self.superseded)
-            self.superseded = []
+    async def _fold(self) -> None:
+        """Now and then, the task states logged batch by batch become a checkpoint per programme held."""
+        await self.store.fold_tasks(self.tasks.values(), self.loaded, self.known)
 
 
 def _segments(items: list[Item]):

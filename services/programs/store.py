@@ -3,22 +3,22 @@
 The replica that holds a programme's partition is its only writer: it reads the state it
 needs once, decides a batch in memory and writes the batch's effects with a few bulk
 commands. Every write is idempotent by itself (no transactions): rows are inserted under an
-`_id` derived from the event key, and a task's state is a series of versions
-(`{task_id}|{seq}`) inserted before the versions they supersede are deleted, so a crash at
+`_id` derived from the event key, and task states are kept as a changelog plus checkpoints per
+programme (`shared.statelog`: each state carries its `seq`, the highest wins), so a crash at
 any point leaves either the old or the new state, never none, and reading the batch again
-changes nothing."""
+changes nothing. A task is found by id through `task_homes`, a row per programme it has been in."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from pymongo import ASCENDING, IndexModel
 
-from shared import kafka, mongo
+from shared import kafka, mongo, statelog
+from shared.statelog import Known, StateLog
 
 INDEXES: mongo.IndexSpec = {
-    "task_versions": [IndexModel([("programme", ASCENDING)]), IndexModel([("task_id", ASCENDING)]),
-                      IndexModel([("left", ASCENDING)])],
+    "task_states": statelog.INDEXES, "task_homes": [IndexModel([("task_id", ASCENDING)])],
     "plans": [IndexModel([("programme", ASCENDING)])],
     "outcomes": [],
     "held": [IndexModel([("task_id", ASCENDING)]), IndexModel([("accepted_at", ASCENDING)])],
@@ -31,28 +31,22 @@ REGISTRY = {"registry.unit": "units", "registry.programme": "programmes", "regis
             "registry.settings": "settings"}
 
 
-def version_id(task: dict) -> str:
-    """The `_id` of the stored version of a task's state (the task's `seq` says which change it is)."""
-    return f"{task['_id']}|{task['seq']}"
+def _version_state(version: dict) -> dict:
+    """A task's state from a version of it stored before the changelog (packed, or field by field)."""
+    return {**(mongo.unpack(version["z"]) if "z" in version else version), "_id": version["task_id"]}
 
 
-def _version(task: dict) -> dict:
-    """A stored version: what loading asks by (task, programme, the programmes it left, seq)
-    beside the state packed (see `mongo.pack`)."""
-    keys = {"task_id": task["_id"], "programme": task["programme"], "seq": task["seq"]}
-    return {"_id": version_id(task), **keys, **({"left": task["left"]} if "left" in task else {}),
-            "z": mongo.pack({k: v for k, v in task.items() if k != "_id"})}
-
-
-def _state(version: dict) -> dict:
-    """A task's state from its stored version (written packed, or field by field before)."""
-    state = mongo.unpack(version["z"]) if "z" in version else version
-    return {**state, "_id": version["task_id"]}
+def _home(task_id: str, programme: str) -> dict:
+    """A row saying a task has been in a programme (inserted once, never changed)."""
+    return {"_id": f"{task_id}|{programme}", "task_id": task_id, "programme": programme}
 
 
 class ProgramsStore:
     def __init__(self, db):
         self.db = db
+        self.states = StateLog(db.task_states, key="_id", group=lambda task: task["programme"])
+        self.homes, self.versions = db.task_homes, db.task_versions  # the latter: before the changelog
+        self.migrated = False
 
     # --- outcomes: one document per event, its history entry when it was applied ---
     async def outcomes_for(self, event_keys: Iterable[str]) -> dict[str, dict]:
@@ -82,46 +76,45 @@ class ProgramsStore:
     async def put_registry_entry(self, event_type: str, entry: dict) -> None:
         await self.db[REGISTRY[event_type]].update_one({"_id": entry["code"]}, {"$set": entry}, upsert=True)
 
-    # --- tasks: versions of their state ---
-    async def tasks_of(self, programmes: Iterable[str]) -> tuple[dict[str, dict], list[str]]:
-        """The current state of every task of these programmes (those that left them included,
-        so that an older version left behind is never taken for the current one), and the ids
-        of the superseded versions found, still to be deleted."""
-        codes = sorted(set(programmes))
-        if not codes:
-            return {}, []
-        latest, stale = await self._latest({"$or": [{"programme": {"$in": codes}}, {"left": {"$in": codes}}]})
-        return {task_id: task for task_id, task in latest.items() if task["programme"] in codes}, stale
+    # --- tasks: their states, as a changelog plus checkpoints per programme ---
+    async def tasks_of(self, programmes: Iterable[str], known: Known) -> dict[str, dict]:
+        """The current state of every task of these programmes; `known` learns where they are kept."""
+        await self._migrate_versions()
+        return await self.states.read(programmes, known)
 
-    async def tasks_by_id(self, task_ids: Iterable[str]) -> tuple[dict[str, dict], list[str]]:
+    async def tasks_by_id(self, task_ids: Iterable[str]) -> dict[str, dict]:
+        """The current state of these tasks, wherever they are (read from the programmes they have been in)."""
         ids = sorted(set(task_ids))
-        return await self._latest({"task_id": {"$in": ids}}) if ids else ({}, [])
+        if not ids:
+            return {}
+        await self._migrate_versions()
+        homes = {doc["programme"] async for doc in self.homes.find({"task_id": {"$in": ids}})}
+        found = await self.states.read(homes) if homes else {}
+        return {task_id: found[task_id] for task_id in ids if task_id in found}
 
-    async def _latest(self, query: dict) -> tuple[dict[str, dict], list[str]]:
-        latest: dict[str, dict] = {}
-        stale = []
-        async for doc in self.db.task_versions.find(query):
-            task_id, known = doc["task_id"], latest.get(doc["task_id"])
-            if known is not None:
-                stale.append(min(known, doc, key=lambda d: d["seq"])["_id"])
-            if known is None or known["seq"] < doc["seq"]:
-                latest[task_id] = doc
-        return {task_id: _state(doc) for task_id, doc in latest.items()}, stale
+    async def put_tasks(self, tasks: list[dict], *, moved: list[dict], known: Known) -> None:
+        """Log the batch's task states (one document); the tasks new to a programme (`moved`) get
+        their home first, so that a task is always found by id."""
+        await mongo.insert_many_once(self.homes, [_home(t["_id"], t["programme"]) for t in moved])
+        await self.states.append(tasks, known)
 
-    async def put_tasks(self, tasks: list[dict]) -> list[str]:
-        """Insert the new versions; return the ids of those that were there already (stored by
-        another writer: the versions they supersede are deleted later, see `drop_versions`)."""
-        docs = [_version(task) for task in tasks]
-        return [docs[i]["_id"] for i in await mongo.insert_many_once(self.db.task_versions, docs)]
-
-    async def drop_versions(self, version_ids: list[str]) -> None:
-        """Delete superseded versions (many at once: a delete costs about the same for one or hundreds)."""
-        if version_ids:
-            await self.db.task_versions.delete_many({"_id": {"$in": version_ids}})
+    async def fold_tasks(self, tasks: Collection[dict], programmes: set[str], known: Known) -> None:
+        """Checkpoint the programmes held (their tasks' states: `tasks`) when the changelog has grown enough."""
+        await self.states.fold_if_due(tasks, programmes, known)
 
     async def current_tasks(self) -> list[dict]:
         """Every task's current state (for tools and tests: the service reads by programme)."""
-        return list((await self._latest({}))[0].values())
+        await self._migrate_versions()
+        return list((await self.states.read()).values())
+
+    async def _migrate_versions(self) -> None:
+        """A database from before the changelog keeps task versions (`task|seq`) in `task_versions`:
+        their latest become checkpoints with homes, then the versions go (a crash before: done again)."""
+        if self.migrated:
+            return
+        await self.states.take_over(self.versions, _version_state, then=lambda tasks: mongo.insert_many_once(
+            self.homes, [_home(t["_id"], p) for t in tasks for p in self.states.tags(t)]))
+        self.migrated = True
 
     # --- plans (few: one write each) ---
     async def plans_for(self, plan_keys: Iterable[str]) -> dict[str, dict]:

@@ -29,22 +29,15 @@ TASK_FIELDS = ("task_id", "programme", "plan", "lead_unit", "lead_person", "titl
 
 
 def task_doc(change: dict) -> dict:
-    """A task's state as the read model keeps it, from its change."""
+    """A task's state as the read model keeps it, from its change (with the programmes it left, if
+    any: loading one of them must see that it left, see `shared.statelog`)."""
+    left = {"left": change["state"]["left"]} if change["state"].get("left") else {}
     return ({"_id": f"{change['id']}|{change['seq']}"} | {f: change["state"].get(f) for f in TASK_FIELDS}
-            | {"task_id": change["id"], "seq": change["seq"]})
-
-
-TASK_KEYS = ("task_id", "programme", "lead_unit", "status", "seq")  # what a stored task version is found and ordered by
-
-
-def stored_task(task: dict) -> dict:
-    """A task version (`task_doc`) as the store writes it: what it is found and ordered by, beside
-    the whole of it packed (see `mongo.pack`: a dozen fields, one nested, insert several times slower)."""
-    return {"_id": task["_id"], **{key: task[key] for key in TASK_KEYS}, "z": mongo.pack(task)}
+            | left | {"task_id": change["id"], "seq": change["seq"]})
 
 
 def loaded_task(doc: dict) -> dict:
-    """A task version as `task_doc` makes it, from its stored document (packed, or field by field before)."""
+    """A task version from a database older than the changelog (packed, or field by field before)."""
     return mongo.unpack(doc["z"]) if "z" in doc else doc
 
 
@@ -278,23 +271,20 @@ class Live:
 
 
 class TaskWrites:
-    """What a batch's task changes write: the versions taken, those they superseded, the programmes."""
+    """What a batch's task changes write: the states taken (the last of each task), the programmes."""
 
     def __init__(self):
         self.fresh: dict[str, dict] = {}
-        self.superseded: set[str] = set()
         self.touched: set[str] = set()
 
     def take(self, outcome: tuple[bool, dict | None, dict]) -> None:
         taken, old, new = outcome
         if not taken:
             return
-        self.fresh[new["_id"]] = new
+        self.fresh[new["task_id"]] = new
         self.touched.add(new["programme"])
         if old is not None:
             self.touched.add(old["programme"])
-            if self.fresh.pop(old["_id"], None) is None:  # one of this batch's own: never written
-                self.superseded.add(old["_id"])
 
 
 # What each kind of change does to the live state; a mirror of the store's APPLIERS.

@@ -17,6 +17,7 @@ from typing import Awaitable, Callable
 from aiokafka import ConsumerRebalanceListener
 
 from shared import kafka
+from shared.statelog import Known
 
 from services.reports.live import Live
 
@@ -42,6 +43,7 @@ class Holdings(ConsumerRebalanceListener):
         self.programmes: set[str] = set()  # programmes whose tasks are in memory
         self.complete = False              # the small collections and every programme loaded
         self.status: tuple[tuple[int, date], bytes] | None = None  # ((generation, day), JSON) last made
+        self.task_docs = Known()           # where their task states are kept, for folding them
         self.changed()
 
     def changed(self) -> None:

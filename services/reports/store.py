@@ -10,25 +10,26 @@
 
 Every write is idempotent and order-tolerant: task states carry the programs
 service's sequence number and versioned documents their event version, so an
-older one never overwrites a newer one. Task states are kept as versions
-(`task|seq`) beside one tally document per programme (`live.Tally`); the replica
-owning a programme keeps both in memory too (`owned.Holdings`)."""
+older one never overwrites a newer one. Task states are kept as a changelog plus
+checkpoints per programme (`shared.statelog`: a batch's states in one document, the
+highest seq wins), beside one tally document per programme (`live.Tally`); the replica
+owning a programme keeps both in memory too (`owned.Holdings`) and folds the changelog."""
 
 from __future__ import annotations
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared import claims, consumer, mongo, records
+from shared import claims, consumer, mongo, records, statelog
+from shared.statelog import StateLog
 
 from services.reports import domain, tasklog, timeline
-from services.reports.live import REGISTRY as REGISTRY_KINDS, Live, Tally, TallyView, TaskWrites, loaded_task, stored_task
+from services.reports.live import REGISTRY as REGISTRY_KINDS, Live, Tally, TallyView, TaskWrites, loaded_task
 from services.reports.owned import Holdings
 from services.reports.snapshot import Snapshot, latest_by_subject, tasks_from_history, unit_reports_from_history
 
 INDEXES: mongo.IndexSpec = {
-    "tasks": [IndexModel([("programme", ASCENDING)]), IndexModel([("task_id", ASCENDING)]),
-              IndexModel([("lead_unit", ASCENDING)])],
+    "task_states": statelog.INDEXES,
     "plans": [IndexModel([("programme", ASCENDING)])],
     "history": [IndexModel([("kind", ASCENDING), ("event_time", ASCENDING)]),
                 IndexModel([("kind", ASCENDING), ("data.cycle", ASCENDING)])],
@@ -47,6 +48,8 @@ class ReportsStore:
     def __init__(self, db: AsyncDatabase, holdings: Holdings | None = None):
         self.db = db
         self.holdings = holdings or Holdings()  # one per process, shared by the stores it makes
+        self.states = StateLog(db.task_states, key="task_id", group=lambda task: task["programme"])
+        self.migrated = False
 
     # --- keeping the read model and the history ---
     async def apply_change(self, change: dict) -> None:
@@ -54,8 +57,8 @@ class ReportsStore:
 
     async def apply_changes(self, changes: list[dict]) -> None:
         """Apply changes read together, to the read model and to the live state: their facts kept
-        in one write, task states as versions (one insert, one delete of what they superseded)
-        and one tally document per programme touched; the small kinds a write each. Every write
+        in one write, task states in one changelog document and one tally document per
+        programme touched; the small kinds a write each. Every write
         is order-tolerant and idempotent, so a batch read again after a crash changes nothing.
         A kind without an applier refuses the batch before anything is written. Beside a consumer,
         the caller holds `holdings.lock` (`handlers.take_batch`): a load never misses a write."""
@@ -88,13 +91,14 @@ class ReportsStore:
         self.holdings.changed()
 
     async def _put_tasks(self, tasks: TaskWrites) -> None:
-        """The batch's task states as versions `task|seq`, inserted together, then the versions they
-        superseded deleted together (a crash in between leaves one behind: loading takes the
-        highest seq, and tidies up); then the tally of each programme touched."""
-        await mongo.insert_many_once(self.db.tasks, [stored_task(task) for task in tasks.fresh.values()])
-        if tasks.superseded:
-            await self.db.tasks.delete_many({"_id": {"$in": sorted(tasks.superseded)}})
+        """The batch's task states in one changelog document, then the tally of each programme
+        touched; now and then the changelog is folded into a checkpoint per programme held."""
+        holdings = self.holdings
+        await self.states.append(list(tasks.fresh.values()), holdings.task_docs)
         await self._put_tallies(tasks.touched)
+        if holdings.complete:  # every programme is in memory, a new one too
+            holdings.programmes |= tasks.touched
+        await self.states.fold_if_due(holdings.live.tasks.values(), holdings.programmes, holdings.task_docs)
 
     async def _put_tallies(self, programmes: set[str]) -> None:
         """Each programme's tally document, replaced in one command (a statement per programme:
@@ -110,24 +114,31 @@ class ReportsStore:
         """Load the tasks of these programmes into memory, once after each assignment."""
         missing = sorted(programmes - self.holdings.programmes)
         if missing and not self.holdings.complete:
-            await self._hold_tasks({"programme": {"$in": missing}})
+            await self._hold_tasks(missing)
 
-    async def _hold_tasks(self, query: dict) -> None:
-        versions = [loaded_task(d) async for d in self.db.tasks.find(query)]
-        live = self.holdings.live
-        live.load_tasks(versions)
-        behind = [d["_id"] for d in versions if live.tasks[d["task_id"]]["_id"] != d["_id"]]
-        if behind:
-            await self.db.tasks.delete_many({"_id": {"$in": behind}})
-        loaded = set(query["programme"]["$in"]) if query else {d["programme"] for d in versions}
+    async def _hold_tasks(self, programmes: list[str] | None) -> None:
+        """Load the tasks of these programmes (None: of all) into memory."""
+        states = await self._task_states(programmes, known=self.holdings.task_docs)
+        self.holdings.live.load_tasks(states.values())
+        loaded = set(programmes) if programmes is not None else {t["programme"] for t in states.values()}
         self.holdings.programmes |= loaded
         await self._put_tallies(loaded)  # the tally as the tasks say, had a crash left it behind
 
+    async def _task_states(self, programmes: list[str] | None = None, known=None) -> dict[str, dict]:
+        """The current state of the tasks of these programmes (None: of all), by task id."""
+        await self._migrate_versions()
+        return await self.states.read(programmes, known)
+
+    async def _migrate_versions(self) -> None:
+        """A database from before the changelog keeps task versions (`task|seq`) in `tasks`: their
+        latest become checkpoints, then the versions go (a crash in between: done again)."""
+        if not self.migrated:
+            await self.states.take_over(self.db.tasks, loaded_task)
+            self.migrated = True
+
     async def current_tasks(self) -> list[dict]:
         """Every task's current state, as stored (for tools and tests: the service reads by programme)."""
-        latest = Live()
-        latest.load_tasks([loaded_task(d) async for d in self.db.tasks.find({})])
-        return list(latest.tasks.values())
+        return list((await self._task_states()).values())
 
     async def _apply_registry(self, change: dict) -> None:
         await self.db[REGISTRY_KINDS[change["kind"]]].update_one({"_id": change["id"]}, {"$set": change["state"]},
@@ -204,17 +215,16 @@ class ReportsStore:
             view=await self._merged_view())
 
     async def tasks_where(self, **match) -> list[dict]:
-        """The current state of the tasks matching `match` (equality on task fields; from the database,
-        on the fields a version is stored with, `live.TASK_KEYS`): from memory when this replica
-        holds every programme, else from the task versions (highest seq)."""
+        """The current state of the tasks matching `match` (equality on task fields): from memory
+        when this replica holds every programme, else as stored."""
         if self.holdings.owns_all():
             if not self.holdings.complete:
                 async with self.holdings.lock:
                     await self._hold_everything()
-            return [t for t in self.holdings.live.tasks.values() if all(t.get(k) == v for k, v in match.items())]
-        found = Live()
-        found.load_tasks([loaded_task(d) async for d in self.db.tasks.find(match)])
-        return list(found.tasks.values())
+            tasks = self.holdings.live.tasks
+        else:
+            tasks = await self._task_states()
+        return [t for t in tasks.values() if all(t.get(k) == v for k, v in match.items())]
 
     async def unit_reports_of(self, unit: str, cycles: list[str]) -> dict[str, dict]:
         """The unit's report for each of these cycles that has one, by cycle."""
@@ -226,9 +236,9 @@ class ReportsStore:
         held, mine = sorted(self.holdings.programmes), self.holdings.live
         tallies = {d["_id"]: Tally.from_doc(mongo.unpack(d["z"]) if "z" in d else d)
                    async for d in self.db.tallies.find({"_id": {"$nin": held}})}
-        theirs = Live()  # their open tasks, at the highest seq of each (see _put_tasks)
-        theirs.load_tasks([loaded_task(d) async for d in self.db.tasks.find(
-            {"programme": {"$nin": held}, "status": {"$nin": list(domain.CLOSED)}})])
+        theirs = Live()  # their open tasks
+        theirs.load_tasks([t for t in (await self._task_states()).values()
+                           if t["programme"] not in held and t["status"] not in domain.CLOSED])
 
         def open_tasks(first: str | None, last: str, included: bool,
                        limit: int | None = None) -> tuple[list[dict], int]:
@@ -248,7 +258,7 @@ class ReportsStore:
             live.registry[name] = {d["_id"]: d async for d in self.db[name].find({})}
         for name in ("issued", "plans", "indicator_values", "unit_reports", "supervisions"):
             setattr(live, name, {d["_id"]: d async for d in self.db[name].find({})})
-        await self._hold_tasks({})
+        await self._hold_tasks(None)
         self.holdings.complete = True
 
     async def as_of(self, *, cycle: str, window_start: str, cut_off: str, known_at: str) -> Snapshot:

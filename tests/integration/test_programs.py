@@ -98,8 +98,8 @@ async def test_a_redelivered_record_returns_its_recorded_outcome_and_changes_not
 
 
 async def test_a_status_report_is_kept_in_one_document_its_outcome_with_its_history(isolated):
-    """Each status report costs the database one document (beside its task's new state): its
-    outcome, which says what it was about and carries its data, with both clocks."""
+    """Each status report costs the database one document: its outcome, which says what it was
+    about and carries its data, with both clocks; the batch's new task states go in one more."""
     settings = isolated.settings(ProgramsSettings)
     client = mongo.connect(settings.mongo_url)
     db = client[settings.database("programs")]
@@ -108,25 +108,30 @@ async def test_a_status_report_is_kept_in_one_document_its_outcome_with_its_hist
     try:
         await service.process_batch([Accepted(parse_event(raw), "2021-02-10T02:00:00.000000Z", f"r{i}")
                                      for i, raw in enumerate(REGISTRY)])
-        await decide(service, samples.plan("SO-KHDT", "KHDT-1", "KH-02", "02", [samples.task("T-1", lead_unit="SO-KHDT")]),
+        await decide(service, samples.plan("SO-KHDT", "KHDT-1", "KH-02", "02",
+                                           [samples.task(t, lead_unit="SO-KHDT") for t in ("T-1", "T-2")]),
                      "2021-02-10T02:00:01.000000Z", "a1")
         before = {name: await db[name].count_documents({}) for name in await db.list_collection_names()}
-        updates = [samples.task_update("SO-KHDT", f"KHDT-{n}", "T-1", "02", "in_progress", 10 * n) for n in (2, 3)]
+        known = set(service.known.logged)
+        updates = [samples.task_update("SO-KHDT", f"KHDT-{n}", t, "02", "in_progress", 10 * n)
+                   for n, t in ((2, "T-1"), (3, "T-2"))]
         await service.process_batch([Accepted(parse_event(raw), "2021-02-10T02:00:02.000000Z", f"b{n}")
                                      for n, raw in enumerate(updates)])
         after = {name: await db[name].count_documents({}) for name in await db.list_collection_names()}
         outcome = (await service.store.outcomes_for(["SO-KHDT:KHDT-3"]))["SO-KHDT:KHDT-3"]
         stored = await db.outcomes.find_one({"_id": "SO-KHDT:KHDT-3"})
-        version = await db.task_versions.find_one({"_id": "T-1|3"})  # the batch's last state of it
+        logged, = set(service.known.logged) - known
+        states = await db.task_states.find_one({"_id": logged})  # the batch's states of its tasks
     finally:
         await client.close()
     grown = {name: n - before.get(name, 0) for name, n in after.items() if n != before.get(name, 0)}
-    assert grown == {"outcomes": 2, "task_versions": 1}
-    assert outcome["history"]["subject"] == "T-1" and outcome["history"]["data"]["progress"] == 30.0
+    assert grown == {"outcomes": 2, "task_states": 1}
+    assert outcome["history"]["subject"] == "T-2" and outcome["history"]["data"]["progress"] == 30.0
     assert outcome["accepted_at"] == "2021-02-10T02:00:02.000000Z" and outcome["event_time"]
     # FerretDB's cost is per field: what is read whole is stored packed, beside what it is found by
     assert set(stored) == {"_id", "decided_at", "z"}
-    assert set(version) == {"_id", "task_id", "programme", "seq", "z"}
+    assert set(states) == {"_id", "g", "z"} and states["g"] == ["02"]
+    assert {(t["_id"], t["progress"]) for t in mongo.unpack(states["z"])} == {("T-1", 20.0), ("T-2", 30.0)}
 
 
 async def test_an_older_status_report_does_not_overwrite_a_newer_one(isolated):

@@ -16,7 +16,7 @@ from nqt.fingerprint import fingerprint
 from nqt.logreader import LogReader
 from nqt.rebuild import ProgramsReplay, Skipped
 from services.programs.store import ProgramsStore
-from services.reports.live import loaded_task
+from services.reports.store import ReportsStore
 from shared import accepted, kafka, mongo
 from shared.settings import CommonSettings
 from shared.events import parse_event
@@ -96,6 +96,14 @@ async def documents(deployment, database: str, collection: str, query: dict | No
         await client.close()
 
 
+async def current_tasks(deployment, database: str) -> list[dict]:
+    client = mongo.connect(deployment.env["NQT_MONGO_URL"])
+    try:
+        return await ReportsStore(client[database]).current_tasks()
+    finally:
+        await client.close()
+
+
 def test_the_state_rebuilt_from_the_log_is_the_live_state_and_nothing_is_sent(deployment):
     before = ends(deployment)
     done = deployment.nqt("replay", "--compare")
@@ -105,9 +113,8 @@ def test_the_state_rebuilt_from_the_log_is_the_live_state_and_nothing_is_sent(de
         assert service in done.stdout
 
     db = deployment.env["NQT_DB_PREFIX"]
-    versions = sorted(map(loaded_task, asyncio.run(documents(deployment, f"replay_{db}_reports", "tasks"))),
-                      key=lambda t: t["seq"])
-    assert {t["task_id"]: (t["status"], t["progress"]) for t in versions} == {  # each task's latest version
+    tasks = asyncio.run(current_tasks(deployment, f"replay_{db}_reports"))
+    assert {t["task_id"]: (t["status"], t["progress"]) for t in tasks} == {  # each task's latest state
         "SO-KHDT-02-001": ("in_progress", 40), "SO-KHDT-02-002": ("not_started", 0),
         "SO-TC-02-001": ("in_progress", 25)}  # the held update applied once its plan came
     outcomes = asyncio.run(documents(deployment, f"replay_{db}_ingest", "events", {"source": {"$ne": "VPTU"}}))
@@ -126,10 +133,15 @@ def test_a_corrupted_live_document_is_named(deployment):
     db = deployment.env["NQT_DB_PREFIX"]
 
     async def set_progress(value: float) -> None:
+        """Every stored state of the task says `value` (its documents hold others' states too, packed)."""
         client = mongo.connect(deployment.env["NQT_MONGO_URL"])
         try:
-            await client[f"{db}_reports"].tasks.update_many({"task_id": "SO-KHDT-02-002"},
-                                                                {"$set": {"progress": value}})
+            states = client[f"{db}_reports"].task_states
+            async for doc in states.find({}):
+                held = mongo.unpack(doc["z"])
+                changed = [{**t, "progress": value} if t["task_id"] == "SO-KHDT-02-002" else t for t in held]
+                if changed != held:
+                    await states.update_one({"_id": doc["_id"]}, {"$set": {"z": mongo.pack(changed)}})
         finally:
             await client.close()
 
@@ -140,7 +152,7 @@ def test_a_corrupted_live_document_is_named(deployment):
         asyncio.run(set_progress(0))
     assert done.returncode == 1, done.stdout + done.stderr
     assert "verdict: DIFFERENT" in done.stdout
-    assert "reports: collection tasks, first differing _id 'SO-KHDT-02-002' (differs)" in done.stdout
+    assert "reports: collection task_states, first differing _id 'SO-KHDT-02-002' (differs)" in done.stdout
     assert "notify: collection" not in done.stdout  # notify's state is what the log says
 
 
@@ -173,10 +185,10 @@ def test_a_lost_database_is_rebuilt_in_place(deployment):
 
 def test_bad_options_are_refused_and_change_nothing(deployment):
     db = deployment.env["NQT_DB_PREFIX"]
-    before = asyncio.run(documents(deployment, f"{db}_programs", "task_versions"))
+    before = asyncio.run(documents(deployment, f"{db}_programs", "task_states"))
     into_live = deployment.nqt("replay", "--into-live", "--services", "programs")
     assert into_live.returncode == 2 and f"{db}_programs holds data" in into_live.stderr, into_live.stderr
-    assert asyncio.run(documents(deployment, f"{db}_programs", "task_versions")) == before
+    assert asyncio.run(documents(deployment, f"{db}_programs", "task_states")) == before
 
     again = deployment.nqt("replay", "--services", "programs")  # the first test's replay is there
     assert again.returncode == 2 and "--replace" in again.stderr, again.stderr
@@ -184,7 +196,7 @@ def test_bad_options_are_refused_and_change_nothing(deployment):
     assert unknown.returncode == 2 and "billing" in unknown.stderr, unknown.stderr
     elsewhere = deployment.nqt("replay", "--services", "programs", "--prefix", "x", "--topic-prefix", "nowhere.")
     assert elsewhere.returncode == 2 and "no topic 'nowhere.events.accepted'" in elsewhere.stderr, elsewhere.stderr
-    assert asyncio.run(documents(deployment, f"x_{db}_programs", "task_versions")) == []
+    assert asyncio.run(documents(deployment, f"x_{db}_programs", "task_states")) == []
 
 
 async def test_a_held_update_expires_in_a_replay_as_it_did_live(isolated):

@@ -23,7 +23,6 @@ from services.reports.app import build
 from services.reports.owned import Holdings
 from services.reports.service import ReportsService, reporting_cycle
 from services.reports.settings import ReportsSettings
-from services.reports.live import loaded_task
 from services.reports.store import INDEXES, ReportsStore
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -139,12 +138,13 @@ async def test_a_batch_of_many_known_tasks_is_written_without_stalling_the_datab
                               "state": task_state("in_progress", seq)} for n in range(400)]
         await asyncio.wait_for(store.apply_changes(batch(1)), 120)
         await asyncio.wait_for(store.apply_changes(batch(2)), 120)
-        progress = {loaded_task(d)["progress"] async for d in db.tasks.find({})}  # superseded versions gone
-        stored = await db.tasks.find_one({"_id": "T-0|2"})
+        progress = {t["progress"] for t in await ReportsStore(db).current_tasks()}  # the latest states only
+        stored = [d async for d in db.task_states.find({})]
     finally:
         await client.close()
     assert progress == {2}
-    assert set(stored) == {"_id", "task_id", "programme", "lead_unit", "status", "seq", "z"}  # packed: a few fields to write
+    # one document per batch, its states packed: three fields to write, not a document per task
+    assert len(stored) == 2 and all(set(d) == {"_id", "g", "z"} for d in stored)
 
 
 async def test_a_pdf_asked_for_while_every_render_slot_is_busy_is_a_503_to_retry(isolated):
@@ -246,7 +246,7 @@ async def test_two_replicas_each_holding_some_programmes_answer_the_same_status(
 
 
 async def test_a_batch_read_again_after_a_crash_between_its_writes_changes_nothing(isolated):
-    """The task versions were written, the tallies not, when the replica died: the batch, read
+    """The task states were written, the tallies not, when the replica died: the batch, read
     again by the next owner (once, twice), ends as if it had been applied once."""
     class CrashingBeforeTallies(ReportsStore):
         async def _put_tallies(self, programmes):
@@ -273,14 +273,15 @@ async def test_a_batch_read_again_after_a_crash_between_its_writes_changes_nothi
         await ReportsStore(once).apply_changes(batch)
         clock = Clock(fixed=datetime(2021, 4, 5, 9, tzinfo=HANOI))
         statuses = [await ReportsService(ReportsStore(db), clock).live_status() for db in (crashed, once)]
-        stored = [([d async for d in db.tasks.find({}, sort=[("_id", 1)])],
+        stored = [(sorted(await ReportsStore(db).current_tasks(), key=lambda t: t["task_id"]),
                    [d async for d in db.tallies.find({})]) for db in (crashed, once)]
     finally:
         await client.close()
     for status in statuses:
         status.pop("known_at")
     assert statuses[0] == statuses[1] and statuses[0]["totals"]["tasks"]["overdue"] == 2
-    assert stored[0] == stored[1] and [d["_id"] for d in stored[0][0]] == ["T-1|2", "T-2|1", "T-3|4"]
+    assert stored[0] == stored[1] and [(t["task_id"], t["seq"]) for t in stored[0][0]] == [("T-1", 2), ("T-2", 1),
+                                                                                          ("T-3", 4)]
 
 
 async def test_a_batch_fetched_before_a_rebalance_leaves_the_partitions_it_lost_to_their_new_owner(infra_stack):
@@ -303,7 +304,7 @@ async def test_a_batch_fetched_before_a_rebalance_leaves_the_partitions_it_lost_
         await holdings.on_partitions_assigned({both[0]})
         await handlers.take_batch(SimpleNamespace(broker=broker), service, holdings,
                                   [Record(0, kept, partition=0), Record(0, lost, partition=1)])
-        assert {d["task_id"] async for d in db.tasks.find({})} == {"T-1"}
+        assert {t["task_id"] for t in await ReportsStore(db).current_tasks()} == {"T-1"}
         assert holdings.programmes == {"02"}
     finally:
         await client.drop_database(db.name)

@@ -7,10 +7,12 @@ again, never another."""
 from __future__ import annotations
 
 import asyncio
+from unittest.mock import patch
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from shared import statelog
 from shared.events import parse_event
 from tests.fakes import FakeProgramsStore
 from tests.programs_model import REGISTRY, service_state, streams
@@ -21,7 +23,7 @@ from services.programs.service import Accepted, ProgramsService
 
 # Every write the batch path makes, in the store's terms.
 WRITES = ("put_tasks", "put_plan", "put_versioned", "insert_many_once",
-          "put_registry_entry", "hold_many", "record_outcomes", "forget_held", "drop_versions")
+          "put_registry_entry", "hold_many", "record_outcomes", "forget_held", "fold_tasks")
 
 
 class Crash(Exception):
@@ -110,3 +112,17 @@ def test_a_batch_crashed_anywhere_and_read_again_ends_where_the_model_does(deliv
     store = crashing(FakeProgramsStore)()
     store.tick = Ticks(crashes)
     asyncio.run(check(store, deliveries, batch))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), st.integers(1, 8), CRASHES)
+@example(DROPPED_THEN_UPDATED, 1, {7, 12})
+def test_a_crash_inside_folding_the_task_states_loses_and_doubles_nothing(deliveries, batch, crashes):
+    """Folding after every batch, a crash may fall between a fold's checkpoints and its deletes
+    (each collection command a crash point too): read again, the batches end where the model does."""
+    store = crashing(FakeProgramsStore)()
+    store.tick = Ticks(crashes)
+    for collection in (store.db.task_states, store.db.task_homes):
+        collection.crash = lambda: store.tick()
+    with patch.object(statelog, "FOLD_DOCS", 1):
+        asyncio.run(check(store, deliveries, batch))

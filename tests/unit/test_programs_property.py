@@ -144,11 +144,11 @@ def test_a_report_left_undecided_by_a_failed_batch_is_decided_before_the_later_o
         pass
 
     class FailsOnce(FakeProgramsStore):
-        async def put_tasks(self, tasks):
+        async def put_tasks(self, tasks, **where):
             if any(t["status"] != "not_started" for t in tasks) and not getattr(self, "failed", False):
                 self.failed = True
                 raise Outage
-            return await super().put_tasks(tasks)
+            return await super().put_tasks(tasks, **where)
 
     store = FailsOnce()
     plan = (_plan("P1", ["T1"], "2021-03-01T08:00:00+07:00"), "a1")
