@@ -80,6 +80,12 @@ async def eventually(fetch, done: Callable = bool, *, timeout: float = 30.0, int
     raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
 
 
+async def programme_status(reports, code: str) -> dict | None:
+    """Programme `code` as `GET /v1/status` shows it now; None until the status lists it (the status
+    is made again after batches, so a request may see the one made before the latest batch)."""
+    return next((p for p in (await reports.get("/v1/status")).json()["programmes"] if p["code"] == code), None)
+
+
 async def end_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
     """The end offset of every partition of `topics` (no group, nothing read)."""
     return await kafka.end_offsets({"bootstrap_servers": bootstrap}, topics)

@@ -40,10 +40,6 @@ async def template(ingest: httpx.AsyncClient, headers: dict, kind: str, ready=la
     return await kafkatools.eventually(download, ready, timeout=60)
 
 
-async def programme_02(reports: httpx.AsyncClient) -> dict:
-    return next(p for p in (await reports.get("/v1/status")).json()["programmes"] if p["code"] == "02")
-
-
 async def outcomes(ingest: httpx.AsyncClient, headers: dict, import_id: str) -> dict:
     async def read():
         return (await ingest.get(f"/v1/imports/{import_id}", headers=headers)).json()
@@ -75,7 +71,8 @@ async def test_a_plan_and_its_progress_through_templates_change_the_status(deplo
                                   "--url", deployment.url("ingest"))
         assert imported.returncode == 0, imported.stdout + imported.stderr
         assert "outcomes: 1 applied" in imported.stdout
-        await kafkatools.eventually(lambda: programme_02(reports), lambda p: p["tasks"]["total"] == 2, timeout=60)
+        await kafkatools.eventually(lambda: kafkatools.programme_status(reports, "02"),
+                                    lambda p: p is not None and p["tasks"]["total"] == 2, timeout=60)
 
         # The progress template lists the unit's tasks as the programs service applied them.
         progress = await template(ingest, khdt, "progress", lambda book: book["Tiến độ"].max_row == 3)
@@ -89,7 +86,8 @@ async def test_a_plan_and_its_progress_through_templates_change_the_status(deplo
         assert first.status_code == 202, first.text
         rows = (await outcomes(ingest, khdt, first.json()["import"]))["rows"]
         assert [(r["sheet"], r["row"], r["outcome"]["status"]) for r in rows] == [("Tiến độ", 2, "applied")]
-        p02 = await kafkatools.eventually(lambda: programme_02(reports), lambda p: p["tasks"]["in_progress"] == 1)
+        p02 = await kafkatools.eventually(lambda: kafkatools.programme_status(reports, "02"),
+                                          lambda p: p is not None and p["tasks"]["in_progress"] == 1)
         assert p02["progress_pct"] == 20.0
 
         again = await ingest.post("/v1/imports", files=upload, headers=khdt)

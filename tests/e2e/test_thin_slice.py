@@ -35,12 +35,9 @@ async def test_plan_duplicate_update_and_invalid_plan_through_the_four_services(
     assert [r.status_code for r in responses] == [202, 202, 202, 202]
 
     async with httpx.AsyncClient(base_url=deployment.url("reports"), timeout=10) as reports:
-        async def programme_02():
-            body = (await reports.get("/v1/status")).json()
-            return next(p for p in body["programmes"] if p["code"] == "02")
-
         await kafkatools.eventually(
-            programme_02, lambda p: p["plans"]["rejected"] == 1 and p["tasks"]["in_progress"] == 1, timeout=60)
+            lambda: kafkatools.programme_status(reports, "02"),
+            lambda p: p is not None and p["plans"]["rejected"] == 1 and p["tasks"]["in_progress"] == 1, timeout=60)
         status = (await reports.get("/v1/status")).json()
 
     p02 = next(p for p in status["programmes"] if p["code"] == "02")

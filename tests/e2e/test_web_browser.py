@@ -58,10 +58,9 @@ async def seeded(deployment):
                                        headers={"Authorization": f"Bearer {deployment.keys['SO-KHDT']}"})
             assert answer.status_code == 202, answer.text
     async with httpx.AsyncClient(base_url=deployment.url("reports"), timeout=10) as reports:
-        async def programme_02():
-            return next(p for p in (await reports.get("/v1/status")).json()["programmes"] if p["code"] == "02")
-        await kafkatools.eventually(programme_02, lambda p: p["tasks"]["in_progress"] == 1 and p["progress_pct"] == 27.5,
-                                    timeout=60)
+        await kafkatools.eventually(
+            lambda: kafkatools.programme_status(reports, "02"),
+            lambda p: p is not None and p["tasks"]["in_progress"] == 1 and p["progress_pct"] == 27.5, timeout=60)
     passwords = {}
     for name, *options in (("lanhdao", "--role", "leader"), ("vanphong", "--role", "office", "--approver"),
                            ("so-tc", "--role", "unit", "--unit", "SO-TC")):
