@@ -123,10 +123,18 @@ def batch_subscriber(runtime, topic: str, *, group_id: str, max_records: int, li
     """A subscriber that reads up to `max_records` at a time and commits them after the
     handler's writes; on an outage the whole batch is read again (after a pause). The
     handler decides what to do with records that fail otherwise (`apply_batch`). `listener`
-    (an aiokafka ConsumerRebalanceListener) hears which partitions the replica gets and loses."""
+    (an aiokafka ConsumerRebalanceListener) hears which partitions the replica gets and loses.
+    The handler reads the records themselves (`msg.raw_message`, each value decoded once by its
+    reader), so FastStream does not decode their bodies first."""
     return runtime.broker.subscriber(topic, group_id=group_id, batch=True, max_records=max_records,
                                      batch_timeout_ms=100, ack_policy=COMMIT_AFTER_WRITE,
-                                     auto_offset_reset="earliest", listener=listener)
+                                     auto_offset_reset="earliest", listener=listener, decoder=_undecoded)
+
+
+def _undecoded(message) -> None:
+    """A batch's decoded body, which no handler reads: FastStream's own decoder parses every
+    record's value as JSON (5% of programs' time, 13% of reports' in the pipeline)."""
+    return None
 
 
 async def ensure_topics(settings: CommonSettings, names: list[str] | None = None) -> None:
