@@ -28,7 +28,7 @@ INDEXES: mongo.IndexSpec = {
     "units": [], "programmes": [], "indicators": [], "settings": [],
 }
 
-OUTCOMES_PER_PACK = 1_000  # a pack of a thousand status reports' outcomes: a few hundred KB
+OUTCOMES_PER_PACK = 1_000  # a thousand status reports' outcomes: 1.8 MB of JSON, tens of KB packed
 
 REGISTRY = {"registry.unit": "units", "registry.programme": "programmes", "registry.indicator": "indicators",
             "registry.settings": "settings"}
@@ -83,9 +83,10 @@ class ProgramsStore:
     async def _resolved(self, filed: dict[str, dict], packs: dict[str, dict] | None = None) -> dict[str, dict]:
         """The outcomes these filed documents name (in their packs: read here unless given), or
         hold (stored before the packs)."""
+        named = {doc["pack"] for doc in filed.values() if "pack" in doc}
         if packs is None:
-            packs = await _by_id(self.db.outcome_packs, {doc["pack"] for doc in filed.values() if "pack" in doc})
-        unpacked = {key: mongo.unpack(packs[key]["z"]) for key in {doc["pack"] for doc in filed.values() if "pack" in doc}}
+            packs = await _by_id(self.db.outcome_packs, named)
+        unpacked = {key: mongo.unpack(packs[key]["z"]) for key in named}
         return {key: {"_id": key, **unpacked[doc["pack"]][key]} if "pack" in doc else _decoded(doc)
                 for key, doc in filed.items()}
 
