@@ -248,15 +248,29 @@ def rss_mb(pid: int, field_name: str = "VmRSS") -> float | None:
     return None
 
 
+def cpu_s(pid: int) -> float | None:
+    """CPU time (user + system) a process has used, in seconds; None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class RssSampler:
     """Samples the RSS of processes (by name -> pid) every `interval` seconds in a thread and
     keeps each one's peak. The kernel's own high-water mark (VmHWM) is read too, so a peak
-    between two samples is not missed; the larger of the two is reported."""
+    between two samples is not missed; the larger of the two is reported. The CPU time each
+    used between the first and the last sample is kept too (`cpu`): what bounds a run."""
 
     def __init__(self, pids: dict[str, int], interval: float = 0.2):
         self.pids = dict(pids)
         self.interval = interval
         self.peak: dict[str, float] = {}
+        self.cpu_first: dict[str, float] = {}
+        self.cpu_last: dict[str, float] = {}
+        self.started = self.stopped = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
@@ -269,12 +283,16 @@ class RssSampler:
                 value = rss_mb(pid, field_name)
                 if value is not None and value > self.peak.get(name, 0.0):
                     self.peak[name] = value
+            if (used := cpu_s(pid)) is not None:
+                self.cpu_first.setdefault(name, used)
+                self.cpu_last[name] = used
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self._sample()
 
     def start(self) -> "RssSampler":
+        self.started = time.perf_counter()
         self._sample()
         self._thread.start()
         return self
@@ -285,7 +303,19 @@ class RssSampler:
         if self._thread.is_alive():
             self._thread.join()
         self._sample()
+        self.stopped = time.perf_counter()
         return dict(self.peak)
+
+    @property
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds each process used while sampled."""
+        return {name: self.cpu_last[name] - first for name, first in self.cpu_first.items()}
+
+    def cpu_line(self) -> str:
+        """Each process's CPU time while sampled, as seconds and as cores busy on average."""
+        window = max(self.stopped - self.started, 1e-9)
+        return f"CPU over {window:.1f} s: " + ", ".join(
+            f"{name} {used:.1f} s ({used / window:.2f} cores)" for name, used in sorted(self.cpu.items()))
 
     def __enter__(self) -> "RssSampler":
         return self.start()

@@ -58,6 +58,7 @@ from datetime import date
 from pathlib import Path
 
 import logging
+import os
 
 import httpx
 import orjson
@@ -352,6 +353,7 @@ class Result:
     outcomes: Counter
     rss: dict[str, float] = field(default_factory=dict)
     status_s: list[float] = field(default_factory=list)  # GET /v1/status latencies while under load
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process, services ready -> visible
 
     @property
     def rate(self) -> float:
@@ -500,13 +502,14 @@ def one_run(infra: harness.Infra, n_run: int, term: Term, args, logs: Path) -> R
                    f"{applied / seconds:,.1f} events/s (censored)") if censored else \
             f"all {n:,} visible after {seconds:.1f} s: {n / seconds:,.1f} events/s"
         print(f"  pipeline (services ready after {start_s:.1f} s): {verdict}", flush=True)
+    print(f"  {rss.cpu_line()} (services ready -> last event visible; {os.cpu_count()} CPUs)", flush=True)
     outcomes = asyncio.run(count_outcomes(run, before["outcomes"]))
     print(f"  outcomes of the updates: {dict(outcomes)}", flush=True)
     if status_s:
         print(f"  GET /v1/status under load: {len(status_s)} requests, p50 "
               f"{harness.percentile(status_s, 50) * 1000:.1f} ms, p99 {harness.percentile(status_s, 99) * 1000:.1f} ms",
               flush=True)
-    return Result(n, seconds, applied, censored, start_s, setup_s, base, outcomes, rss.peak, status_s)
+    return Result(n, seconds, applied, censored, start_s, setup_s, base, outcomes, rss.peak, status_s, rss.cpu)
 
 
 # --- printing -----------------------------------------------------------------------------------------
@@ -560,6 +563,8 @@ def report(args, results: list[Result], n: int, tasks: int) -> int:
                             "ratio": harness.summary(ratios),
                             "seconds": harness.summary([r.seconds for r in results])},
         "pipeline_outcomes": dict(outcomes),
+        "pipeline_cpu_s": {name: round(harness.spread([r.cpu[name] for r in results if name in r.cpu])[1], 1)
+                           for name in sorted({name for r in results for name in r.cpu})},
         "pipeline_status_p99_ms": round(status_p99, 2),
         "pipeline_status_p50_ms": round(harness.percentile(status_all, 50) * 1000, 2) if status_all else float("nan"),
         "pipeline_settings": {"scale": args.scale, "repeat": args.repeat, "timeout_s": args.timeout,

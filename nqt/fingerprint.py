@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 import orjson
 
+from services.programs.store import ProgramsStore
 from shared.statelog import StateLog
 
 
@@ -23,10 +24,13 @@ class Counted:
     """A collection whose documents the log determines, but for the fields in `leave_out`. A
     collection of states kept as a changelog plus checkpoints (`states`: the field naming what a
     state is of, see `shared.statelog`) counts each one's current state: how they are chunked
-    into documents depends on how the records fell into batches and when folds ran, not on the log."""
+    into documents depends on how the records fell into batches and when folds ran, not on the log.
+    A collection whose documents are read through their service (`read`: database -> `_id` ->
+    document) counts what that reads, for the same reason (programs' outcomes, packed by the batch)."""
     name: str
     leave_out: frozenset[str] = frozenset()
     states: str | None = None
+    read: Callable[[Any], Awaitable[dict[Any, dict]]] | None = None
 
 
 def _counted(*names: str, **leave_out: tuple[str, ...]) -> tuple[Counted, ...]:
@@ -36,8 +40,8 @@ def _counted(*names: str, **leave_out: tuple[str, ...]) -> tuple[Counted, ...]:
 STATE: dict[str, tuple[Counted, ...]] = {
     # `decided_at`: when the event was decided, which a replay does again, later.
     "programs": (*_counted("units", "programmes", "indicators", "settings", "plans", "held",
-                           "issuances", "indicator_values", "unit_reports", "supervisions", "outcomes",
-                           outcomes=("decided_at",)),
+                           "issuances", "indicator_values", "unit_reports", "supervisions"),
+                 Counted("outcomes", frozenset({"decided_at"}), read=lambda db: ProgramsStore(db).all_outcomes()),
                  Counted("task_states", states="_id")),
     "reports": (*_counted("units", "programmes", "indicators", "settings", "plans", "history", "issued",
                           "indicator_values", "unit_reports", "supervisions", "tallies", "task_log"),
@@ -113,6 +117,8 @@ async def _documents(db, counted: Counted) -> dict[Any, bytes]:
     if counted.states is not None:
         current = await StateLog(db[counted.name], key=counted.states, group=lambda state: None).read()
         return {key: _digest(counted, state) for key, state in current.items()}
+    if counted.read is not None:
+        return {key: _digest(counted, doc) for key, doc in (await counted.read(db)).items()}
     each: dict[Any, bytes] = {}
     async for doc in db[counted.name].find({}, batch_size=5000):
         each[doc["_id"]] = _digest(counted, doc)

@@ -355,10 +355,10 @@ def partition_key(event: Envelope) -> str:
 
 
 def utc_iso(moment: datetime) -> str:
-    """Fixed-width UTC ISO-8601, so that strings sort in time order. The year is written
-    with four digits by hand: strftime's %Y does not pad years before 1000 on Linux."""
-    moment = moment.astimezone(timezone.utc)
-    return f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S.%fZ")
+    """Fixed-width UTC ISO-8601, so that strings sort in time order. `isoformat` pads the year
+    to four digits (strftime's %Y does not before 1000 on Linux) and costs a third of strftime,
+    which the services call for every record."""
+    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def utc_now() -> str:

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
+from aiokafka.partitioner import murmur2
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -112,21 +113,61 @@ def producer(broker: KafkaBroker):
 
 
 async def send_all(broker: KafkaBroker, records: list[tuple[str, bytes, bytes]]) -> None:
-    """Send every (topic, key, value) without waiting on each, then wait until the broker
-    acknowledged them all (acks=all, idempotent: a partition keeps their order)."""
-    send = producer(broker).send
-    acks = [await send(topic, value, key=key) for topic, key, value in records]
+    """Send every (topic, key, value), then wait until the broker acknowledged them all (acks=all,
+    idempotent: a partition keeps their order). The records go in one batch per partition (more
+    when they outgrow `max_batch_size`), placed as the producer's default partitioner places a
+    key: a `send` per record cost a future and a metadata lookup each, a seventh of programs' time."""
+    kafka_producer = producer(broker)
+    by_partition: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
+    counts: dict[str, int] = {}
+    for topic, key, value in records:
+        if topic not in counts:
+            counts[topic] = len(await kafka_producer.partitions_for(topic))
+        by_partition.setdefault((topic, partition_of(key, counts[topic])), []).append((key, value))
+    acks = []
+    for (topic, partition), pairs in by_partition.items():
+        acks += await _send_batches(kafka_producer, topic, partition, pairs)
     await asyncio.gather(*acks)
+
+
+async def _send_batches(kafka_producer, topic: str, partition: int, pairs: list[tuple[bytes, bytes]]) -> list:
+    """Hand a partition's records to the producer in as few batches as its batch size allows."""
+    acks, batch = [], None
+    for key, value in pairs:
+        if batch is not None and batch.append(key=key, value=value, timestamp=None) is not None:
+            continue
+        if batch is not None:
+            acks.append(await kafka_producer.send_batch(batch, topic, partition=partition))
+        batch = kafka_producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None) is None:  # larger than a batch: alone
+            acks.append(await kafka_producer.send(topic, value, key=key, partition=partition))
+            batch = None
+    if batch is not None:
+        acks.append(await kafka_producer.send_batch(batch, topic, partition=partition))
+    return acks
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition the producer's default partitioner gives a key (murmur2, as Kafka's Java client)."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def batch_subscriber(runtime, topic: str, *, group_id: str, max_records: int, listener=None):
     """A subscriber that reads up to `max_records` at a time and commits them after the
     handler's writes; on an outage the whole batch is read again (after a pause). The
     handler decides what to do with records that fail otherwise (`apply_batch`). `listener`
-    (an aiokafka ConsumerRebalanceListener) hears which partitions the replica gets and loses."""
+    (an aiokafka ConsumerRebalanceListener) hears which partitions the replica gets and loses.
+    The handler reads the records themselves (`msg.raw_message`, each value decoded once by its
+    reader), so FastStream does not decode their bodies first."""
     return runtime.broker.subscriber(topic, group_id=group_id, batch=True, max_records=max_records,
                                      batch_timeout_ms=100, ack_policy=COMMIT_AFTER_WRITE,
-                                     auto_offset_reset="earliest", listener=listener)
+                                     auto_offset_reset="earliest", listener=listener, decoder=_undecoded)
+
+
+def _undecoded(message) -> None:
+    """A batch's decoded body, which no handler reads: FastStream's own decoder parses every
+    record's value as JSON (5% of programs' time, 13% of reports' in the pipeline)."""
+    return None
 
 
 async def ensure_topics(settings: CommonSettings, names: list[str] | None = None) -> None:

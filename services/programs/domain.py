@@ -86,9 +86,10 @@ def shortened(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def version_of(event: Envelope) -> str:
-    """Order of events about the same thing: event time, then the event key as a tie-break."""
-    return f"{utc_iso(event.time)}|{event.key}"
+def version_of(event: Envelope, *, event_time: str | None = None) -> str:
+    """Order of events about the same thing: event time (`utc_iso` of it, when worked out
+    already), then the event key as a tie-break."""
+    return f"{event_time or utc_iso(event.time)}|{event.key}"
 
 
 def check_plan(plan: PlanSubmitted, *, known_units: set[str], owners: dict[str, str],

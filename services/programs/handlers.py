@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 
 import structlog
 from aiokafka import ConsumerRebalanceListener
-from aiokafka.partitioner import murmur2
 from faststream.kafka.annotations import KafkaMessage
 
 from services.programs.rules import HELD
@@ -61,7 +60,7 @@ class Ownership(ConsumerRebalanceListener):
         partitions = consumer_ and consumer_.partitions_for_topic(self.runtime.settings.topics.accepted)
         if not partitions:
             return False
-        return (murmur2(programme.encode()) & 0x7FFFFFFF) % len(partitions) in self.assigned
+        return kafka.partition_of(programme.encode(), len(partitions)) in self.assigned
 
 
 def register(runtime: Runtime, group_id: str) -> Ownership:

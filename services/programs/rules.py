@@ -38,7 +38,7 @@ class Item:
     @cached_property
     def version(self) -> str:
         """Order of events about the same thing (`domain.version_of`), worked out once."""
-        return domain.version_of(self.event)
+        return domain.version_of(self.event, event_time=self.event_time)
 
 
 @dataclass

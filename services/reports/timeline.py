@@ -88,13 +88,16 @@ def fold(opened: dict | None, programme: str, reports: list[dict]) -> tuple[dict
     best, period = state["best"], state["period"]
     sealed_docs: list[dict] = []
     late: dict[str, list] = {}
+    since = None  # the cut-off before `cut`: a report dated after it and by `cut` is in the open quarter
     for fact in reports:
         entry = _entry(fact)
         cut = cut or cut_off_after(entry[0])
         while entry[0] > cut:  # the first report past the cut-off: what came before is its state
             sealed_docs += [packed(f"seal|{programme}|{cut}", best), packed(f"period|{programme}|{cut}", period)]
-            cut, period = next_cut_off(cut), []
-        sealed = cut_off_after(entry[0])
+            cut, period, since = next_cut_off(cut), [], None
+        since = since or previous_cut_off(cut)
+        # nearly every report is in the open quarter: its cut-off is known without parsing its date
+        sealed = cut if entry[0] > since else cut_off_after(entry[0])
         while sealed < cut:  # dated before cut-offs already sealed: late for each of them
             late.setdefault(f"late|{programme}|{sealed}", []).append(dict(zip(LATE_FIELDS, [fact["subject"], *entry])))
             sealed = next_cut_off(sealed)

@@ -97,9 +97,38 @@ async def test_a_redelivered_record_returns_its_recorded_outcome_and_changes_not
     assert (task["status"], task["progress"], history) == ("in_progress", 40.0, 1)
 
 
-async def test_a_status_report_is_kept_in_one_document_its_outcome_with_its_history(isolated):
-    """Each status report costs the database one document: its outcome, which says what it was
-    about and carries its data, with both clocks; the batch's new task states go in one more."""
+async def test_an_outcome_stored_alone_before_the_packs_still_makes_its_resend_a_duplicate(isolated):
+    """A database written before outcomes were packed by the batch keeps them one per document
+    (packed alone): an event recorded so is still found by its key, and a re-send is a duplicate."""
+    settings = isolated.settings(ProgramsSettings)
+    client = mongo.connect(settings.mongo_url)
+    db = client[settings.database("programs")]
+    await mongo.ensure_indexes(db, INDEXES)
+    store = ProgramsStore(db)
+    try:
+        await ProgramsService(store).process_batch([Accepted(parse_event(raw), "2021-02-10T02:00:00.000000Z", f"r{i}")
+                                                   for i, raw in enumerate(REGISTRY)])
+        plan = samples.plan("SO-KHDT", "KHDT-1", "KH-02", "02", [samples.task("T-1", lead_unit="SO-KHDT")])
+        await decide(ProgramsService(store), plan, "2021-02-10T02:00:01.000000Z", "a1")
+        old = {"_id": "SO-KHDT:KHDT-2", "event_key": "SO-KHDT:KHDT-2", "source": "SO-KHDT", "id": "KHDT-2",
+               "type": "task.updated", "programme": "02", "outcome": "applied", "event_time": "2021-02-10T01:00:00Z",
+               "accepted_at": "2021-02-10T02:00:02.000000Z", "accept_id": "a2", "changes": []}
+        await db.outcomes.insert_one({"_id": old["_id"], "decided_at": "2021-02-10T02:00:03Z",
+                                      "z": mongo.pack({k: v for k, v in old.items() if k != "_id"})})
+        update = samples.task_update("SO-KHDT", "KHDT-2", "T-1", "02", "in_progress", 40)
+        resent = await decide(ProgramsService(store), update, "2021-02-10T02:05:00.000000Z", "a3")
+        task = {t["_id"]: t for t in await store.current_tasks()}["T-1"]
+        recorded = (await store.all_outcomes())["SO-KHDT:KHDT-2"]
+    finally:
+        await client.close()
+    assert resent["outcome"] == "duplicate" and task["progress"] == 0
+    assert (recorded["outcome"], recorded["accept_id"], recorded["decided_at"]) == ("applied", "a2", "2021-02-10T02:00:03Z")
+
+
+async def test_a_status_report_is_kept_in_one_small_document_its_outcome_packed_with_the_batch(isolated):
+    """Each status report costs the database one small document, its outcome filed under its
+    event key; the batch's outcomes (what each was about, its data, both clocks) are packed in
+    one more, and the batch's new task states in another."""
     settings = isolated.settings(ProgramsSettings)
     client = mongo.connect(settings.mongo_url)
     db = client[settings.database("programs")]
@@ -125,11 +154,11 @@ async def test_a_status_report_is_kept_in_one_document_its_outcome_with_its_hist
     finally:
         await client.close()
     grown = {name: n - before.get(name, 0) for name, n in after.items() if n != before.get(name, 0)}
-    assert grown == {"outcomes": 2, "task_states": 1}
+    assert grown == {"outcomes": 2, "outcome_packs": 1, "task_states": 1}
     assert outcome["history"]["subject"] == "T-2" and outcome["history"]["data"]["progress"] == 30.0
     assert outcome["accepted_at"] == "2021-02-10T02:00:02.000000Z" and outcome["event_time"]
     # FerretDB's cost is per field: what is read whole is stored packed, beside what it is found by
-    assert set(stored) == {"_id", "decided_at", "z"}
+    assert set(stored) == {"_id", "pack"}
     assert set(states) == {"_id", "g", "z"} and states["g"] == ["02"]
     assert {(t["_id"], t["progress"]) for t in mongo.unpack(states["z"])} == {("T-1", 20.0), ("T-2", 30.0)}
 

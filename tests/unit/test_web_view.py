@@ -62,9 +62,9 @@ def _report(key: str, seq: int) -> dict:
 
 def test_a_report_that_made_a_state_is_inserted_and_a_late_one_added_to_the_state_it_met():
     fresh, updates = tasklog.writes([(_report("SO-KHDT:1", 2), True), (_report("SO-KHDT:0", 2), False)])
-    assert [d["_id"] for d in fresh] == ["T-1|2"] and fresh[0]["entries"][0]["source"] == "SO-KHDT"
+    assert [d["_id"] for d in fresh] == ["T-1|2"] and tasklog.unpacked(fresh[0]["entries"][0])["source"] == "SO-KHDT"
     assert len(updates) == 1 and updates[0]._filter == {"_id": "T-1|2"}
-    assert updates[0]._doc["$addToSet"]["entries"]["$each"][0]["event_key"] == "SO-KHDT:0"
+    assert tasklog.unpacked(updates[0]._doc["$addToSet"]["entries"]["$each"][0])["event_key"] == "SO-KHDT:0"
 
 
 def test_an_indicator_trajectory_runs_from_its_baseline_to_its_target():
