@@ -1,0 +1,123 @@
+"""Where a process's peak memory comes from, phase by phase (`NQT_HEAP_PROFILE_DIR`; off unless set).
+
+Each phase (reading a batch, applying it, a fold, ...) starts by resetting the kernel's high-water
+mark of the process's RSS (`/proc/self/clear_refs`, "5") and ends by reading it (`VmHWM`), so the
+peak a phase reached is known at the cost of two small reads, cheap enough to leave on for a whole
+term. The process's RSS when the phase began is kept too: what was held before it (the live state,
+the libraries, the consumer's fetched records). With `NQT_HEAP_TRACE_FRAMES` > 0, tracemalloc runs
+as well (slow: for a small term) and each new highest peak of a phase writes where the memory the
+phase still held was allocated. Written to `<dir>/<service>-<pid>.json` after every phase that
+reached a new high."""
+
+from __future__ import annotations
+
+import json
+import os
+import tracemalloc
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+TOP_SITES = 25
+
+
+@dataclass
+class Phase:
+    runs: int = 0
+    peak_mb: float = 0.0         # the highest VmHWM reached inside the phase
+    rss_before_mb: float = 0.0   # the RSS when that run began
+    rise_mb: float = 0.0         # the largest rise of a run above its starting RSS
+    sites: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Recorder:
+    path: Path
+    trace: bool
+    phases: dict[str, Phase] = field(default_factory=dict)
+    start_mb: float = 0.0
+
+    def write(self) -> None:
+        body = {"pid": os.getpid(), "start_mb": self.start_mb,
+                "peak_mb": max((p.peak_mb for p in self.phases.values()), default=0.0),
+                "phases": {name: vars(p) for name, p in sorted(self.phases.items(), key=lambda kv: -kv[1].peak_mb)}}
+        self.path.write_text(json.dumps(body, indent=1))
+
+
+_recorder: Recorder | None = None
+
+
+def configure(directory: Path | None, *, service: str, trace_frames: int = 0) -> None:
+    """Record this process's phases into `directory` (None: record nothing)."""
+    global _recorder
+    if directory is None:
+        _recorder = None
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    if trace_frames > 0 and not tracemalloc.is_tracing():
+        tracemalloc.start(trace_frames)
+    _recorder = Recorder(directory / f"{service}-{os.getpid()}.json", trace=trace_frames > 0, start_mb=_mb("VmRSS"))
+    _recorder.write()
+
+
+@contextmanager
+def phase(name: str) -> Iterator[None]:
+    """Measure the peak RSS reached while the block runs (nothing when not configured). Phases
+    nest: an inner one resets the high-water mark, so it hands what it saw to those around it."""
+    recorder = _recorder
+    if recorder is None:
+        yield
+        return
+    _seen(_mb("VmHWM"))  # what the enclosing phases reached so far, before it is reset
+    _reset_peak()
+    before = _mb("VmRSS")
+    _open.append(before)
+    try:
+        yield
+    finally:
+        peak = max(_open.pop(), _mb("VmHWM"))
+        _seen(peak)
+        _record(recorder, name, peak, before)
+
+
+_open: list[float] = []  # the highest RSS seen so far by each phase under way, outermost first
+
+
+def _seen(mb: float) -> None:
+    for i, held in enumerate(_open):
+        _open[i] = max(held, mb)
+
+
+def _record(recorder: Recorder, name: str, peak: float, before: float) -> None:
+    seen = recorder.phases.setdefault(name, Phase())
+    seen.runs += 1
+    seen.rise_mb = max(seen.rise_mb, peak - before)
+    if peak <= seen.peak_mb:
+        return
+    seen.peak_mb, seen.rss_before_mb = peak, before
+    if recorder.trace:  # what the phase still holds as it ends, by where it was allocated
+        stats = tracemalloc.take_snapshot().statistics("traceback")[:TOP_SITES]
+        seen.sites = [f"{s.size / 2**20:.1f} MB in {s.count} blocks: " +
+                      " <- ".join(f"{f.filename.rsplit('site-packages/', 1)[-1]}:{f.lineno}" for f in s.traceback)
+                      for s in stats]
+    recorder.write()
+
+
+def _reset_peak() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:  # not Linux, or not allowed: the peaks are then since the start
+        pass
+
+
+def _mb(field_name: str) -> float:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
