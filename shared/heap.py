@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import tracemalloc
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 TOP_SITES = 25
+TRAIL = 500
 
 
 @dataclass
@@ -37,11 +39,21 @@ class Recorder:
     trace: bool
     phases: dict[str, Phase] = field(default_factory=dict)
     start_mb: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+    trail: list[list] = field(default_factory=list)  # [seconds, where, MB]: each rise of the RSS by 2 MB or more
+    high: float = 0.0
+
+    def rose(self, where: str, mb: float) -> None:
+        """Note where the RSS stood higher than ever (by 2 MB): before a phase, or inside it."""
+        if mb >= self.high + 2 and len(self.trail) < TRAIL:
+            self.trail.append([round(time.monotonic() - self.started, 1), where, round(mb, 1)])
+        self.high = max(self.high, mb)
 
     def write(self) -> None:
         body = {"pid": os.getpid(), "start_mb": self.start_mb,
                 "peak_mb": max((p.peak_mb for p in self.phases.values()), default=0.0),
-                "phases": {name: vars(p) for name, p in sorted(self.phases.items(), key=lambda kv: -kv[1].peak_mb)}}
+                "phases": {name: vars(p) for name, p in sorted(self.phases.items(), key=lambda kv: -kv[1].peak_mb)},
+                "trail": self.trail}
         self.path.write_text(json.dumps(body, indent=1))
 
 
@@ -72,6 +84,7 @@ def phase(name: str) -> Iterator[None]:
     _seen(_mb("VmHWM"))  # what the enclosing phases reached so far, before it is reset
     _reset_peak()
     before = _mb("VmRSS")
+    recorder.rose(f"before {name}", before)
     _open.append(before)
     try:
         yield
@@ -90,6 +103,7 @@ def _seen(mb: float) -> None:
 
 
 def _record(recorder: Recorder, name: str, peak: float, before: float) -> None:
+    recorder.rose(f"in {name}", peak)
     seen = recorder.phases.setdefault(name, Phase())
     seen.runs += 1
     seen.rise_mb = max(seen.rise_mb, peak - before)

@@ -58,7 +58,8 @@ async def _every(runtime: Runtime, job: Job, stopping: asyncio.Event) -> None:
     while not stopping.is_set():
         started, result = time.perf_counter(), "ok"
         try:
-            await job.run(runtime)
+            with heap.phase(f"job: {job.what}"):
+                await job.run(runtime)
         except Exception:  # the next run tries again; what a job claims is retaken once stale
             result = "error"
             log.exception("%s failed", job.what)
