@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import tracemalloc
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from typing import Iterator
 
 TOP_SITES = 25
 TRAIL = 500
+TRACE_STEP = 10.0  # MB the peak must rise by before another snapshot (each takes seconds)
 
 
 @dataclass
@@ -40,13 +42,17 @@ class Recorder:
     phases: dict[str, Phase] = field(default_factory=dict)
     start_mb: float = 0.0
     started: float = field(default_factory=time.monotonic)
-    trail: list[list] = field(default_factory=list)  # [seconds, where, MB]: each rise of the RSS by 2 MB or more
+    # [seconds, where, MB, thousands of blocks]: each rise of the RSS by 2 MB or more; the blocks
+    # in use flat while the RSS rises mean memory the allocators hold but the program does not
+    trail: list[list] = field(default_factory=list)
     high: float = 0.0
+    traced_mb: float = 0.0
 
     def rose(self, where: str, mb: float) -> None:
         """Note where the RSS stood higher than ever (by 2 MB): before a phase, or inside it."""
-        if mb >= self.high + 2 and len(self.trail) < TRAIL:
-            self.trail.append([round(time.monotonic() - self.started, 1), where, round(mb, 1)])
+        if mb >= self.high + 2 and len(self.trail) < TRAIL:  # with the thousands of Python objects' blocks in use
+            self.trail.append([round(time.monotonic() - self.started, 1), where, round(mb, 1),
+                               sys.getallocatedblocks() // 1000])
         self.high = max(self.high, mb)
 
     def write(self) -> None:
@@ -110,7 +116,8 @@ def _record(recorder: Recorder, name: str, peak: float, before: float) -> None:
     if peak <= seen.peak_mb:
         return
     seen.peak_mb, seen.rss_before_mb = peak, before
-    if recorder.trace:  # what the phase still holds as it ends, by where it was allocated
+    if recorder.trace and peak >= recorder.traced_mb + TRACE_STEP:  # what is held as the phase ends, by where
+        recorder.traced_mb = peak
         stats = tracemalloc.take_snapshot().statistics("traceback")[:TOP_SITES]
         seen.sites = [f"{s.size / 2**20:.1f} MB in {s.count} blocks: " +
                       " <- ".join(f"{f.filename.rsplit('site-packages/', 1)[-1]}:{f.lineno}" for f in s.traceback)
