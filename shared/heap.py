@@ -7,7 +7,8 @@ term. The process's RSS when the phase began is kept too: what was held before i
 the libraries, the consumer's fetched records). With `NQT_HEAP_TRACE_FRAMES` > 0, tracemalloc runs
 as well (slow: for a small term) and each new highest peak of a phase writes where the memory the
 phase still held was allocated. Written to `<dir>/<service>-<pid>.json` after every phase that
-reached a new high."""
+reached a new high. While it records, the process's VmHWM is no longer its peak since start (what
+a bench's sampler also reads): the file's `peak_mb` is."""
 
 from __future__ import annotations
 
@@ -82,30 +83,32 @@ def configure(directory: Path | None, *, service: str, trace_frames: int = 0) ->
 @contextmanager
 def phase(name: str) -> Iterator[None]:
     """Measure the peak RSS reached while the block runs (nothing when not configured). Phases
-    nest: an inner one resets the high-water mark, so it hands what it saw to those around it."""
+    nest, and those of other tasks run meanwhile (a job beside the consumer): one that resets the
+    high-water mark first hands what it saw to every phase under way."""
     recorder = _recorder
     if recorder is None:
         yield
         return
-    _seen(_mb("VmHWM"))  # what the enclosing phases reached so far, before it is reset
+    _seen(_mb("VmHWM"))  # what the phases under way reached so far, before it is reset
     _reset_peak()
     before = _mb("VmRSS")
     recorder.rose(f"before {name}", before)
-    _open.append(before)
+    token = object()
+    _open[token] = before
     try:
         yield
     finally:
-        peak = max(_open.pop(), _mb("VmHWM"))
+        peak = max(_open.pop(token), _mb("VmHWM"))
         _seen(peak)
         _record(recorder, name, peak, before)
 
 
-_open: list[float] = []  # the highest RSS seen so far by each phase under way, outermost first
+_open: dict[object, float] = {}  # the highest RSS seen so far by each phase under way
 
 
 def _seen(mb: float) -> None:
-    for i, held in enumerate(_open):
-        _open[i] = max(held, mb)
+    for token, held in _open.items():
+        _open[token] = max(held, mb)
 
 
 def _record(recorder: Recorder, name: str, peak: float, before: float) -> None:

@@ -31,3 +31,31 @@ def test_nothing_is_recorded_unless_asked(tmp_path):
     with heap.phase("batch.apply"):
         pass
     assert not list(tmp_path.iterdir())
+
+
+async def test_a_phase_of_another_task_meanwhile_does_not_hide_the_peak(tmp_path):
+    import asyncio
+
+    heap.configure(tmp_path, service="reports")
+    started, done = asyncio.Event(), asyncio.Event()
+
+    async def batch():
+        with heap.phase("batch.apply"):
+            held = bytearray(40 * 2**20)
+            del held
+            started.set()
+            await done.wait()
+
+    async def job():  # opens and closes while the batch's phase is under way
+        await started.wait()
+        with heap.phase("job: the live status"):
+            pass
+        done.set()
+
+    try:
+        await asyncio.gather(batch(), job())
+    finally:
+        heap.configure(None, service="reports")
+    phases = json.loads(next(tmp_path.glob("reports-*.json")).read_text())["phases"]
+    assert phases["batch.apply"]["rise_mb"] >= 35
+    assert phases["job: the live status"]["rise_mb"] < 35
