@@ -83,8 +83,8 @@ def configure(directory: Path | None, *, service: str, trace_frames: int = 0) ->
 @contextmanager
 def phase(name: str) -> Iterator[None]:
     """Measure the peak RSS reached while the block runs (nothing when not configured). Phases
-    nest, and those of other tasks run meanwhile (a job beside the consumer): one that resets the
-    high-water mark first hands what it saw to every phase under way."""
+    nest, and those of other tasks run meanwhile (a job beside the consumer): every reading of the
+    high-water mark (before a phase resets it, and as one ends) goes to every phase under way."""
     recorder = _recorder
     if recorder is None:
         yield
@@ -94,13 +94,12 @@ def phase(name: str) -> Iterator[None]:
     before = _mb("VmRSS")
     recorder.rose(f"before {name}", before)
     token = object()
-    _open[token] = before
+    _open[token] = before  # raised by each reading of the high-water mark while it runs
     try:
         yield
     finally:
-        peak = max(_open.pop(token), _mb("VmHWM"))
-        _seen(peak)
-        _record(recorder, name, peak, before)
+        _seen(_mb("VmHWM"))  # reached since the last reset: by every phase under way since
+        _record(recorder, name, _open.pop(token), before)
 
 
 _open: dict[object, float] = {}  # the highest RSS seen so far by each phase under way

@@ -33,24 +33,23 @@ def test_nothing_is_recorded_unless_asked(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-async def test_a_phase_of_another_task_meanwhile_does_not_hide_the_peak(tmp_path):
+async def test_a_phase_of_another_task_meanwhile_does_not_take_the_peak(tmp_path):
     import asyncio
 
     heap.configure(tmp_path, service="reports")
-    started, done = asyncio.Event(), asyncio.Event()
+    job_started, batch_done = asyncio.Event(), asyncio.Event()
 
     async def batch():
         with heap.phase("batch.apply"):
             held = bytearray(40 * 2**20)
             del held
-            started.set()
-            await done.wait()
+            await job_started.wait()
+        batch_done.set()
 
-    async def job():  # opens and closes while the batch's phase is under way
-        await started.wait()
+    async def job():  # begins during the batch's phase and ends after it
         with heap.phase("job: the live status"):
-            pass
-        done.set()
+            job_started.set()
+            await batch_done.wait()
 
     try:
         await asyncio.gather(batch(), job())
