@@ -80,7 +80,7 @@ def one_run(infra: harness.Infra, n_run: int, term: Term, args, logs: Path) -> R
     with harness.RssSampler({"replay": os.getpid(), **infra.pids()}) as rss:
         replayed = asyncio.run(replay(settings, services=SERVICES, compare=True, batch=args.replay_batch))
     asyncio.run(drop(run.mongo, [printed.database for printed in replayed.prints.values()]))
-    result = Result(piped.events, replayed, piped.base, rss.peak)
+    result = Result(piped.events, replayed, piped.base, harness.peak_rss([piped.rss, rss.peak]))  # services too
     verdict = "identical to the live databases" if result.identical else "DIFFERENT from the live databases"
     print(f"  replay: {replayed.events:,} records ({', '.join(f'{t} {n:,}' for t, n in replayed.records.items())}) "
           f"in {result.seconds:.1f} s: {result.rate:,.0f} task events/s; the state is {verdict}", flush=True)

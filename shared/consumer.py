@@ -20,7 +20,7 @@ from aiokafka import errors as kafka_errors
 from faststream._internal.middlewares import BaseMiddleware
 from pymongo import errors as mongo_errors
 
-from shared import metrics
+from shared import heap, metrics
 from shared.topics import Topics
 
 log = logging.getLogger("nqt.consumer")
@@ -186,17 +186,19 @@ async def apply_batch(broker, records, *, read: Callable[[bytes], Any], apply: C
     else dead-lettered. An outage (`is_transient`) anywhere is raised: the batch is read again."""
     letters = dead_letters(broker)
     items = []
-    for n, record in enumerate(records, 1):
-        try:
-            items.append((record, read(record.value)))
-        except Poison as err:
-            await letters.send(record, err)
-        if n % YIELD_EVERY == 0:  # let a request served by this process in between
-            await asyncio.sleep(0)
+    with heap.phase("batch.read"):
+        for n, record in enumerate(records, 1):
+            try:
+                items.append((record, read(record.value)))
+            except Poison as err:
+                await letters.send(record, err)
+            if n % YIELD_EVERY == 0:  # let a request served by this process in between
+                await asyncio.sleep(0)
     if not items:
         return
     try:
-        await apply([value for _, value in items])
+        with heap.phase("batch.apply"):
+            await apply([value for _, value in items])
         return
     except Exception as exc:
         if is_transient(exc):

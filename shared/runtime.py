@@ -22,7 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, ExecutionTimeout
 from starlette.exceptions import HTTPException
 
-from shared import consumer, kafka, lag, logs, metrics, mongo, problems
+from shared import consumer, heap, kafka, lag, logs, metrics, mongo, problems
 from shared.settings import CommonSettings
 
 log = logging.getLogger("nqt.runtime")
@@ -58,7 +58,8 @@ async def _every(runtime: Runtime, job: Job, stopping: asyncio.Event) -> None:
     while not stopping.is_set():
         started, result = time.perf_counter(), "ok"
         try:
-            await job.run(runtime)
+            with heap.phase(f"job: {job.what}"):
+                await job.run(runtime)
         except Exception:  # the next run tries again; what a job claims is retaken once stale
             result = "error"
             log.exception("%s failed", job.what)
@@ -118,6 +119,7 @@ def create_app(runtime: Runtime, *, title: str, jobs: tuple[Job, ...] = ()) -> F
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         settings = runtime.settings
+        heap.configure(settings.heap_profile_dir, service=runtime.service, trace_frames=settings.heap_trace_frames)
         runtime.client = mongo.connect(settings.mongo_url)
         runtime.db = runtime.client[settings.database(runtime.service)]
         consumer.dead_letters(runtime.broker).db = runtime.db  # remembers what it dead-lettered

@@ -4,6 +4,7 @@ Every variable has the prefix NQT_ (e.g. NQT_KAFKA_BOOTSTRAP, NQT_MONGO_URL)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AwareDatetime, Field, SecretStr, model_validator
@@ -37,6 +38,9 @@ class CommonSettings(BaseSettings):
     # Pin "now" (e.g. 2021-03-15T09:00:00+07:00) to replay a past term; unset = the real time.
     # Reports (cycles, as-of) and notify (deadline scans) read it; arrival times stay on the wall clock.
     clock_fixed: AwareDatetime | None = None
+    # Record where each process's peak memory comes from, phase by phase (`shared.heap`); unset = off.
+    heap_profile_dir: Path | None = None
+    heap_trace_frames: int = Field(0, ge=0, le=50)  # > 0: tracemalloc too (slow), with this many frames
 
     def clock(self) -> Clock:
         return Clock(self.timezone, self.clock_fixed)

@@ -24,7 +24,7 @@ from typing import Callable, Collection, Iterable
 from bson import ObjectId
 from pymongo import ASCENDING, IndexModel
 
-from shared import mongo
+from shared import heap, mongo
 
 STATES_PER_DOC = 2000  # a few hundred kB packed: far below 16 MB, and one insert for most batches
 FOLD_DOCS = 100        # changelog documents a load may have to read, at most, before a fold
@@ -98,23 +98,27 @@ class StateLog:
         current = {s[self.key]: s for members in by_group.values() for s in members}
         folded = [doc for doc, keys in known.logged.items() if keys <= current.keys()]
         touched = sorted({self.group(current[k]) for doc in folded for k in known.logged[doc]})
-        written = {g: [self._doc("cp", chunk, checkpoint=g)
-                       for chunk in _chunks(sorted(by_group[g], key=lambda s: s[self.key]))] for g in touched}
-        docs = [doc for group_docs in written.values() for doc in group_docs]
-        if docs:
-            await self.collection.insert_many(docs, ordered=False)
+        del current
+        written: dict[str, set[str]] = {}
+        for g in touched:  # a document at a time: a whole term's states packed at once are tens of MB
+            written[g] = set()
+            for chunk in _chunks(sorted(by_group[g], key=lambda s: s[self.key])):
+                doc = self._doc("cp", chunk, checkpoint=g)
+                await self.collection.insert_many([doc], ordered=False)
+                written[g].add(doc["_id"])
         replaced = folded + [doc for g in touched for doc in known.checkpoints[g]]
         if replaced:
             await self.collection.delete_many({"_id": {"$in": replaced}})
         for doc in folded:
             del known.logged[doc]
-        for g, group_docs in written.items():
-            known.checkpoints[g] = {doc["_id"] for doc in group_docs}
+        for g, ids in written.items():
+            known.checkpoints[g] = ids
 
     async def fold_if_due(self, states: Collection[dict], groups: set[str], known: Known) -> None:
         """Fold when it is due (see `due`)."""
         if known.logged and self.due(known, held=len(states)):
-            await self.fold(states, groups, known)
+            with heap.phase("statelog.fold"):
+                await self.fold(states, groups, known)
 
     async def adopt(self, states: Iterable[dict]) -> dict:
         """Take states kept some other way (a database from before, a bench's read model): the

@@ -51,12 +51,14 @@ async def take_batch(runtime: Runtime, service: ReportsService, holdings: Holdin
 
 
 def keep_out_of_collections() -> None:
-    """Collect the young generations (the batch's own cyclic garbage: cheap), then freeze what
-    survives, so that no full collection scans it again. Under load the full collections of
-    everything kept (tasks, tallies, clients) held the event loop, and every request with it,
-    100-600 ms each a few times a minute. What is frozen is still freed when no longer referred
-    to; only a reference cycle among frozen objects would not be."""
-    gc.collect(1)
+    """Collect the batch's own cyclic garbage, then freeze what survives, so that no full
+    collection scans it again. Under load the full collections of everything kept (tasks,
+    tallies, clients) held the event loop, and every request with it, 100-600 ms each a few
+    times a minute. The collection is a full one, yet cheap: everything older is frozen, so it
+    scans what the batch left; the young generations alone would miss what the batch's own
+    collections moved to the oldest, and freeze it for ever. What is frozen is still freed when
+    no longer referred to; only a reference cycle among frozen objects would not be."""
+    gc.collect()
     gc.freeze()
 
 

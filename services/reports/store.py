@@ -20,7 +20,7 @@ from __future__ import annotations
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared import claims, consumer, mongo, records, statelog
+from shared import claims, consumer, heap, mongo, records, statelog
 from shared.statelog import StateLog
 
 from services.reports import domain, tasklog, timeline
@@ -69,7 +69,8 @@ class ReportsStore:
         if facts:
             # The timeline keeps every status report: the history keeps a row of each only in a
             # database older than the timeline, which reads them from there (one insert per report).
-            in_timeline = await timeline.record(self.db, facts)
+            with heap.phase("reports.timeline"):
+                in_timeline = await timeline.record(self.db, facts)
             await mongo.insert_many_once(self.db.history, [f for f in facts if not in_timeline
                                                            or f["kind"] != "task_report"])
         try:
