@@ -47,19 +47,37 @@ async def take_batch(runtime: Runtime, service: ReportsService, holdings: Holdin
     async with holdings.lock:
         await consumer.apply_batch(runtime.broker, holdings.mine(records), read=changes.read,
                                    apply=lambda batch: apply_changes(service, batch))
-    keep_out_of_collections()
+    COLLECTIONS.after_batch()
 
 
-def keep_out_of_collections() -> None:
-    """Collect the batch's own cyclic garbage, then freeze what survives, so that no full
-    collection scans it again. Under load the full collections of everything kept (tasks,
-    tallies, clients) held the event loop, and every request with it, 100-600 ms each a few
-    times a minute. The collection is a full one, yet cheap: everything older is frozen, so it
-    scans what the batch left; the young generations alone would miss what the batch's own
-    collections moved to the oldest, and freeze it for ever. What is frozen is still freed when
-    no longer referred to; only a reference cycle among frozen objects would not be."""
-    gc.collect()
-    gc.freeze()
+class Collections:
+    """Keeps what survives each batch out of Python's full garbage collections. Under load the
+    full collections of everything kept (tasks, tallies, clients) held the event loop, and every
+    request with it, 100-600 ms each a few times a minute.
+
+    After a batch: a full collection, cheap since everything older is frozen (the young
+    generations alone would miss what the batch's own collections moved to the oldest), then
+    freeze what survives. What is frozen is still freed when nothing refers to it, but a cycle
+    frozen while still in use (the batch's records and the consumer's objects around them are,
+    when this runs) is never collected once dropped: so whenever the frozen objects have grown
+    by `growth` times what a thorough collection left, they are thawed and collected with the
+    rest, one long pause now and then instead of a little more memory after every batch."""
+
+    def __init__(self, growth: float = 1.0, floor: int = 100_000):
+        self.growth, self.floor = growth, floor
+        self.settled = 0  # frozen objects right after the last thorough collection
+
+    def after_batch(self) -> None:
+        gc.collect()
+        gc.freeze()
+        if gc.get_freeze_count() > (1 + self.growth) * max(self.settled, self.floor):
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
+            self.settled = gc.get_freeze_count()
+
+
+COLLECTIONS = Collections()  # the collector is the process's: one for it
 
 
 async def apply_changes(service: ReportsService, changes: list[dict]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from services.reports.handlers import keep_out_of_collections
+from services.reports.handlers import Collections
 
 
 class Node:
@@ -20,7 +20,7 @@ def test_a_batchs_cyclic_garbage_is_freed_and_what_survives_is_frozen():
     gone = weakref.ref(dropped)
     del dropped
     try:
-        keep_out_of_collections()
+        Collections().after_batch()
         assert gone() is None  # not frozen with the rest, so not kept for ever
         assert gc.get_freeze_count() > 0 and kept.me is kept
     finally:
@@ -37,7 +37,28 @@ def test_cyclic_garbage_that_outlived_the_young_collections_of_a_batch_is_freed_
     gc.collect(1)
     del held
     try:
-        keep_out_of_collections()
+        Collections().after_batch()
         assert gone() is None  # otherwise frozen for ever, a little more memory after every batch
+    finally:
+        gc.unfreeze()
+
+
+def test_a_cycle_frozen_while_a_batch_held_it_is_freed_once_the_frozen_objects_have_grown():
+    # The batch's records and the consumer's objects around them are still referred to when the
+    # batch's end freezes what survives; dropped afterwards, a cycle among them is frozen garbage.
+    gc.unfreeze()
+    collections = Collections(growth=1.0, floor=1)
+    collections.after_batch()  # a thorough start: what is frozen now is the base
+    in_use = Node()
+    gone = weakref.ref(in_use)
+    try:
+        collections.after_batch()  # in use while frozen
+        del in_use
+        collections.after_batch()
+        assert gone() is not None  # frozen garbage, until the frozen objects grow enough
+        growth = [Node() for _ in range(gc.get_freeze_count() + 1)]  # what later batches keep
+        collections.after_batch()
+        assert gone() is None
+        assert growth[0].me is growth[0]  # what is still referred to stays
     finally:
         gc.unfreeze()
