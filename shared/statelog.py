@@ -17,6 +17,7 @@ with the rest of its memory."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Collection, Iterable
@@ -76,7 +77,7 @@ class StateLog:
 
     async def append(self, states: list[dict], known: Known) -> None:
         """Log the states a batch changed: one document (a few for a very big batch)."""
-        docs = [self._doc("log", chunk) for chunk in _chunks(states)]
+        docs = await asyncio.to_thread(lambda: [self._doc("log", chunk) for chunk in _chunks(states)])
         if docs:
             await self.collection.insert_many(docs, ordered=False)  # new ids: nothing is skipped
         for doc, chunk in zip(docs, _chunks(states)):
@@ -103,7 +104,7 @@ class StateLog:
         for g in touched:  # a document at a time: a whole term's states packed at once are tens of MB
             written[g] = set()
             for chunk in _chunks(sorted(by_group[g], key=lambda s: s[self.key])):
-                doc = self._doc("cp", chunk, checkpoint=g)
+                doc = await asyncio.to_thread(self._doc, "cp", chunk, g)  # packing: the loop answers meanwhile
                 await self.collection.insert_many([doc], ordered=False)
                 written[g].add(doc["_id"])
         replaced = folded + [doc for g in touched for doc in known.checkpoints[g]]
@@ -142,6 +143,9 @@ class StateLog:
                 await then(list(adopted.values()))
             await versions.delete_many({})
 
+    # Packing is pure CPU (tens of ms for a batch, more for a fold): done in a worker thread, it lets
+    # the event loop answer requests meanwhile (the interpreter switches threads every few ms).
+    # The states are lists made on the loop; their owner changes none while the batch is in hand.
     def _doc(self, kind: str, states: list[dict], checkpoint: str | None = None) -> dict:
         tags = sorted({tag for state in states for tag in self.tags(state)})
         doc = {"_id": f"{kind}|{ObjectId()}", "g": tags, "z": mongo.pack(states)}

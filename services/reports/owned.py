@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import contextmanager
 from datetime import date
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Iterator
 
 from aiokafka import ConsumerRebalanceListener
 
@@ -35,6 +36,8 @@ class Holdings(ConsumerRebalanceListener):
         self.generation = 0  # counts what changed the status: batches applied, memory dropped
         self.stale = asyncio.Event()  # set by a change, cleared by the refresher that makes the status again
         self.refreshed = False  # a refresher (`refresh_status`) keeps the status made: requests never make it
+        self.settled = asyncio.Event()  # cleared while a batch is applied to memory (see `applying`)
+        self.settled.set()
         self.forget()
 
     def forget(self) -> None:
@@ -87,6 +90,22 @@ class Holdings(ConsumerRebalanceListener):
         else:
             self.stale.set()  # made from what changed since: the refresher makes it again
         return body
+
+    @contextmanager
+    def applying(self) -> Iterator[None]:
+        """A batch is being applied to `live`. Applying a unit or a plan awaits its write, and
+        requests are served meanwhile: they wait (`settled`) rather than see the batch half applied."""
+        self.settled.clear()
+        try:
+            yield
+        finally:
+            self.settled.set()
+
+    async def steady(self) -> None:
+        """Return once no batch is half applied to `live` (at once when none is): a reader that
+        reads it without awaiting after this sees every batch whole or not at all."""
+        while not self.settled.is_set():
+            await self.settled.wait()
 
     def owns_all(self) -> bool:
         return self.partitions is None or len(self.partitions) >= self.partition_count()

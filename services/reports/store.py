@@ -76,14 +76,15 @@ class ReportsStore:
         try:
             await self._hold({c["state"]["programme"] for c in changes if c["kind"] == records.TASK})
             tasks, logged = TaskWrites(), []
-            for change in changes:
-                outcome = self.holdings.live.apply(change)  # memory first: a failed write forgets it
-                if change["kind"] == records.TASK:
-                    tasks.take(outcome)
-                    if change.get("fact") is not None:
-                        logged.append((change, outcome[0]))
-                else:
-                    await APPLIERS[change["kind"]](self, change)
+            with self.holdings.applying():
+                for change in changes:
+                    outcome = self.holdings.live.apply(change)  # memory first: a failed write forgets it
+                    if change["kind"] == records.TASK:
+                        tasks.take(outcome)
+                        if change.get("fact") is not None:
+                            logged.append((change, outcome[0]))
+                    else:
+                        await APPLIERS[change["kind"]](self, change)
             await tasklog.record(self.db, logged)
             await self._put_tasks(tasks)
         except BaseException:
@@ -202,6 +203,7 @@ class ReportsStore:
             if not holdings.complete:
                 async with holdings.lock:
                     await self._hold_everything()
+            await holdings.steady()
             return holdings.live.snapshot(cycle=cycle, window_start=window_start)
         values: dict[str, list[dict]] = {}
         async for doc in self.db.indicator_values.find({}, {"indicator": 1, "period": 1, "value": 1}):
@@ -222,6 +224,7 @@ class ReportsStore:
             if not self.holdings.complete:
                 async with self.holdings.lock:
                     await self._hold_everything()
+            await self.holdings.steady()
             tasks = self.holdings.live.tasks
         else:
             tasks = await self._task_states()

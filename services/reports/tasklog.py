@@ -18,6 +18,8 @@ entry of a dozen fields, the sender nested, cost it more than the rest of a stat
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
@@ -63,7 +65,7 @@ def writes(logged: list[tuple[dict, bool]]) -> tuple[list[dict], list[UpdateOne]
 
 async def record(db: AsyncDatabase, logged: list[tuple[dict, bool]]) -> None:
     """File a batch's status reports (each with whether it made a new state of its task)."""
-    fresh, updates = writes(logged)
+    fresh, updates = await asyncio.to_thread(writes, logged)  # pure CPU: the event loop answers requests meanwhile
     await mongo.insert_many_once(db[TASK_LOG], fresh)
     if updates:
         await db[TASK_LOG].bulk_write(updates, ordered=False)

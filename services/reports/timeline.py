@@ -28,6 +28,7 @@ thousand over a term) are kept whole, grouped so that a report reads few documen
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -151,7 +152,9 @@ async def _keep_reports(db: AsyncDatabase, facts: list[dict]) -> None:
     if not programmes:
         return
     opened = {d["programme"]: d async for d in db[TIMELINE].find({"_id": {"$in": [f"open|{p}" for p in programmes]}})}
-    seals, late, opens = build(opened, facts)
+    # unpacking and packing the open quarters is the batch's longest stretch of pure CPU: in a
+    # worker thread, so that the event loop answers requests meanwhile
+    seals, late, opens = await asyncio.to_thread(build, opened, facts)
     # seals first: a crash before the open documents are written replays the batch onto the
     # old ones, which makes the same seals again
     await mongo.insert_many_once(db[TIMELINE], seals)
