@@ -8,6 +8,7 @@ hash, and must be changed at the first login."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import secrets
 from dataclasses import dataclass
@@ -24,8 +25,14 @@ ROLE_NAMES = {"office": "Văn phòng Thành ủy", "leader": "Lãnh đạo (Ban 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 12
 _HASHER = PasswordHasher()
-# Verified when the name is unknown, so that a wrong name costs the time a wrong password does.
-_DECOY = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _decoy() -> str:
+    """Verified when the name is unknown, so that a wrong name costs the time a wrong password
+    does. Made at the first need, not at import: argon2 takes 64 MB while it hashes, which every
+    reports process paid at start-up, on top of its imports."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
 
 
 class BadInput(ValueError):
@@ -109,8 +116,9 @@ async def add_user(*, users: UsersStore, name: str, role: str, unit: str | None,
 
 async def authenticate(*, users: UsersStore, name: str, password: str) -> User | None:
     """The user whose name and password these are; None otherwise (in the same time either way)."""
+    decoy = await asyncio.to_thread(_decoy)  # the first login pays for it, whatever the name
     doc = await users.get(name) if NAME.match(name) else None
-    good = await asyncio.to_thread(_verify, doc["hash"] if doc else _DECOY, password)
+    good = await asyncio.to_thread(_verify, doc["hash"] if doc else decoy, password)
     return User.of(doc) if doc and good else None
 
 
