@@ -38,11 +38,34 @@ class FakeBroker:
         """Where `shared.kafka.producer` finds the producer under a FastStream broker: this one."""
         return SimpleNamespace(producer=SimpleNamespace(_producer=SimpleNamespace(producer=self)))
 
-    async def send(self, topic, value, *, key=None):
+    async def send(self, topic, value, *, key=None, partition=None):
         self.published.append((topic, value, None))
+        return self._acked()
+
+    # the producer's batch path (`shared.kafka.send_all`): one partition per topic, batches unbounded
+    async def partitions_for(self, topic):
+        return {0}
+
+    def create_batch(self):
+        return FakeBatch()
+
+    async def send_batch(self, batch, topic, *, partition):
+        self.published += [(topic, value, None) for value in batch.values]
+        return self._acked()
+
+    def _acked(self):
         done = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
+
+
+@dataclass
+class FakeBatch:
+    values: list[bytes] = field(default_factory=list)
+
+    def append(self, *, key, value, timestamp):
+        self.values.append(value)
+        return object()  # its metadata: appended
 
 
 class FakeCollection:
