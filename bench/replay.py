@@ -2,14 +2,16 @@
 
     .venv/bin/python bench/replay.py                                  # --scale 0.01: 10,000 events
     .venv/bin/python bench/replay.py --scale 0.0003 --repeat 1        # a few hundred events (quick)
-    .venv/bin/python bench/replay.py --scale 1 --timeout 86400        # the whole term
+    .venv/bin/python bench/replay.py --scale 1 --timeout 86400 --pipeline-figures  # the whole term
 
 Each run (fresh topics and databases under a prefix of its own) first runs bench/pipeline.py's
 run once (`pipeline.one_run`): the generated term (bench/reports.py's `Term`) is published onto
 `events.accepted` and goes through the programs and reports services, so `programs.changes` holds
 the history, and the raw baseline is measured on the same topic and FerretDB (aiokafka `getmany`
 of every record, then `insert_many` of the N task documents into a scratch database). Its
-figures are printed as pipeline.py prints them, untimed here.
+figures are printed as pipeline.py prints them, untimed here; with --pipeline-figures they are
+also reported and merged into bench/results/latest.json as pipeline.py's own, so one `--scale 1`
+run gives the whole term's pipeline, status and replay figures.
 
 Then, timed, `nqt replay --services programs,reports --compare` (the same function the command
 runs, in this process): both topics read from the start and applied with the services' batch
@@ -44,10 +46,17 @@ SERVICES = ["programs", "reports"]
 
 @dataclass
 class Result:
-    events: int                  # task.updated events of the term (the pipeline's N)
+    piped: pipeline.Result       # the pipeline run that filled the log
     replayed: Replayed
-    base: dict                   # pipeline.baseline's figures
     rss: dict[str, float]
+
+    @property
+    def events(self) -> int:     # task.updated events of the term (the pipeline's N)
+        return self.piped.events
+
+    @property
+    def base(self) -> dict:      # pipeline.baseline's figures
+        return self.piped.base
 
     @property
     def seconds(self) -> float:
@@ -80,7 +89,7 @@ def one_run(infra: harness.Infra, n_run: int, term: Term, args, logs: Path) -> R
     with harness.RssSampler({"replay": os.getpid(), **infra.pids()}) as rss:
         replayed = asyncio.run(replay(settings, services=SERVICES, compare=True, batch=args.replay_batch))
     asyncio.run(drop(run.mongo, [printed.database for printed in replayed.prints.values()]))
-    result = Result(piped.events, replayed, piped.base, harness.peak_rss([piped.rss, rss.peak]))  # services too
+    result = Result(piped, replayed, harness.peak_rss([piped.rss, rss.peak]))  # services too
     verdict = "identical to the live databases" if result.identical else "DIFFERENT from the live databases"
     print(f"  replay: {replayed.events:,} records ({', '.join(f'{t} {n:,}' for t, n in replayed.records.items())}) "
           f"in {result.seconds:.1f} s: {result.rate:,.0f} task events/s; the state is {verdict}", flush=True)
@@ -88,6 +97,8 @@ def one_run(infra: harness.Infra, n_run: int, term: Term, args, logs: Path) -> R
 
 
 def report(args, results: list[Result], n: int, tasks: int) -> int:
+    if args.pipeline_figures:  # the runs that filled the log, reported as bench/pipeline.py's own
+        pipeline.report(args, [r.piped for r in results], n, tasks)
     rates = [r.rate for r in results]
     bases = [r.base["events_per_s"] for r in results]
     ratios = [r.rate / r.base["events_per_s"] for r in results]
@@ -128,6 +139,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     pipeline.term_arguments(parser, repeat=1, timeout=3600.0,
                             timeout_help="seconds the pipeline filling the log may take")
+    parser.add_argument("--pipeline-figures", action="store_true",
+                        help="also report the pipeline runs that fill the log, and merge their keys")
     parser.add_argument("--replay-batch", type=int, default=5000, help="records the replay applies together (5000)")
     args = parser.parse_args()
     args.profile, args.profile_duration = False, 0.0  # pipeline.one_run's options this script does not offer
