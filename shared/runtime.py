@@ -22,7 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, ExecutionTimeout
 from starlette.exceptions import HTTPException
 
-from shared import consumer, heap, kafka, lag, logs, metrics, mongo, problems
+from shared import consumer, heap, kafka, lag, lanes, logs, metrics, mongo, problems
 from shared.settings import CommonSettings
 
 log = logging.getLogger("nqt.runtime")
@@ -200,7 +200,14 @@ def _answer_errors_with_problems(app: FastAPI) -> None:
 
 
 def serve(app: FastAPI, *, host: str, port: int, log_level: str) -> None:
-    """Run until SIGTERM/SIGINT; uvicorn then runs the lifespan's shutdown (broker stop, commit)."""
+    """Run until SIGTERM/SIGINT; uvicorn then runs the lifespan's shutdown (broker stop, commit).
+    The paths in `app.state.ready_paths` (path -> its made JSON, or None) are answered on an HTTP
+    thread of their own, not behind the batches on the application's loop (shared/lanes.py)."""
     logs.configure(log_level, service=app.state.runtime.service)
-    uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=False,
-                timeout_graceful_shutdown=20, log_config=None)
+    options = dict(host=host, port=port, log_level=log_level.lower(), access_log=False, timeout_graceful_shutdown=20,
+                   log_config=None)
+    ready = getattr(app.state, "ready_paths", None)
+    if ready:
+        lanes.serve(app, ready, service=app.state.runtime.service, **options)
+    else:
+        uvicorn.run(app, **options)

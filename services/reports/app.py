@@ -58,6 +58,8 @@ def build(settings: ReportsSettings | None = None) -> FastAPI:
     app = create_app(runtime, title="nq-tracker reports", jobs=jobs)
     app.state.renderer = renderer
     app.state.holdings = holdings
+    # Once made, the status is answered on the HTTP thread: a request does not wait behind a batch.
+    app.state.ready_paths = {"/v1/status": lambda: holdings.made_status(clock.today())}
 
     # The Office's sign-off, for the views that offer it (they check who may sign; these trust them).
     async def approve(*, cycle_code: str, approver: str) -> dict:

@@ -60,11 +60,17 @@ class Holdings(ConsumerRebalanceListener):
         a roll-up and its serialisation. With a refresher running, the bytes last made, which it
         makes again right after a batch: a request never waits for a roll-up. With some programmes
         only, the others change in the database under other owners' hands: made per request."""
-        if self.status is not None and self.owns_all():
-            (generation, day), body = self.status
+        return self.made_status(today) or await self._make(today, build)
+
+    def made_status(self, today: date) -> bytes | None:
+        """The status's JSON as last made, when a request may have it as it is; None when it must
+        be made. Reads and changes nothing else, so the HTTP thread may call it (shared/lanes.py)."""
+        status = self.status
+        if status is not None and self.owns_all():
+            (generation, day), body = status
             if day == today and (generation == self.generation or self.refreshed):
                 return body
-        return await self._make(today, build)
+        return None
 
     async def refresh_status(self, today: Callable[[], date], build: Callable[[], Awaitable[dict]], *,
                              idle_s: float = 1.0) -> None:
