@@ -28,10 +28,13 @@ class Stalled(RuntimeError):
 
 
 class LogReader:
-    """`async with LogReader(settings, topic) as log:` then `log.total` and `log.batches(n)`."""
+    """`async with LogReader(settings, topic) as log:` then `log.total` and `log.batches(n)`.
+    Reading ends at the end offsets the topic has as it begins, or at `ends` (partition ->
+    offset: where another reader of the topic began, `log.ends_by_partition`)."""
 
-    def __init__(self, settings: CommonSettings, topic: str, *, param_hint: str = "NQT_TOPIC_PREFIX"):
-        self.settings, self.topic, self.param_hint = settings, topic, param_hint
+    def __init__(self, settings: CommonSettings, topic: str, *, param_hint: str = "NQT_TOPIC_PREFIX",
+                 ends: dict[int, int] | None = None):
+        self.settings, self.topic, self.param_hint, self.given_ends = settings, topic, param_hint, ends
         self.buffers: dict[TopicPartition, deque] = {}
         self.ends: dict[TopicPartition, int] = {}
         self.total = self.lost = 0
@@ -46,11 +49,18 @@ class LogReader:
         self.consumer.assign(parts)
         await self.consumer.seek_to_beginning(*parts)
         starts = await self.consumer.beginning_offsets(parts)
-        self.ends = await self.consumer.end_offsets(parts)
+        if self.given_ends is None:
+            self.ends = await self.consumer.end_offsets(parts)
+        else:
+            self.ends = {tp: self.given_ends[tp.partition] for tp in parts}
         self.buffers = {tp: deque() for tp in parts}
         self.total = sum(self.ends[tp] - starts[tp] for tp in parts)
         self.lost = sum(starts.values())  # records deleted from the front (a retention that is not for ever)
         return self
+
+    @property
+    def ends_by_partition(self) -> dict[int, int]:
+        return {tp.partition: offset for tp, offset in self.ends.items()}
 
     async def __aexit__(self, *exc) -> None:
         await self.consumer.stop()

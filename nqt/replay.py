@@ -3,7 +3,7 @@
 Each topic that holds the history is read once, from its first offset up to the end offsets
 taken when the replay starts (`nqt.logreader`: no consumer group, nothing committed), and
 every batch goes through the batch code of each service that consumes the topic
-(`nqt.rebuild`), into fresh databases: `<prefix>_<database>` beside the live ones, or the
+(`nqt.rebuild`), each topic in a process of its own (`nqt.topicworker`), into fresh databases: `<prefix>_<database>` beside the live ones, or the
 live ones themselves (`--into-live`) when they are empty, as after a lost database. Nothing
 is published and nothing is sent. Afterwards a fingerprint of each service's state
 (`nqt.fingerprint`) is printed, and with `--compare` set against the live databases'."""
@@ -24,12 +24,12 @@ from rich.console import Console
 from rich.table import Table
 
 from nqt.fingerprint import SERVICES, Difference, ServicePrint, fingerprint, first_difference
-from nqt.progress import Meter, meters
+from nqt import topicworker
+from nqt.progress import meters
 from services.programs.settings import ProgramsSettings
-from shared import consumer, mongo
+from shared import mongo
 
 PREFIX = re.compile(r"^[A-Za-z0-9_]+$")
-OUTAGE_RETRIES = 8  # a batch met by an outage is applied again (every write is idempotent), this often
 
 
 @dataclass
@@ -93,47 +93,26 @@ async def _prepare(dbs: dict, indexes: dict, *, into_live: bool, replace: bool) 
         await mongo.ensure_indexes(db, indexes[service])
 
 
-async def _apply(apply, records: list) -> None:
-    """Apply a batch; an outage is waited out and the batch applied again, a few times."""
-    backoff = consumer.Backoff()
-    for attempt in range(1, OUTAGE_RETRIES + 1):
-        try:
-            return await apply(records)
-        except Exception as exc:
-            if not consumer.is_transient(exc) or attempt == OUTAGE_RETRIES:
-                raise
-            await asyncio.sleep(backoff.next("replay"))
-
-
-async def _read(log, consumers: list, meter: Meter, batch: int) -> int:
-    async for records in log.batches(batch):
-        for applier in consumers:
-            await _apply(applier.apply, records)
-        meter.advance(len(records))
-    for applier in consumers:
-        if applier.finish is not None:
-            await applier.finish()
-    return meter.done
-
-
-async def _rebuild(settings: ProgramsSettings, by_topic: dict[str, list], prepare, console: Console,
-                   batch: int) -> tuple[dict[str, int], float]:
-    """Read every topic up to the end offsets it has now and apply it: (records per topic, seconds).
-    Every end offset is taken (and every topic found) before `prepare` touches a database."""
+async def _rebuild(settings: ProgramsSettings, plan: dict[str, list[str]], databases: dict[str, str], prepare,
+                   console: Console, batch: int, started: datetime) -> tuple[dict[str, int], Counter, float]:
+    """Read every topic of `plan` (topic -> the services rebuilt from it) up to the end offsets it has
+    now and apply it, each topic in a process of its own: (records per topic, skipped per topic,
+    seconds). Every end offset is taken (and every topic found) before `prepare` touches a database."""
     from nqt.logreader import LogReader
 
     async with AsyncExitStack() as stack:
-        logs = {t: await stack.enter_async_context(LogReader(settings, t)) for t in by_topic}
-        for topic, log in logs.items():
-            if log.lost:
-                console.print(f"warning: the first {log.lost:,} records of {topic} are gone (deleted by "
-                              "retention): the rebuilt state lacks what they said", style="bold red")
-        await prepare()
-        began = time.perf_counter()
-        async with meters(console) as shown:
-            counts = await asyncio.gather(*(_read(logs[t], by_topic[t], shown.meter(t, logs[t].total), batch)
-                                            for t in by_topic))
-        return dict(zip(by_topic, counts)), time.perf_counter() - began
+        logs = {t: await stack.enter_async_context(LogReader(settings, t)) for t in plan}
+    for topic, log in logs.items():
+        if log.lost:
+            console.print(f"warning: the first {log.lost:,} records of {topic} are gone (deleted by "
+                          "retention): the rebuilt state lacks what they said", style="bold red")
+    await prepare()
+    jobs = [topicworker.Job(settings, topic, services, {s: databases[s] for s in services},
+                            logs[topic].ends_by_partition, batch, started) for topic, services in plan.items()]
+    began = time.perf_counter()
+    async with meters(console) as shown:
+        records, skipped = await topicworker.run(jobs, {t: shown.meter(t, logs[t].total) for t in plan})
+    return records, skipped, time.perf_counter() - began
 
 
 async def replay(settings: ProgramsSettings, *, services: list[str], prefix: str = "replay",
@@ -146,18 +125,18 @@ async def replay(settings: ProgramsSettings, *, services: list[str], prefix: str
 
     console = console or Console(soft_wrap=True)
     client = mongo.connect(settings.mongo_url)
-    skipped = Skipped()
     try:
         dbs = {s: client[database_name(settings, s, prefix, into_live)] for s in services}
         started = datetime.now(timezone.utc)
-        by_topic: dict[str, list] = defaultdict(list)
+        plan: dict[str, list[str]] = defaultdict(list)  # topic -> the services rebuilt from it
         for service in services:
-            for applier in appliers(service, dbs[service], settings.topics, skipped,
+            for applier in appliers(service, dbs[service], settings.topics, Skipped(),
                                     hold_seconds=settings.programs_hold_seconds, started=started):
-                by_topic[applier.topic].append(applier)
-        records, seconds = await _rebuild(settings, by_topic, lambda: _prepare(dbs, INDEXES, into_live=into_live,
-                                                                                 replace=replace), console, batch)
-        result = Replayed(records, skipped.counts, seconds, {s: await fingerprint(dbs[s], s) for s in services})
+                plan[applier.topic].append(service)
+        records, skipped, seconds = await _rebuild(
+            settings, plan, {s: db.name for s, db in dbs.items()},
+            lambda: _prepare(dbs, INDEXES, into_live=into_live, replace=replace), console, batch, started)
+        result = Replayed(records, skipped, seconds, {s: await fingerprint(dbs[s], s) for s in services})
         if compare:
             live = {s: client[settings.database(s)] for s in services}
             result.live = {s: await fingerprint(live[s], s) for s in services}

@@ -1,14 +1,19 @@
 """The replay's progress where no terminal shows a bar (a log, a CI job): plain lines per topic
-with records done of the total, records per second, the lag and the time left."""
+with records done of the total, records per second, the lag and the time left; and a topic whose
+process fails stops the replay with the cause."""
 
 from __future__ import annotations
 
 import asyncio
 import io
+from datetime import datetime, timezone
 
+import pytest
 from rich.console import Console
 
+from nqt import topicworker
 from nqt.progress import Meters, meters
+from services.programs.settings import ProgramsSettings
 
 
 def plain() -> tuple[Console, io.StringIO]:
@@ -42,3 +47,13 @@ async def test_unfinished_topics_are_told_every_few_seconds():
     line = out.getvalue().splitlines()[0]
     assert line.startswith("events.accepted: 2,500/10,000 records, ") and ", lag 7,500, ETA " in line
     assert "programs.changes" not in out.getvalue()  # done: not repeated
+
+
+async def test_a_topic_whose_process_fails_stops_the_replay_with_its_cause():
+    console, _ = plain()
+    settings = ProgramsSettings(mongo_url="mongodb://127.0.0.1:9", kafka_bootstrap="127.0.0.1:9")
+    job = topicworker.Job(settings, "events.accepted", ["billing"], {"billing": "nqt_billing"}, {0: 0}, 10,
+                          datetime.now(timezone.utc))
+    async with meters(console) as shown:
+        with pytest.raises(topicworker.ReplayFailed, match="events.accepted failed: ValueError: no service 'billing'"):
+            await topicworker.run([job], {job.topic: shown.meter(job.topic, 1)})
