@@ -7,6 +7,7 @@ the tests see is the stack a developer runs.
 from __future__ import annotations
 
 import base64
+import os
 import socket
 import subprocess
 import time
@@ -136,14 +137,15 @@ def _cluster_id() -> str:
 
 
 def start_ferretdb(workdir: Path, port: int, *, detach: bool = False, binary: Path | None = None) -> Server:
-    """Start FerretDB with its SQLite backend in `workdir` (the provisioned build unless `binary`)."""
+    """Start FerretDB with its SQLite backend in `workdir` (the provisioned build unless `binary`).
+    NQT_FERRETDB_DEBUG_ADDR (e.g. 127.0.0.1:8089) serves its Go profiles (/debug/pprof/) there."""
     binary = binary or provision.provision_ferretdb()
     data = workdir / "data"
     data.mkdir(parents=True, exist_ok=True)
     log = workdir / "ferretdb.log"
     proc = _spawn([str(binary), "--handler=sqlite", f"--sqlite-url=file:{data}/",
                    f"--listen-addr=127.0.0.1:{port}", "--telemetry=disable",
-                   "--debug-addr=-", "--state-dir=-", "--log-level=warn"], log, detach)
+                   f"--debug-addr={os.environ.get('NQT_FERRETDB_DEBUG_ADDR') or '-'}", "--state-dir=-", "--log-level=warn"], log, detach)
     return _listening(Server("FerretDB", port, proc, log), 30)
 
 
