@@ -72,7 +72,7 @@ class ProgramsService:
         items = [Item(a.event, a.accepted_at, a.accept_id) for a in batch]
         # Any record may have been seen before (read again, or sent again): its outcome or its
         # held update is looked up by key, a query that costs little for keys not found.
-        return await self._run(items, looked_up={i.event.key for i in items})
+        return await self._run(items, looked_up={i.key for i in items})
 
     async def sweep(self, *, now: datetime, owns: Callable[[str], bool] = lambda programme: True) -> list[dict]:
         """Held updates (of the programmes this replica owns) whose task has appeared are applied;
@@ -91,7 +91,7 @@ class ProgramsService:
             return []
         tasks = await self.store.tasks_by_id({i.event.data.task_id for i in items})
         ready = [i for i in items if i.expire or i.event.data.task_id in tasks]
-        decided = await self._run(ready, looked_up={i.event.key for i in ready}) if ready else []
+        decided = await self._run(ready, looked_up={i.key for i in ready}) if ready else []
         return [o for o in decided if o["outcome"] != HELD]
 
     async def refuse(self, item: Accepted, *, reason: str) -> dict:
@@ -175,7 +175,7 @@ class ProgramsService:
         """The outcomes `item` announces: its own (none while it is held) and, after an applied
         plan, those of the updates that were waiting for it, oldest report first."""
         event = item.event
-        prior = work.outcomes.get(event.key)
+        prior = work.outcomes.get(item.key)
         if prior is not None:  # the same record read again repeats its outcome; a re-send is a duplicate
             outcome = prior if prior["accept_id"] == item.accept_id else \
                 _outcome(item, records.DUPLICATE, changes=[], programme=prior.get("programme"), decided_at=work.now)
@@ -217,9 +217,9 @@ class ProgramsService:
                            decided_at=work.now)
         else:
             doc = _outcome(item, records.APPLIED, changes=result, programme=programme, decided_at=work.now)
-        if kept := work.kept.pop(event.key, None):
+        if kept := work.kept.pop(item.key, None):
             doc["history"] = kept
-        work.outcomes[event.key] = doc
+        work.outcomes[item.key] = doc
         work.new_outcomes.append(doc)
         return doc
 
@@ -292,7 +292,7 @@ def _programme(event: Envelope) -> str | None:
 def _outcome(item: Item, outcome: str, *, changes: list[dict], rejection: Rejection | None = None,
              programme: str | None = None, decided_at: str | None = None) -> dict:
     event = item.event
-    doc = {"_id": event.key, "event_key": event.key, "source": event.source, "id": event.id,
+    doc = {"_id": item.key, "event_key": item.key, "source": event.source, "id": event.id,
            "type": event.type, "programme": programme, "outcome": outcome,
            "event_time": item.event_time, "accepted_at": item.accepted_at, "accept_id": item.accept_id,
            "decided_at": decided_at or utc_now(), "changes": changes}
