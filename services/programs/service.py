@@ -145,7 +145,7 @@ class ProgramsService:
             self.loaded |= programmes
         plans = await store.plans_for({f"{e.source}|{e.data.plan_id}" for e in events if e.type == "plan.submitted"})
         named = plan_tasks | {t for p in plans.values() for t in p.get("tasks_ever") or p.get("task_ids") or ()}
-        named |= {e.data.task_id for e in [*events, *held_events] if getattr(e.data, "task_id", None)}
+        named |= {e.data.task_id for e in [*events, *held_events] if _field(e, "task_id")}
         others = await store.tasks_by_id(named - set(self.tasks))  # of programmes held elsewhere, or none
         self.tasks.update(others)
         in_force = {}
@@ -160,15 +160,20 @@ class ProgramsService:
         """Registry entries are global and rarely change: cached, read again on a miss."""
         wanted = {"units": set(), "programmes": set(), "indicators": set(), "settings": set()}
         for e in events:
-            wanted["units"] |= {e.source} | {u for u in (getattr(e.data, "unit", None),) if u}
+            wanted["units"].add(e.source)
+            if unit := _field(e, "unit"):
+                wanted["units"].add(unit)
+            if programme := _field(e, "programme"):
+                wanted["programmes"].add(programme)
             if e.type == "plan.submitted":
-                wanted["units"] |= {u for t in e.data.tasks for u in (t.lead_unit, *t.coordinating_units)}
-            wanted["programmes"] |= {p for p in (_programme(e),) if p}
-            wanted["indicators"] |= {e.data.indicator} if e.type == "indicator.reported" else set()
-            wanted["settings"] |= {"settings"} if e.type == "unit-report.submitted" else set()
+                wanted["units"].update(u for t in e.data.tasks for u in (t.lead_unit, *t.coordinating_units))
+            elif e.type == "indicator.reported":
+                wanted["indicators"].add(e.data.indicator)
+            elif e.type == "unit-report.submitted":
+                wanted["settings"].add("settings")
         for collection, codes in wanted.items():
             cached = self.registry.setdefault(collection, {})
-            if missing := codes - set(cached):
+            if missing := codes - cached.keys():
                 cached.update(await self.store.registry_entries(collection, missing))
 
     def _decide(self, work: Working, item: Item) -> list[dict]:
@@ -286,7 +291,13 @@ def _segments(items: list[Item]):
 
 
 def _programme(event: Envelope) -> str | None:
-    return getattr(event.data, "programme", None)
+    return _field(event, "programme")
+
+
+def _field(event: Envelope, name: str):
+    """A field of the event's data, None when its type has none. Read from the model's fields
+    (`vars`): `getattr` with a default pays for an exception inside pydantic on every miss."""
+    return vars(event.data).get(name)
 
 
 def _outcome(item: Item, outcome: str, *, changes: list[dict], rejection: Rejection | None = None,
