@@ -134,8 +134,8 @@ class ProgramsService:
         of programmes met for the first time, and the plans and states in force it names."""
         store, events = self.store, [i.event for i in items]
         plan_tasks = {t.task_id for e in events if e.type == "plan.submitted" for t in e.data.tasks}
-        held = await store.held_for(task_ids=plan_tasks, keys={e.key for e in events if e.key in looked_up
-                                                                and e.type == "task.updated"})
+        held = await store.held_for(task_ids=plan_tasks, keys={i.key for i in items if i.key in looked_up
+                                                                and i.event.type == "task.updated"})
         held_events = [parse_event(h["event"]) for h in held.values()]
         outcomes = await store.outcomes_for(looked_up | set(held))
         await self._cache_registry([*events, *held_events])
