@@ -111,11 +111,19 @@ async def publish_outcomes(runtime: Runtime, outcomes: list[dict]) -> None:
     await kafka.send_all(runtime.broker, [(topics.changes, (c["programme"] or c["id"]).encode(), kafka.dumps(c))
                                           for c in changes])
     _count(Counter((f"change.{c['kind']}", "published", "") for c in changes))
-    await kafka.send_all(runtime.broker, [
-        (topics.outcomes, o["source"].encode(),
-         kafka.dumps({k: v for k, v in o.items() if k not in NOT_PUBLISHED})) for o in outcomes])
+    await kafka.send_all(runtime.broker, [(topics.outcomes, o["source"].encode(), kafka.dumps(_published(o)))
+                                          for o in outcomes])
     _count(Counter((o["type"], o["outcome"], o.get("code", "")) for o in outcomes)
            + Counter((o["type"], "published", "") for o in outcomes))
+
+
+def _published(outcome: dict) -> dict:
+    """What the outcome says to the world (a copy, then the few keys dropped: half the cost of
+    sifting every key)."""
+    published = dict(outcome)
+    for key in NOT_PUBLISHED:
+        published.pop(key, None)
+    return published
 
 
 def _count(counts: Counter) -> None:

@@ -72,7 +72,7 @@ class ProgramsService:
         items = [Item(a.event, a.accepted_at, a.accept_id) for a in batch]
         # Any record may have been seen before (read again, or sent again): its outcome or its
         # held update is looked up by key, a query that costs little for keys not found.
-        return await self._run(items, looked_up={i.event.key for i in items})
+        return await self._run(items, looked_up={i.key for i in items})
 
     async def sweep(self, *, now: datetime, owns: Callable[[str], bool] = lambda programme: True) -> list[dict]:
         """Held updates (of the programmes this replica owns) whose task has appeared are applied;
@@ -91,7 +91,7 @@ class ProgramsService:
             return []
         tasks = await self.store.tasks_by_id({i.event.data.task_id for i in items})
         ready = [i for i in items if i.expire or i.event.data.task_id in tasks]
-        decided = await self._run(ready, looked_up={i.event.key for i in ready}) if ready else []
+        decided = await self._run(ready, looked_up={i.key for i in ready}) if ready else []
         return [o for o in decided if o["outcome"] != HELD]
 
     async def refuse(self, item: Accepted, *, reason: str) -> dict:
@@ -134,8 +134,8 @@ class ProgramsService:
         of programmes met for the first time, and the plans and states in force it names."""
         store, events = self.store, [i.event for i in items]
         plan_tasks = {t.task_id for e in events if e.type == "plan.submitted" for t in e.data.tasks}
-        held = await store.held_for(task_ids=plan_tasks, keys={e.key for e in events if e.key in looked_up
-                                                                and e.type == "task.updated"})
+        held = await store.held_for(task_ids=plan_tasks, keys={i.key for i in items if i.key in looked_up
+                                                                and i.event.type == "task.updated"})
         held_events = [parse_event(h["event"]) for h in held.values()]
         outcomes = await store.outcomes_for(looked_up | set(held))
         await self._cache_registry([*events, *held_events])
@@ -145,7 +145,7 @@ class ProgramsService:
             self.loaded |= programmes
         plans = await store.plans_for({f"{e.source}|{e.data.plan_id}" for e in events if e.type == "plan.submitted"})
         named = plan_tasks | {t for p in plans.values() for t in p.get("tasks_ever") or p.get("task_ids") or ()}
-        named |= {e.data.task_id for e in [*events, *held_events] if getattr(e.data, "task_id", None)}
+        named |= {e.data.task_id for e in [*events, *held_events] if _field(e, "task_id")}
         others = await store.tasks_by_id(named - set(self.tasks))  # of programmes held elsewhere, or none
         self.tasks.update(others)
         in_force = {}
@@ -160,22 +160,27 @@ class ProgramsService:
         """Registry entries are global and rarely change: cached, read again on a miss."""
         wanted = {"units": set(), "programmes": set(), "indicators": set(), "settings": set()}
         for e in events:
-            wanted["units"] |= {e.source} | {u for u in (getattr(e.data, "unit", None),) if u}
+            wanted["units"].add(e.source)
+            if unit := _field(e, "unit"):
+                wanted["units"].add(unit)
+            if programme := _field(e, "programme"):
+                wanted["programmes"].add(programme)
             if e.type == "plan.submitted":
-                wanted["units"] |= {u for t in e.data.tasks for u in (t.lead_unit, *t.coordinating_units)}
-            wanted["programmes"] |= {p for p in (_programme(e),) if p}
-            wanted["indicators"] |= {e.data.indicator} if e.type == "indicator.reported" else set()
-            wanted["settings"] |= {"settings"} if e.type == "unit-report.submitted" else set()
+                wanted["units"].update(u for t in e.data.tasks for u in (t.lead_unit, *t.coordinating_units))
+            elif e.type == "indicator.reported":
+                wanted["indicators"].add(e.data.indicator)
+            elif e.type == "unit-report.submitted":
+                wanted["settings"].add("settings")
         for collection, codes in wanted.items():
             cached = self.registry.setdefault(collection, {})
-            if missing := codes - set(cached):
+            if missing := codes - cached.keys():
                 cached.update(await self.store.registry_entries(collection, missing))
 
     def _decide(self, work: Working, item: Item) -> list[dict]:
         """The outcomes `item` announces: its own (none while it is held) and, after an applied
         plan, those of the updates that were waiting for it, oldest report first."""
         event = item.event
-        prior = work.outcomes.get(event.key)
+        prior = work.outcomes.get(item.key)
         if prior is not None:  # the same record read again repeats its outcome; a re-send is a duplicate
             outcome = prior if prior["accept_id"] == item.accept_id else \
                 _outcome(item, records.DUPLICATE, changes=[], programme=prior.get("programme"), decided_at=work.now)
@@ -217,9 +222,9 @@ class ProgramsService:
                            decided_at=work.now)
         else:
             doc = _outcome(item, records.APPLIED, changes=result, programme=programme, decided_at=work.now)
-        if kept := work.kept.pop(event.key, None):
+        if kept := work.kept.pop(item.key, None):
             doc["history"] = kept
-        work.outcomes[event.key] = doc
+        work.outcomes[item.key] = doc
         work.new_outcomes.append(doc)
         return doc
 
@@ -286,13 +291,19 @@ def _segments(items: list[Item]):
 
 
 def _programme(event: Envelope) -> str | None:
-    return getattr(event.data, "programme", None)
+    return _field(event, "programme")
+
+
+def _field(event: Envelope, name: str):
+    """A field of the event's data, None when its type has none. Read from the model's fields
+    (`vars`): `getattr` with a default pays for an exception inside pydantic on every miss."""
+    return vars(event.data).get(name)
 
 
 def _outcome(item: Item, outcome: str, *, changes: list[dict], rejection: Rejection | None = None,
              programme: str | None = None, decided_at: str | None = None) -> dict:
     event = item.event
-    doc = {"_id": event.key, "event_key": event.key, "source": event.source, "id": event.id,
+    doc = {"_id": item.key, "event_key": item.key, "source": event.source, "id": event.id,
            "type": event.type, "programme": programme, "outcome": outcome,
            "event_time": item.event_time, "accepted_at": item.accepted_at, "accept_id": item.accept_id,
            "decided_at": decided_at or utc_now(), "changes": changes}

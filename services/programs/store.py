@@ -186,9 +186,10 @@ class ProgramsStore:
 def _pack(outcomes: list[dict]) -> dict:
     """Outcomes are only ever read whole, by event key: a batch's are packed together (see
     `mongo.pack`), by key, in one compression instead of one per outcome (a fifth of the
-    service's time when each was packed alone)."""
-    return {"_id": str(ObjectId()), "z": mongo.pack({o["_id"]: {k: v for k, v in o.items() if k != "_id"}
-                                                     for o in outcomes})}
+    service's time when each was packed alone). Each as it is, its `_id` included (the key
+    it is filed under), and keys unsorted: they are compared only once unpacked, and sorting
+    them cost more than compressing them."""
+    return {"_id": str(ObjectId()), "z": mongo.pack({o["_id"]: o for o in outcomes}, sort_keys=False)}
 
 
 def _decoded(outcome: dict) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared import mongo
+from shared import accepted, kafka, mongo
 from shared.events import parse_event
 from tests import kafkatools, samples
 from tests.integration.conftest import running
@@ -63,6 +63,31 @@ async def test_poison_record_is_dead_lettered_and_the_partition_moves_on(isolate
     assert headers["nqt-dlq-error-class"] == b"Poison"
     assert headers["nqt-dlq-original-topic"] == topics.accepted.encode()
     assert after[0]["outcome"] == "applied"
+
+
+async def test_a_record_breaking_the_schema_among_good_ones_is_dead_lettered_with_the_field_named(isolated):
+    """A record that reached `events.accepted` around ingest, with a status report's progress of
+    150, between two good records of the same batch: it goes to the dead letters, bytes unchanged,
+    naming the field it breaks; the records before and after it are decided as if it were not there."""
+    settings = isolated.settings(ProgramsSettings, topic_partitions=1)
+    topics = settings.topics
+    plan = samples.plan("SO-KHDT", "KHDT-1", "KH-02", "02", [samples.task("T-1", lead_unit="SO-KHDT")])
+    update = samples.task_update("SO-KHDT", "KHDT-2", "T-1", "02", "in_progress", 40)
+    broken = kafka.dumps({**samples.task_update("SO-KHDT", "KHDT-3", "T-1", "02", "in_progress", 150),
+                          accepted.ACCEPTED_TIME: "2021-03-20T01:30:00.000000Z", accepted.ACCEPT_ID: "a-broken"})
+    values = [accepted.stamp(parse_event(plan))[1], broken, accepted.stamp(parse_event(update))[1]]
+    async with running(build(settings)):
+        await isolated.load_registry(topics, REGISTRY)
+        await kafkatools.produce(settings.kafka_bootstrap, topics.accepted, values)
+        dead = await kafkatools.read_topic(settings.kafka_bootstrap, topics.dlq(topics.accepted),
+                                           until=lambda rs: len(rs) >= 1, decode=False)
+        records = await kafkatools.read_topic(settings.kafka_bootstrap, topics.outcomes,
+                                              until=lambda rs: len(rs) >= len(REGISTRY) + 2)
+    assert [d.value for d in dead] == [broken]
+    headers = dict(dead[0].headers)
+    assert headers["nqt-dlq-error-class"] == b"Poison" and b"/data/progress" in headers["nqt-dlq-error-message"]
+    assert outcomes_for(records, "KHDT-1") == ["applied"] and outcomes_for(records, "KHDT-2") == ["applied"]
+    assert outcomes_for(records, "KHDT-3") == []
 
 
 async def decide(service: ProgramsService, raw: dict, accepted_at: str, accept_id: str) -> dict:

@@ -103,3 +103,30 @@ def test_a_batch_fetched_before_a_rebalance_leaves_the_partitions_it_lost_to_the
     asyncio.run(scenario())
     outcomes = [kafka.loads(v) for t, v, _ in broker.published if t.endswith("programs.outcomes")]
     assert [o["id"] for o in outcomes] == [kafka.loads(kept)["id"]]
+
+
+def test_a_record_breaking_the_schema_is_dead_lettered_and_the_rest_of_its_batch_decided():
+    """One batch: a plan, a status report whose time is no time, a status report. The broken one
+    goes to the dead letters, bytes unchanged, with the field it breaks named; the others are
+    decided as if it were not there."""
+    broker, runtime = replica()
+    asyncio.run(run(runtime.programs.store, []))  # the registry
+    ownership = handlers.Ownership(runtime)
+
+    def stamped(raw: dict, accept_id: str) -> bytes:
+        return kafka.dumps({**raw, "nqtacceptedtime": "2021-03-01T01:00:00.000000Z", "nqtacceptid": accept_id})
+
+    plan = stamped(_plan("P1", ["T1"], "2021-03-01T08:00:00+07:00"), "a1")
+    broken = stamped({**_update("U1", "T1", "blocked", "2021-03-02T08:00:00+07:00"), "time": "yesterday"}, "a2")
+    update = stamped(_update("U2", "T1", "completed", "2021-03-03T08:00:00+07:00"), "a3")
+
+    async def scenario():
+        await ownership.on_partitions_assigned({TopicPartition("t.events.accepted", 0)})
+        await handlers.take_batch(runtime, ownership, [Record(0, plan), Record(1, broken), Record(2, update)])
+
+    asyncio.run(scenario())
+    dead = [(value, headers) for topic, value, headers in broker.published if topic.endswith(".dlq")]
+    assert [value for value, _ in dead] == [broken]
+    assert dead[0][1]["nqt-dlq-error-class"] == "Poison" and dead[0][1]["nqt-dlq-error-message"].startswith("/time:")
+    outcomes = [kafka.loads(v) for t, v, _ in broker.published if t.endswith("programs.outcomes")]
+    assert [(o["id"], o["outcome"]) for o in outcomes] == [("P1", "applied"), ("U2", "applied")]
