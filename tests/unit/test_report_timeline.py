@@ -39,13 +39,15 @@ class Store:
 
     def record(self, facts: list[dict]) -> None:
         opened = {d["programme"]: d for k, d in self.docs.items() if k.startswith("open|")}
-        seals, late, opens = timeline.build(opened, facts)
-        for doc in seals:
+        writes = timeline.build(opened, self.docs, facts)
+        for doc in writes.seals:
             self.docs.setdefault(doc["_id"], doc)
-        for key, entries in late.items():
-            self.docs.setdefault(key, {"_id": key, "entries": []})["entries"] += entries
-        for doc in opens:
+        for doc in writes.kept + writes.opens:
             self.docs[doc["_id"]] = doc
+        for key, entries in writes.late.items():
+            self.docs.setdefault(key, {"_id": key, "entries": []})["entries"] += entries
+        for key in writes.retired:
+            self.docs.pop(key, None)  # a base never written (the first quarter) is not there
 
 
 def expected(facts: list[dict], cut_off: str, known_at: str) -> dict[str, tuple]:
