@@ -74,7 +74,7 @@ from shared.cycles import due_date, parse_cycle, term_cycles  # noqa: E402
 from shared.events import RegistryUnit, utc_iso  # noqa: E402
 from shared.registry import expected_to_report, load_events  # noqa: E402
 
-from services.reports import handlers, timeline  # noqa: E402
+from services.reports import handlers, timeline, timeline_query  # noqa: E402
 from services.reports.service import ReportsService, end_of_day, parse_known_at  # noqa: E402
 from services.reports.snapshot import tasks_from_history  # noqa: E402
 from services.reports import live  # noqa: E402
@@ -845,7 +845,7 @@ async def raw_as_of(db, cycle: str, cut_off: str, known_at: str) -> tuple[dict[s
     docs += await _read("timeline_facts find", db[timeline.FACTS].find({}), timings)
     docs = [d for d in docs if d["accepted_at"] <= known_at]
     plans = [d for d in docs if d["kind"] == "plan" and d["event_time"] <= cut_off]
-    query = timeline.Query(plans, cut_off, known_at)
+    query = timeline_query.Query(plans, cut_off, known_at)
     ids, rounds = query.first_ids(), 0
     while ids:
         rounds += 1

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from shared.events import utc_iso
 
-from services.reports import timeline
+from services.reports import timeline, timeline_query
 from services.reports.snapshot import latest_by_subject
 
 START = datetime(2020, 10, 1, tzinfo=timezone.utc)
@@ -56,10 +56,10 @@ def expected(facts: list[dict], cut_off: str, known_at: str) -> dict[str, tuple]
 
 
 def answer(docs: dict[str, dict], cut_off: str, known_at: str) -> dict[str, tuple]:
-    """`timeline.task_reports` over the documents in memory: only those it asks for, round by round."""
+    """`timeline_query.task_reports` over the documents in memory: only those it asks for, round by round."""
     plans = [{"programme": p, "data": {"tasks": [{"task_id": t} for t in TASKS if PROGRAMMES[t] == p]}}
              for p in ("01", "02")]
-    query = timeline.Query(plans, cut_off, known_at)
+    query = timeline_query.Query(plans, cut_off, known_at)
     ids = query.first_ids()
     while ids := query.step({i: docs[i] for i in ids if i in docs}):
         pass
