@@ -74,7 +74,7 @@ from shared.cycles import due_date, parse_cycle, term_cycles  # noqa: E402
 from shared.events import RegistryUnit, utc_iso  # noqa: E402
 from shared.registry import expected_to_report, load_events  # noqa: E402
 
-from services.reports import handlers, timeline  # noqa: E402
+from services.reports import handlers, timeline, timeline_query  # noqa: E402
 from services.reports.service import ReportsService, end_of_day, parse_known_at  # noqa: E402
 from services.reports.snapshot import tasks_from_history  # noqa: E402
 from services.reports import live  # noqa: E402
@@ -649,9 +649,8 @@ class TimelineFold:
     order the consumer applies them, a batch at a time."""
 
     def __init__(self):
+        self.docs: dict[str, dict] = {}  # every document written, as the timeline collection holds them
         self.opened: dict[str, dict] = {}
-        self.seals: list[dict] = []
-        self.late: dict[str, list] = {}
         self.batch: list[dict] = []
 
     def add(self, fact: dict) -> dict:
@@ -661,17 +660,20 @@ class TimelineFold:
         return fact
 
     def flush(self) -> None:
-        seals, late, opens = timeline.build(self.opened, self.batch)
-        self.seals += seals
-        for key, entries in late.items():
-            self.late.setdefault(key, []).extend(entries)
-        self.opened.update((doc["programme"], doc) for doc in opens)
+        writes = timeline.build(self.opened, self.docs, self.batch)
+        for doc in writes.seals:
+            self.docs.setdefault(doc["_id"], doc)
+        self.docs.update((doc["_id"], doc) for doc in writes.kept + writes.opens)
+        for key, entries in writes.late.items():
+            self.docs.setdefault(key, {"_id": key, "entries": []})["entries"].extend(entries)
+        for key in writes.retired:
+            self.docs.pop(key, None)
+        self.opened.update((doc["programme"], doc) for doc in writes.opens)
         self.batch = []
 
     def documents(self) -> list[dict]:
         self.flush()
-        return [*self.seals, *({"_id": k, "entries": v} for k, v in self.late.items()), *self.opened.values(),
-                {"_id": timeline.READY}]
+        return [*self.docs.values(), {"_id": timeline.READY}]
 
 
 async def load(url: str, db_name: str, scale: float, seed: int) -> None:
@@ -843,7 +845,7 @@ async def raw_as_of(db, cycle: str, cut_off: str, known_at: str) -> tuple[dict[s
     docs += await _read("timeline_facts find", db[timeline.FACTS].find({}), timings)
     docs = [d for d in docs if d["accepted_at"] <= known_at]
     plans = [d for d in docs if d["kind"] == "plan" and d["event_time"] <= cut_off]
-    query = timeline.Query(plans, cut_off, known_at)
+    query = timeline_query.Query(plans, cut_off, known_at)
     ids, rounds = query.first_ids(), 0
     while ids:
         rounds += 1

@@ -201,7 +201,7 @@ class Live:
             return False, old, task
         if old is not None:
             self._count(old, -1)
-        self.tasks[task["task_id"]] = compact(task, self.people)
+        self.tasks[task["task_id"]] = compact(task, self.people, old)
         self._count(task, 1)
         return True, old, task
 

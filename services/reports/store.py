@@ -23,7 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared import claims, consumer, heap, mongo, records, statelog
 from shared.statelog import StateLog
 
-from services.reports import domain, tasklog, timeline
+from services.reports import domain, tasklog, timeline, timeline_query
 from services.reports.live import REGISTRY as REGISTRY_KINDS, Live, Tally, TallyView, TaskWrites, loaded_task
 from services.reports.owned import Holdings
 from services.reports.snapshot import Snapshot, latest_by_subject, tasks_from_history, unit_reports_from_history
@@ -272,7 +272,8 @@ class ReportsStore:
             facts, reports = _by_kind(await timeline.facts_known(
                 self.db, programmes=[p["_id"] for p in registry["programmes"]], units=list(registry["units"]),
                 cycle=cycle, known_at=known_at), cycle=cycle, cut_off=cut_off)
-            task_facts = await timeline.task_reports(self.db, plans=facts["plan"], cut_off=cut_off, known_at=known_at)
+            task_facts = await timeline_query.task_reports(self.db, plans=facts["plan"], cut_off=cut_off,
+                                                           known_at=known_at)
         else:  # a history older than the timeline (see timeline.record): read it whole
             known = {"accepted_at": {"$lte": known_at}}
             facts, reports = _by_kind([d async for d in self.db.history.find({"kind": {"$ne": "task_report"}, **known})],

@@ -6,9 +6,14 @@ SQLite backend serves only `_id` lookups by index, so reading them back took min
 report. Instead, per programme (the key of `programs.changes`: one writer per programme),
 the reports consumer keeps, as it applies a batch:
 
-- `open|P`: each task's latest status report (highest version) among P's reports dated on
-  or before the open cut-off, the first quarter cut-off (end of 14 Mar/Jun/Sep/Dec, Hanoi
-  time) that no report of P has gone past yet, and the reports applied while it is open;
+- the open state: each task's latest status report (highest version) among P's reports
+  dated on or before the open cut-off X, the first quarter cut-off (end of 14 Mar/Jun/Sep/Dec,
+  Hanoi time) that no report of P has gone past yet, and the reports applied while it is open.
+  Kept as what each batch brings, so that a batch costs what it brings, not what the quarter
+  holds (rewritten whole per batch, it cost some 100 us per report at a whole term): `open|P`
+  names X and counts the parts; `base|P|X` is the state as X opened (the seal below, and the
+  reports of the batch that passed it); `part|P|X|n` the reports of the n-th batch since.
+  (An `open|P` written whole, before the parts, holds the state itself: it is read as a base.)
 - `seal|P|X` and `period|P|X`: those two frozen when the first report of P dated after
   cut-off X is applied, so every report applied before it is dated on or before X (there is
   no seal before P's first report: nothing was applied);
@@ -18,8 +23,8 @@ the reports consumer keeps, as it applies a batch:
 The state as of X known at T is, per task, the latest of: its late reports that arrived by T,
 and its entry in the first seal at or after X (the open state when P has not gone past it) if
 that entry is dated on or before X and arrived by T. Otherwise the answer lies in the reports
-applied while that seal was open and in the seal below, and so on down (`Query`): one more
-read for a known_at earlier than the cut-off's seal, or a cut-off between quarter ends.
+applied while that seal was open and in the seal below, and so on down (`timeline_query`):
+one more read for a known_at earlier than the cut-off's seal, or a cut-off between quarter ends.
 
 The other facts (plans, issuances, indicator values, unit reports, supervisions: a few
 thousand over a term) are kept whole, grouped so that a report reads few documents
@@ -29,9 +34,11 @@ thousand over a term) are kept whole, grouped so that a report reads few documen
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
+from pymongo import ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import mongo
@@ -80,51 +87,110 @@ def _entry(fact: dict) -> Entry:
             float(fact["data"]["progress"])]
 
 
-def fold(opened: dict | None, programme: str, reports: list[dict]) -> tuple[dict, list[dict], dict[str, list]]:
+def state_ids(opened: dict) -> list[str]:
+    """The documents that hold the open quarter's state beside `open|P`: its base and its parts
+    (none for an open document written whole, as before the parts)."""
+    if "z" in opened:
+        return []
+    programme, cut = opened["programme"], opened["cut"]
+    return [f"base|{programme}|{cut}"] + [f"part|{programme}|{cut}|{n}" for n in range(opened["parts"])]
+
+
+def open_state(opened: dict | None, docs: dict[str, dict]) -> dict:
+    """The open quarter's state, {best, period}: its base, then each part's reports in the order applied."""
+    if opened is None:
+        return {"best": {}, "period": []}
+    if "z" in opened:
+        return unpack(opened, None)
+    ids = state_ids(opened)
+    state = unpack(docs.get(ids[0]), {"best": {}, "period": []})
+    for part in ids[1:]:
+        for row in unpack(docs[part], []):
+            _take(state, row)
+    return state
+
+
+def _take(state: dict, row: list) -> None:
+    state["period"].append(row)
+    known = state["best"].get(row[0])
+    if known is None or row[3] > known[2]:  # row: [task, *entry]; entry[2] is the version
+        state["best"][row[0]] = row[1:]
+
+
+def sealing(opened: dict | None, reports: list[dict]) -> bool:
+    """Whether these reports take the programme past its open cut-off, or its open document is
+    written whole (from before the parts): then the whole open state is needed, not only its cut."""
+    return opened is not None and ("z" in opened or any(f["event_time"] > opened["cut"] for f in reports))
+
+
+@dataclass
+class Writes:
+    """What a batch of status reports writes, in this order: the seals (each written once), the
+    bases and parts (replaced: a batch read again may be bounded differently), the late entries,
+    the open documents (last: a crash before replays the batch onto the old ones), then what the
+    quarter before the one just sealed left (no reader needs it any more)."""
+    seals: list[dict] = field(default_factory=list)
+    kept: list[dict] = field(default_factory=list)
+    late: dict[str, list] = field(default_factory=dict)
+    opens: list[dict] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
+
+
+def fold(opened: dict | None, docs: dict[str, dict], programme: str, reports: list[dict], writes: Writes) -> None:
     """Apply one programme's status reports (history rows, in the order applied) to its open
-    document: the new open document, the seals (and their periods) it made, and the late
-    entries by document id."""
+    quarter. Nearly always they stay in it: they become a part of their own and the open document
+    counts one more, so a batch costs what it brings, not what the quarter holds. Past the cut-off
+    (or from an open document written whole) the state is rebuilt from `docs`, the seals made,
+    and the open quarter starts again from a base."""
     cut = opened["cut"] if opened else None
-    state = unpack(opened, {"best": {}, "period": []})
-    best, period = state["best"], state["period"]
-    sealed_docs: list[dict] = []
-    late: dict[str, list] = {}
+    state = open_state(opened, docs) if opened is None or sealing(opened, reports) else None
+    added: list[list] = []  # the reports since the last seal (or the batch's start)
+    crossed = False
     since = None  # the cut-off before `cut`: a report dated after it and by `cut` is in the open quarter
     for fact in reports:
         entry = _entry(fact)
         cut = cut or cut_off_after(entry[0])
         while entry[0] > cut:  # the first report past the cut-off: what came before is its state
-            sealed_docs += [packed(f"seal|{programme}|{cut}", best), packed(f"period|{programme}|{cut}", period)]
-            cut, period, since = next_cut_off(cut), [], None
+            writes.seals += [packed(f"seal|{programme}|{cut}", state["best"]),
+                             packed(f"period|{programme}|{cut}", state["period"])]
+            cut, since, added, state["period"], crossed = next_cut_off(cut), None, [], [], True
         since = since or previous_cut_off(cut)
         # nearly every report is in the open quarter: its cut-off is known without parsing its date
-        sealed = cut if entry[0] > since else cut_off_after(entry[0])
-        while sealed < cut:  # dated before cut-offs already sealed: late for each of them
-            late.setdefault(f"late|{programme}|{sealed}", []).append(dict(zip(LATE_FIELDS, [fact["subject"], *entry])))
-            sealed = next_cut_off(sealed)
-        period.append([fact["subject"], *entry])
-        known = best.get(fact["subject"])
-        if known is None or entry[2] > known[2]:
-            best[fact["subject"]] = entry
-    opened = {**packed(f"open|{programme}", {"best": best, "period": period}), "programme": programme, "cut": cut}
-    return opened, sealed_docs, late
+        quarter = cut if entry[0] > since else cut_off_after(entry[0])
+        while quarter < cut:  # dated before cut-offs already sealed: late for each of them
+            writes.late.setdefault(f"late|{programme}|{quarter}", []).append(
+                dict(zip(LATE_FIELDS, [fact["subject"], *entry])))
+            quarter = next_cut_off(quarter)
+        added.append(row := [fact["subject"], *entry])
+        if state is not None:
+            _take(state, row)
+    opens = {"_id": f"open|{programme}", "programme": programme, "cut": cut}
+    if crossed or (opened is not None and "z" in opened):  # a new base; the quarter's before last goes
+        writes.kept.append(packed(f"base|{programme}|{cut}", state))
+        writes.retired += (opened or {}).get("retired", [])
+        left = state_ids(opened) if crossed and opened is not None else []
+        writes.opens.append({**opens, "parts": 0, "retired": left})
+        return
+    parts = opened["parts"] if opened else 0
+    writes.kept.append(packed(f"part|{programme}|{cut}|{parts}", added))
+    writes.opens.append({**opens, "parts": parts + 1, "retired": opened.get("retired", []) if opened else []})
 
 
-def build(opened: dict[str, dict], facts: list[dict]) -> tuple[list[dict], dict[str, list], list[dict]]:
-    """What a batch of history rows adds, from the open documents of their programmes (by
-    programme): the seals to insert, the late entries to append, the open documents to write."""
+def build(opened: dict[str, dict], docs: dict[str, dict], facts: list[dict]) -> Writes:
+    """What a batch of history rows writes, from the open documents of their programmes (by
+    programme) and, for those it seals, the documents of their open state (`state_ids`)."""
+    writes = Writes()
+    for programme, reports in _reports_by_programme(facts).items():
+        fold(opened.get(programme), docs, programme, reports, writes)
+    return writes
+
+
+def _reports_by_programme(facts: list[dict]) -> dict[str, list[dict]]:
     by_programme: dict[str, list[dict]] = {}
     for fact in facts:
         if fact["kind"] == "task_report":
             by_programme.setdefault(fact["programme"], []).append(fact)
-    seals, late, opens = [], {}, []
-    for programme, reports in by_programme.items():
-        doc, made, entries = fold(opened.get(programme), programme, reports)
-        seals += made
-        opens.append(doc)
-        for key, more in entries.items():
-            late.setdefault(key, []).extend(more)
-    return seals, late, opens
+    return by_programme
 
 
 async def record(db: AsyncDatabase, facts: list[dict]) -> bool:
@@ -148,20 +214,28 @@ async def _keep_facts(db: AsyncDatabase, facts: list[dict]) -> None:
 
 
 async def _keep_reports(db: AsyncDatabase, facts: list[dict]) -> None:
-    programmes = sorted({f["programme"] for f in facts if f["kind"] == "task_report"}, key=str)
-    if not programmes:
+    by_programme = _reports_by_programme(facts)
+    if not by_programme:
         return
-    opened = {d["programme"]: d async for d in db[TIMELINE].find({"_id": {"$in": [f"open|{p}" for p in programmes]}})}
-    # unpacking and packing the open quarters is the batch's longest stretch of pure CPU: in a
-    # worker thread, so that the event loop answers requests meanwhile
-    seals, late, opens = await asyncio.to_thread(build, opened, facts)
-    # seals first: a crash before the open documents are written replays the batch onto the
-    # old ones, which makes the same seals again
-    await mongo.insert_many_once(db[TIMELINE], seals)
-    for key, entries in late.items():
+    ids = [f"open|{p}" for p in sorted(by_programme, key=str)]
+    opened = {d["programme"]: d async for d in db[TIMELINE].find({"_id": {"$in": ids}})}
+    ids = [i for p, doc in opened.items() if sealing(doc, by_programme[p]) for i in state_ids(doc)]
+    docs = {d["_id"]: d async for d in db[TIMELINE].find({"_id": {"$in": ids}})} if ids else {}
+    # folding is pure CPU, and a sealing batch rebuilds whole quarters: in a worker thread, so that
+    # the event loop answers requests meanwhile
+    writes = await asyncio.to_thread(build, opened, docs, facts)
+    await mongo.insert_many_once(db[TIMELINE], writes.seals)
+    await _replace(db, writes.kept)
+    for key, entries in writes.late.items():
         await db[TIMELINE].update_one({"_id": key}, {"$push": {"entries": {"$each": entries}}}, upsert=True)
-    for doc in opens:
-        await db[TIMELINE].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+    await _replace(db, writes.opens)
+    if writes.retired:
+        await db[TIMELINE].delete_many({"_id": {"$in": writes.retired}})
+
+
+async def _replace(db: AsyncDatabase, docs: list[dict]) -> None:
+    if docs:
+        await db[TIMELINE].bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs], ordered=False)
 
 
 async def _mark_ready_if_new(db: AsyncDatabase, facts: list[dict]) -> bool:
@@ -213,92 +287,3 @@ async def facts_known(db: AsyncDatabase, *, programmes: list[str], units: list[s
     rows = [row async for doc in db[TIMELINE].find({"_id": {"$in": ids}}) for row in unpack(doc, [])]
     rows += [d async for d in db[FACTS].find({})]
     return [row for row in rows if row["accepted_at"] <= known_at]
-
-
-async def task_reports(db: AsyncDatabase, *, plans: list[dict], cut_off: str, known_at: str) -> list[dict]:
-    """The latest status report of each task of `plans` (their history rows) dated on or before
-    `cut_off` among those arrived by `known_at`, as history rows."""
-    async def read(ids: list[str]) -> dict[str, dict]:
-        return {d["_id"]: d async for d in db[TIMELINE].find({"_id": {"$in": ids}})} if ids else {}
-
-    query = Query(plans, cut_off, known_at)
-    docs = await read(query.first_ids())
-    while ids := query.step(docs):
-        docs = await read(ids)
-    return query.rows()
-
-
-class Query:
-    """The reads of `task_reports`, one round at a time (pure: the documents come in). For each
-    programme: the late reports, then the level the cut-off falls in (the open state, or the
-    seal at the cut-off) and, for the tasks whose entry there is dated after the cut-off or
-    arrived after `known_at`, the reports applied while that level was open and the level
-    below, down to where every task's entry is known by then."""
-
-    def __init__(self, plans: list[dict], cut_off: str, known_at: str):
-        self.programmes = sorted({plan["programme"] for plan in plans})
-        self.tasks = {task["task_id"] for plan in plans for task in plan["data"].get("tasks", [])}
-        self.cut_off, self.known_at, self.cut = cut_off, known_at, cut_off_after(cut_off)
-        self.latest: dict[str, Entry] = {}
-        self.walks: dict[str, tuple[str, set[str]]] = {}  # programme -> (level whose period is next, tasks open)
-        self.started = False
-
-    def first_ids(self) -> list[str]:
-        return [f"{kind}|{p}" + ("" if kind == "open" else f"|{self.cut}")
-                for p in self.programmes for kind in ("open", "seal", "late")]
-
-    def step(self, docs: dict[str, dict]) -> list[str]:
-        """Take the documents read; the ids to read next ([] when done)."""
-        walks, self.walks = self.walks, {}
-        if not self.started:
-            self.started = True
-            for p in self.programmes:
-                self._start(p, docs)
-        for p, (level, tasks) in walks.items():
-            self._period(unpack(docs.get(f"period|{p}|{level}"), []), tasks)
-            below = previous_cut_off(level)
-            self._level(p, below, unpack(docs.get(f"seal|{p}|{below}"), {}), tasks)
-        return [f"{kind}|{p}|{cut}" for p, (level, _) in self.walks.items()
-                for kind, cut in (("period", level), ("seal", previous_cut_off(level)))]
-
-    def _start(self, programme: str, docs: dict[str, dict]) -> None:
-        opened = docs.get(f"open|{programme}")
-        if opened is None:
-            return
-        if opened["cut"] <= self.cut:  # nothing of it is dated after the cut-off's quarter end
-            state = unpack(opened, None)
-            if tasks := self._resolve(state["best"], self.tasks):
-                self._period(state["period"], tasks)
-                self.walks[programme] = (opened["cut"], tasks)  # its period is read: the seal below next
-            return
-        for row in (docs.get(f"late|{programme}|{self.cut}") or {}).get("entries", []):
-            self._offer(row["task"], [row[f] for f in LATE_FIELDS[1:]])
-        self._level(programme, self.cut, unpack(docs.get(f"seal|{programme}|{self.cut}"), {}), self.tasks)
-
-    def _period(self, period: list[list], tasks: set[str]) -> None:
-        for task, *entry in period:
-            if task in tasks:
-                self._offer(task, entry)
-
-    def _level(self, programme: str, level: str, best: dict[str, Entry], tasks: set[str]) -> None:
-        if tasks := self._resolve(best, tasks):
-            self.walks[programme] = (level, tasks)
-
-    def _resolve(self, best: dict[str, Entry], tasks: set[str]) -> set[str]:
-        """Take the entries known by then; the tasks whose entry is not, to look further for."""
-        left = set()
-        for task in tasks & best.keys():
-            if best[task][0] <= self.cut_off and best[task][1] <= self.known_at:
-                self._offer(task, best[task])
-            else:
-                left.add(task)
-        return left
-
-    def _offer(self, task: str, entry: Entry) -> None:
-        if entry[0] <= self.cut_off and entry[1] <= self.known_at and task in self.tasks \
-                and (task not in self.latest or entry[2] > self.latest[task][2]):
-            self.latest[task] = entry
-
-    def rows(self) -> list[dict]:
-        return [{"subject": task, "version": e[2], "event_time": e[0], "accepted_at": e[1],
-                 "data": {"status": e[3], "progress": e[4]}} for task, e in self.latest.items()]

@@ -62,3 +62,26 @@ def test_a_cycle_frozen_while_a_batch_held_it_is_freed_once_the_frozen_objects_h
         assert growth[0].me is growth[0]  # what is still referred to stays
     finally:
         gc.unfreeze()
+
+
+def test_the_frozen_objects_are_counted_only_when_they_may_have_grown_past_the_limit(monkeypatch):
+    # Counting them walks every one (some 30 ms at a whole term's state): once per batch, that was
+    # CPU per change growing with the term.
+    gc.unfreeze()
+    counted = []
+    count = gc.get_freeze_count
+    monkeypatch.setattr(gc, "get_freeze_count", lambda: counted.append(1) or count())
+    collections = Collections(growth=1.0, floor=1)
+    kept = [Node() for _ in range(20_000)]
+    try:
+        collections.after_batch()  # the first: counted, a thorough collection
+        first = len(counted)
+        for _ in range(30):  # batches that keep little
+            kept.append(Node())
+            collections.after_batch()
+        assert len(counted) == first
+        kept += [Node() for _ in range(2 * count())]  # the frozen objects more than doubled
+        collections.after_batch()
+        assert len(counted) > first and collections.settled >= len(kept)
+    finally:
+        gc.unfreeze()

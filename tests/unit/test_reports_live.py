@@ -211,3 +211,29 @@ def test_a_bounded_status_lists_the_head_of_each_list_with_its_total_and_pages_g
 
 def _without_lists(status: dict) -> dict:
     return {**status, "overdue_tasks": None, "next_period": {**status["next_period"], "tasks_due": None}}
+
+
+def test_a_task_keeps_what_its_new_state_says_where_it_differs_from_the_state_before():
+    # A new state takes the values it shares with the one before from it (held once): only those.
+    first = change("task", "T-1", {"programme": "01", "lead_unit": "SO-KHDT", "title": "Việc", "due_date": DUE[0],
+                                   "status": "in_progress", "progress": 10, "lead_person": dict(PERSON),
+                                   "milestones": [{"title": "Bước 1", "due_date": DUE[0]}],
+                                   "coordinating_units": ["SO-TC"]}, programme="01", seq=1)
+    same = {**first, "seq": 2, "state": {**first["state"], "progress": 20, "lead_person": dict(PERSON),
+                                        "milestones": [{"title": "Bước 1", "due_date": DUE[0]}]}}
+    moved = {**first, "seq": 3, "state": {**first["state"], "lead_unit": "SO-TC", "due_date": DUE[2],
+                                         "lead_person": {**PERSON, "position": "Giám đốc"},
+                                         "milestones": [{"title": "Bước 1", "due_date": DUE[2]}],
+                                         "coordinating_units": ["Q-BADINH"]}}
+    state = live.Live()
+    state.apply(first)
+    before = state.tasks["T-1"]
+    state.apply(same)
+    shared = state.tasks["T-1"]
+    assert shared["progress"] == 20 and shared["milestones"] is before["milestones"]
+    assert shared["lead_person"] is before["lead_person"]
+    state.apply(moved)
+    task = state.tasks["T-1"]
+    assert (task["lead_unit"], task["due_date"], task["lead_person"]["position"], task["milestones"][0]["due_date"],
+            task["coordinating_units"]) == ("SO-TC", DUE[2], "Giám đốc", DUE[2], ["Q-BADINH"])
+    assert state.tallies["01"].leads == {"SO-TC": 1}
