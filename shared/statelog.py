@@ -63,7 +63,7 @@ class StateLog:
         if wanted == []:
             return {}
         latest: dict = {}
-        async for doc in self.collection.find({} if wanted is None else {"g": {"$in": wanted}}):
+        async for doc in mongo.find_packed(self.collection, {} if wanted is None else {"g": {"$in": wanted}}):
             states = mongo.unpack(doc["z"])
             if known is not None:
                 _learn(known, doc, [s[self.key] for s in states])

@@ -71,8 +71,8 @@ class ProgramsStore:
 
     async def all_outcomes(self) -> dict[str, dict]:
         """Every outcome, by event key (for tools and tests: the service reads them by key)."""
-        packs = {doc["_id"]: doc async for doc in self.db.outcome_packs.find({})}
-        return await self._resolved({doc["_id"]: doc async for doc in self.db.outcomes.find({})}, packs)
+        packs = {doc["_id"]: doc async for doc in mongo.find_packed(self.db.outcome_packs, {})}
+        return await self._resolved({doc["_id"]: doc async for doc in self.db.outcomes.find({}, batch_size=5000)}, packs)
 
     async def replace_outcome(self, doc: dict) -> None:
         """Make `doc` the outcome of its event, whatever was recorded before (only the partition's owner writes it)."""

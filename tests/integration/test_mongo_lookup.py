@@ -1,10 +1,15 @@
 """Finding, updating and deleting by `_id` means the same on the local FerretDB (whose `_id`
-lookups are narrowed through the index, deploy/local/ferretdb/) as on MongoDB."""
+lookups are narrowed through the index, deploy/local/ferretdb/) as on MongoDB; documents of
+packed values are read back whatever their total size."""
 
 from __future__ import annotations
 
+import base64
+import os
+
 from bson import ObjectId
 
+from services.programs.store import ProgramsStore
 from shared import mongo
 
 OID = ObjectId()
@@ -51,3 +56,25 @@ async def test_lookups_by_id_with_other_conditions_and_in_lists(isolated):
                                                                          str(DOCS[-1]["_id"])])
     finally:
         await client.close()
+
+
+async def test_every_outcome_is_read_back_when_their_packs_outweigh_a_reply(isolated):
+    """FerretDB 1.24 answers a getMore with 250 documents whatever their size, and the client
+    refuses a reply over 48 MB: packs of a whole term's outcomes (after the first reply's 101,
+    250 of 220 KB here) must still all come back, as `nqt replay --compare` reads them."""
+    client = mongo.connect(isolated.mongo)
+    try:
+        db = client[f"{isolated.prefix}_packed"]
+        packs = [{"_id": f"p{n:03}", "z": mongo.pack({f"k{n}": {"_id": f"k{n}", "outcome": "applied",
+                                                                "note": base64.b64encode(os.urandom(220_000)).decode()}})}
+                 for n in range(360)]
+        assert sum(len(p["z"]) for p in packs[101:351]) > 48_000_000
+        for start in range(0, len(packs), 20):
+            await db.outcome_packs.insert_many(packs[start:start + 20])
+        await db.outcomes.insert_many([{"_id": f"k{n}", "pack": f"p{n:03}"} for n in range(360)])
+        outcomes = await ProgramsStore(db).all_outcomes()
+    finally:
+        await client.drop_database(f"{isolated.prefix}_packed")
+        await client.close()
+    assert sorted(outcomes) == sorted(f"k{n}" for n in range(360))
+    assert {o["outcome"] for o in outcomes.values()} == {"applied"}
