@@ -20,7 +20,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 from prometheus_client import REGISTRY
 
-from shared.consumer import DeadLetters, Poison, attach, dead_letter_middleware
+from shared.consumer import DeadLetters, LetGoOfBatch, Poison, attach, dead_letter_middleware
 from shared.settings import CommonSettings
 
 log = logging.getLogger("nqt.kafka")
@@ -97,7 +97,7 @@ def make_broker(settings: CommonSettings, *, service: str, max_attempts: int = 5
         request_timeout_ms=30_000,
         graceful_timeout=20.0,
         middlewares=[KafkaPrometheusMiddleware(registry=REGISTRY, app_name=f"nqt-{service}"),
-                     dead_letter_middleware(letters, max_attempts=max_attempts)],
+                     dead_letter_middleware(letters, max_attempts=max_attempts), LetGoOfBatch],
         # A plain logger (no handler of its own): its lines go through the JSON root handler.
         logger=logging.getLogger(f"nqt.{service}.broker"),
         log_level=logging.DEBUG,
