@@ -106,7 +106,7 @@ class FakeCollection:
         self.crash = crash or (lambda: None)
         self.partial = False
 
-    async def find(self, query: dict):
+    async def find(self, query: dict, batch_size: int = 0):  # batch_size: how many a reply holds, all at once here
         for doc in [d for d in self.docs.values() if _matches(d, query)]:
             yield copy.deepcopy(doc)
 
