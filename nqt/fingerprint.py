@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, AsyncIterator, Callable, Iterable
 
 import orjson
 
@@ -25,12 +25,13 @@ class Counted:
     collection of states kept as a changelog plus checkpoints (`states`: the field naming what a
     state is of, see `shared.statelog`) counts each one's current state: how they are chunked
     into documents depends on how the records fell into batches and when folds ran, not on the log.
-    A collection whose documents are read through their service (`read`: database -> `_id` ->
-    document) counts what that reads, for the same reason (programs' outcomes, packed by the batch)."""
+    A collection whose documents are read through their service (`read`: database -> its
+    documents, one at a time) counts what that reads, for the same reason (programs' outcomes,
+    packed by the batch)."""
     name: str
     leave_out: frozenset[str] = frozenset()
     states: str | None = None
-    read: Callable[[Any], Awaitable[dict[Any, dict]]] | None = None
+    read: Callable[[Any], AsyncIterator[dict]] | None = None
 
 
 def _counted(*names: str, **leave_out: tuple[str, ...]) -> tuple[Counted, ...]:
@@ -41,7 +42,7 @@ STATE: dict[str, tuple[Counted, ...]] = {
     # `decided_at`: when the event was decided, which a replay does again, later.
     "programs": (*_counted("units", "programmes", "indicators", "settings", "plans", "held",
                            "issuances", "indicator_values", "unit_reports", "supervisions"),
-                 Counted("outcomes", frozenset({"decided_at"}), read=lambda db: ProgramsStore(db).all_outcomes()),
+                 Counted("outcomes", frozenset({"decided_at"}), read=lambda db: ProgramsStore(db).each_outcome()),
                  Counted("task_states", states="_id")),
     "reports": (*_counted("units", "programmes", "indicators", "settings", "plans", "history", "issued",
                           "indicator_values", "unit_reports", "supervisions", "tallies", "task_log"),
@@ -118,7 +119,7 @@ async def _documents(db, counted: Counted) -> dict[Any, bytes]:
         current = await StateLog(db[counted.name], key=counted.states, group=lambda state: None).read()
         return {key: _digest(counted, state) for key, state in current.items()}
     if counted.read is not None:
-        return {key: _digest(counted, doc) for key, doc in (await counted.read(db)).items()}
+        return {doc["_id"]: _digest(counted, doc) async for doc in counted.read(db)}
     each: dict[Any, bytes] = {}
     async for doc in db[counted.name].find({}, batch_size=5000):
         each[doc["_id"]] = _digest(counted, doc)

@@ -10,7 +10,7 @@ changes nothing. A task is found by id through `task_homes`, a row per programme
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable
 
 from bson import ObjectId
 from pymongo import ASCENDING, IndexModel
@@ -70,9 +70,22 @@ class ProgramsStore:
         return await self.outcomes_for([docs[i]["_id"] for i in theirs]) if theirs else {}
 
     async def all_outcomes(self) -> dict[str, dict]:
-        """Every outcome, by event key (for tools and tests: the service reads them by key)."""
-        packs = {doc["_id"]: doc async for doc in mongo.find_packed(self.db.outcome_packs, {})}
-        return await self._resolved({doc["_id"]: doc async for doc in self.db.outcomes.find({}, batch_size=5000)}, packs)
+        """Every outcome, by event key (for tests: the service reads them by key)."""
+        return {outcome["_id"]: outcome async for outcome in self.each_outcome()}
+
+    async def each_outcome(self) -> AsyncIterator[dict]:
+        """Every outcome, one pack unpacked at a time (for tools: a whole term's million outcomes,
+        each with its changes, would take gigabytes held together)."""
+        filed: dict[str, str] = {}  # event key -> the pack its outcome stands in
+        async for doc in self.db.outcomes.find({}, batch_size=5000):
+            if "pack" in doc:
+                filed[doc["_id"]] = doc["pack"]
+            else:
+                yield _decoded(doc)
+        async for pack in mongo.find_packed(self.db.outcome_packs, {}):
+            for key, outcome in mongo.unpack(pack["z"]).items():
+                if filed.get(key) == pack["_id"]:  # not a pack a crash left, nor one replaced since
+                    yield {"_id": key, **outcome}
 
     async def replace_outcome(self, doc: dict) -> None:
         """Make `doc` the outcome of its event, whatever was recorded before (only the partition's owner writes it)."""
@@ -80,12 +93,10 @@ class ProgramsStore:
         await self.db.outcome_packs.insert_one(pack)
         await self.db.outcomes.replace_one({"_id": doc["_id"]}, {"_id": doc["_id"], "pack": pack["_id"]}, upsert=True)
 
-    async def _resolved(self, filed: dict[str, dict], packs: dict[str, dict] | None = None) -> dict[str, dict]:
-        """The outcomes these filed documents name (in their packs: read here unless given), or
-        hold (stored before the packs)."""
+    async def _resolved(self, filed: dict[str, dict]) -> dict[str, dict]:
+        """The outcomes these filed documents name (in their packs), or hold (stored before the packs)."""
         named = {doc["pack"] for doc in filed.values() if "pack" in doc}
-        if packs is None:
-            packs = await _by_id(self.db.outcome_packs, named)
+        packs = await _by_id(self.db.outcome_packs, named)
         unpacked = {key: mongo.unpack(packs[key]["z"]) for key in named}
         return {key: {"_id": key, **unpacked[doc["pack"]][key]} if "pack" in doc else _decoded(doc)
                 for key, doc in filed.items()}

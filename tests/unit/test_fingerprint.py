@@ -1,14 +1,17 @@
 """Fingerprints of the state the log determines: the same state gives the same print whatever
 the order it was written in, fields that follow the clock do not count, and a difference is
-named by its collection and `_id`."""
+named by its collection and `_id`; outcomes are read one pack at a time."""
 
 from __future__ import annotations
 
+import tracemalloc
 from datetime import datetime, timezone
 
 from bson import Binary
 
-from nqt.fingerprint import STATE, Counted, collection_print, documents, first_differing_id
+from nqt.fingerprint import STATE, Counted, _documents, collection_print, documents, first_differing_id
+from shared import mongo
+from tests.fakes import FakeDb
 
 OUTCOMES = Counted("outcomes", frozenset({"decided_at"}))
 
@@ -67,3 +70,28 @@ def test_what_depends_on_when_a_service_ran_does_not_count():
         assert not names & {"claims", "dead_letters", "keys", "webhook_ids", "deliveries", "digests", "items",
                             "locks", "archive", "numbers", "counters"}, service
     assert "cycles" not in counted["reports"]  # opened by its scheduler, on its clock
+
+
+async def test_outcomes_are_fingerprinted_one_pack_at_a_time():
+    """A whole term's million outcomes, each with its changes, took gigabytes when read all at
+    once for `nqt replay --compare`: they are digested as each pack is unpacked, and a pack that
+    no outcome names (a crash between writing it and filing its outcomes) does not count."""
+    db = FakeDb()
+    note = "x" * 2000  # each outcome 2 KB once unpacked, a few bytes packed
+    for n in range(50):
+        part = [{**outcome(f"U:{n}-{i}"), "note": note} for i in range(200)]
+        pack = {"_id": f"p{n}", "z": mongo.pack({o["_id"]: o for o in part})}
+        await db.outcome_packs.insert_many([pack])
+        await db.outcomes.insert_many([{"_id": o["_id"], "pack": pack["_id"]} for o in part])
+    await db.outcome_packs.insert_many([{"_id": "left", "z": mongo.pack({"U:0-0": outcome("U:0-0", "rejected")})}])
+    counted = next(c for c in STATE["programs"] if c.name == "outcomes")
+
+    tracemalloc.start()
+    try:
+        digests = await _documents(db, counted)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(digests) == 10_000
+    assert digests["U:0-0"] == documents(counted, [{**outcome("U:0-0"), "note": note}])["U:0-0"]
+    assert peak < 12_000_000, peak  # all 10,000 unpacked at once: about 40 MB
