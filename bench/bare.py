@@ -5,6 +5,9 @@
                                             # uvicorn settings): the framework's own ceiling
     python bench/bare.py raw --port P       # canned bytes from a plain asyncio protocol: the
                                             # load generator's own ceiling
+    python bench/bare.py static --port P --body FILE   # GET of any path answers FILE's bytes (JSON),
+                                            # from a one-route ASGI app served as the services are:
+                                            # the floor of a made status's answer (bench/statusprobe.py)
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -57,6 +61,19 @@ class _Canned(asyncio.Protocol):
             self.transport.write(self.RESPONSE)
 
 
+def static_app(body: bytes):
+    """A raw ASGI app answering every GET with `body`, as `shared.lanes.Lanes` answers a made status."""
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+
+    async def app(scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
 async def raw_server(port: int) -> None:
     server = await asyncio.get_running_loop().create_server(_Canned, "127.0.0.1", port, backlog=1024)
     async with server:
@@ -65,15 +82,19 @@ async def raw_server(port: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("kind", choices=("fastapi", "raw"))
+    parser.add_argument("kind", choices=("fastapi", "raw", "static"))
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--body", type=Path, help="static: the file whose bytes every GET answers")
     args = parser.parse_args()
     if args.kind == "raw":
         asyncio.run(raw_server(args.port))
         return 0
+    if args.kind == "static" and args.body is None:
+        parser.error("static needs --body FILE")
+    app, lifespan = (static_app(args.body.read_bytes()), "off") if args.kind == "static" else (fastapi_app(), "auto")
     # The very settings of shared.runtime.serve: one process, no access log, default loop and parser.
-    uvicorn.run(fastapi_app(), host="127.0.0.1", port=args.port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=20, log_config=None)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False,
+                timeout_graceful_shutdown=20, log_config=None, lifespan=lifespan)
     return 0
 
 

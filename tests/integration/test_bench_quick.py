@@ -61,10 +61,15 @@ def test_pipeline_bench_prints_its_figures_and_writes_its_keys(infra_stack, resu
     out = run_script(["bench/pipeline.py", "--scale", "0.0003", "--repeat", "1", "--timeout", "300"],
                      infra_stack, results)
     for label in ("pipeline, events/s", "pipeline / baseline", "raw baseline (getmany + insert_many)",
-                  "seconds from services start to visible", "GET /v1/status under load", "peak RSS"):
+                  "seconds from services start to visible", "GET /v1/status under load", "its floor: a bare responder",
+                  "peak RSS"):
         assert label in out
     written = json.loads(results.read_text())
     assert written["pipeline_status_p99_ms"] > 0  # the status was asked for, and answered, while the pipeline ran
+    # and its floor beside it, by the same client in the same rounds
+    assert written["pipeline_status_floor_p99_ms"] > 0 and written["pipeline_status_floor_p50_ms"] > 0
+    asked = written["pipeline_status_requests"]
+    assert asked["reports"] > 0 and abs(asked["reports"] - asked["floor"]) <= 1
     assert {"pipeline_events_per_s", "pipeline_ratio", "pipeline_baseline_events_per_s", "pipeline_scale",
             "pipeline_events", "max_rss_mb", "cpu_count"} <= written.keys()
     assert written["pipeline_scale"] == 0.0003 and written["pipeline_events"] > 100

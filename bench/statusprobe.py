@@ -1,0 +1,133 @@
+"""`GET /v1/status` under load, and its floor, timed by a client in a process of its own.
+
+    python bench/statusprobe.py --out FILE --interval 0.2 reports=URL floor=URL
+
+While a bench loads the pipeline, a dashboard's request is timed against two servers at the same
+cadence, one after the other in each round (the order swapped every round, so neither always
+goes first): reports' `/v1/status`, and the floor, a bare responder (`bench/bare.py static`:
+uvicorn, as the services serve, with a one-route ASGI app answering the very bytes of the status
+taken at the end of the setup) in a process of its own. The floor is what the machine allows a
+ready answer under the same load; the gap between the two is what the reports process adds.
+
+The client is a process of its own, not a task or a thread of the bench: the bench's own work
+(generating and publishing load, polling offsets, parsing pages of the status) would otherwise
+hold its event loop or its interpreter's lock while a response waits to be read. Each answer is
+appended to FILE as `name seconds` and flushed, so the bench reads whatever was timed when it
+stops the probe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import harness  # noqa: E402
+from deploy.local import infra as local_infra  # noqa: E402
+
+PATH = "/v1/status"
+
+
+async def probe(targets: dict[str, str], out: Path, interval: float) -> None:
+    """GET PATH of every target once per `interval` (until killed); each 200's seconds into `out`."""
+    clients = {name: httpx.AsyncClient(base_url=url, timeout=600) for name, url in targets.items()}
+    order = list(clients)
+    with out.open("a") as log:
+        while True:
+            started = time.perf_counter()
+            for name in order:
+                sent = time.perf_counter()
+                try:
+                    response = await clients[name].get(PATH)
+                except httpx.TransportError:
+                    continue  # not up yet, or going away: no answer to time
+                if response.status_code == 200:
+                    log.write(f"{name} {time.perf_counter() - sent:.6f}\n")
+                    log.flush()
+            order.reverse()
+            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - started)))
+
+
+def read(out: Path, names: list[str]) -> dict[str, list[float]]:
+    """The seconds timed per target, in the order they were timed."""
+    latencies: dict[str, list[float]] = {name: [] for name in names}
+    if out.exists():
+        for line in out.read_text().splitlines():
+            name, _, seconds = line.partition(" ")
+            if name in latencies and seconds:
+                latencies[name].append(float(seconds))
+    return latencies
+
+
+@contextmanager
+def floor(body: bytes, workdir: Path) -> Iterator[str]:
+    """The bare responder (bench/bare.py static) answering `body`, in a process of its own: its URL."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / f"status-floor-{time.monotonic_ns()}.json"
+    path.write_bytes(body)
+    port = local_infra.free_port()
+    proc = harness.python_process(["bench/bare.py", "static", "--port", str(port), "--body", str(path)])
+    url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the floor's responder exited ({proc.returncode})")
+        try:
+            return httpx.get(url + PATH, timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        harness.wait_until(answers, 60, 0.1, "the floor's responder")
+        yield url
+    finally:
+        harness.stop_processes([proc])
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def probing(targets: dict[str, str], workdir: Path, interval: float) -> Iterator[dict[str, list[float]]]:
+    """Time `targets` (name -> base URL) from a probe process while the body runs; the dict
+    yielded is filled, name -> seconds of each answer, once the body is done."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = workdir / f"statusprobe-{time.monotonic_ns()}.txt"
+    proc = harness.python_process(["bench/statusprobe.py", "--out", str(out), "--interval", str(interval),
+                                   *(f"{name}={url}" for name, url in targets.items())])
+    latencies: dict[str, list[float]] = {}
+    try:
+        yield latencies
+        # a run shorter than the probe's start-up (a tiny scale) still gets a round of answers
+        harness.wait_until(lambda: proc.poll() is not None or all(read(out, list(targets)).values()), 60, 0.1,
+                           "a round of answers from the status probe")
+    finally:
+        harness.stop_processes([proc])
+        latencies.update(read(out, list(targets)))
+        out.unlink(missing_ok=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="file the timed answers are appended to")
+    parser.add_argument("--interval", type=float, default=0.2, help="seconds between rounds (0.2)")
+    parser.add_argument("targets", nargs="+", help="name=URL, e.g. reports=http://127.0.0.1:8003")
+    args = parser.parse_args()
+    targets = dict(target.split("=", 1) for target in args.targets)
+    try:
+        asyncio.run(probe(targets, args.out, args.interval))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
