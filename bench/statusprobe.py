@@ -12,8 +12,9 @@ ready answer under the same load; the gap between the two is what the reports pr
 The client is a process of its own, not a task or a thread of the bench: the bench's own work
 (generating and publishing load, polling offsets, parsing pages of the status) would otherwise
 hold its event loop or its interpreter's lock while a response waits to be read. Each answer is
-appended to FILE as `name seconds` and flushed, so the bench reads whatever was timed when it
-stops the probe.
+appended to FILE as `name seconds sent` and flushed, so the bench reads whatever was timed when
+it stops the probe (`sent`: `time.perf_counter()`, the system's monotonic clock on Linux, which
+other processes' timestamps of the same request can be set against).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ async def probe(targets: dict[str, str], out: Path, interval: float) -> None:
                 except httpx.TransportError:
                     continue  # not up yet, or going away: no answer to time
                 if response.status_code == 200:
-                    log.write(f"{name} {time.perf_counter() - sent:.6f}\n")
+                    log.write(f"{name} {time.perf_counter() - sent:.6f} {sent:.6f}\n")
                     log.flush()
             order.reverse()
             await asyncio.sleep(max(0.0, interval - (time.perf_counter() - started)))
@@ -63,9 +64,9 @@ def read(out: Path, names: list[str]) -> dict[str, list[float]]:
     latencies: dict[str, list[float]] = {name: [] for name in names}
     if out.exists():
         for line in out.read_text().splitlines():
-            name, _, seconds = line.partition(" ")
-            if name in latencies and seconds:
-                latencies[name].append(float(seconds))
+            fields = line.split(" ")
+            if len(fields) == 3 and fields[0] in latencies:
+                latencies[fields[0]].append(float(fields[1]))
     return latencies
 
 
@@ -92,7 +93,6 @@ def floor(body: bytes, workdir: Path) -> Iterator[str]:
         yield url
     finally:
         harness.stop_processes([proc])
-        path.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -111,8 +111,7 @@ def probing(targets: dict[str, str], workdir: Path, interval: float) -> Iterator
                            "a round of answers from the status probe")
     finally:
         harness.stop_processes([proc])
-        latencies.update(read(out, list(targets)))
-        out.unlink(missing_ok=True)
+        latencies.update(read(out, list(targets)))  # the file stays in `workdir` (NQT_BENCH_KEEP keeps it)
 
 
 def main() -> int:
