@@ -34,7 +34,9 @@ Each run (fresh topics and databases under a prefix of its own):
    applies in order, so every sentinel visible means every update before it was applied. The
    status is checked for the sentinels once both consumer groups have no lag (committed offsets,
    polled every 0.5 s; that is also the progress line). Meanwhile, as a dashboard would, a probe
-   asks for `/v1/status` every 0.2 s and times each answer: the status under load (p50, p99).
+   (a client process of its own, `bench/statusprobe.py`) asks for `/v1/status` every 0.2 s and
+   times each answer: the status under load (p50, p99); in the same rounds it asks the same of
+   the floor, a bare responder answering the status's bytes in a process of its own.
    Figure = N / seconds. After --timeout the run stops and reports the rate applied so far
    (reports' committed changes / elapsed) as censored, a lower bound of nothing: the figure then
    says how fast the pipeline went until it was cut off.
