@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import harness, loadgen  # noqa: E402
+from bench import harness, hops, loadgen  # noqa: E402
 from deploy.local.stack import REGISTRY  # noqa: E402
 
 CLOCK = "2021-04-05T09:00:00+07:00"  # the reports clock: tasks due by 2021-04-04 are overdue
@@ -106,6 +106,7 @@ def plans(tasks_wanted: int, probe_share: float, rng: random.Random) -> tuple[li
 class Probe:
     seq: int
     task: str
+    key: str  # the event's source:id
     sent: float
     acked: float = 0.0
     lower: float = 0.0      # start of the last status request that did not show it
@@ -125,6 +126,7 @@ class Run:
     first_seq: int = 0
     started: float = 0.0   # loop time of the first request
     ended: float = 0.0     # loop time the drain ended
+    wall: float = 0.0      # wall clock minus loop time (the services' logs and Kafka use the wall clock)
 
 
 def progress_of(seq: int) -> float:
@@ -163,7 +165,7 @@ async def drive(run: Run, sender: Sender, tasks: list[Task], *, rate: float, dur
                 seqs: itertools.count, rng: random.Random) -> None:
     loop = asyncio.get_running_loop()
     start, pending = loop.time(), set()
-    run.started = start
+    run.started, run.wall = start, time.time() - start
 
     async def one(task: Task, seq: int) -> None:
         body = orjson.dumps(envelope(task.unit, f"{task.unit}-TD-{seq:09d}", "task.updated", {
@@ -193,7 +195,7 @@ async def drive(run: Run, sender: Sender, tasks: list[Task], *, rate: float, dur
         task, seq = rng.choice(tasks), next(seqs)
         run.first_seq = run.first_seq or seq
         if task.probe:
-            run.probes[seq] = Probe(seq, task.task_id, loop.time())
+            run.probes[seq] = Probe(seq, task.task_id, f"{task.unit}:{task.unit}-TD-{seq:09d}", loop.time())
             run.by_task[task.task_id].append(seq)
             run.value_seq[(task.task_id, round(progress_of(seq) * 1000))] = seq
         run.sent += 1
@@ -247,6 +249,15 @@ async def measure_run(ingest: int, reports: str, keys: dict[str, str], tasks: li
             await asyncio.gather(*pollers, return_exceptions=True)
             sender.close()
     return run
+
+
+async def run_hops(run: Run, kafka: str, running: harness.Running) -> dict:
+    """Where the seen probes' time went, hop by hop (bench/hops.py), in ms."""
+    seen = {p.key: (p.acked + run.wall, p.upper + run.wall) for p in run.probes.values()
+            if p.acked and p.upper is not None}
+    return await hops.measure(seen, kafka=kafka, prefix=running.env["NQT_TOPIC_PREFIX"],
+                              reports_log=running.logs / "reports.log", since_s=run.started + run.wall - 1.0,
+                              percentile=harness.percentile)
 
 
 # --- the raw baseline ------------------------------------------------------------------------
@@ -410,6 +421,7 @@ def main() -> int:
                                                    duration=min(args.duration, 10.0))))
                     run = asyncio.run(measure_run(ingest, reports, running.keys, tasks, args, seqs, rng))
                     figures = run_figures(run)
+                    figures["hops"] = asyncio.run(run_hops(run, infra.kafka, running))
                     per_run.append(figures)
                     print(f"run {n}/{args.repeat}: sent {figures['sent']:,} ({figures['accepted']:,} accepted"
                           f"{', failed ' + str(figures['failed']) if figures['failed'] else ''}, "
@@ -418,6 +430,8 @@ def main() -> int:
                           f"p99 {figures['p99_upper']:.0f} ms (lower bound p50 {figures['p50_lower']:.0f}, p99 "
                           f"{figures['p99_lower']:.0f}); status request {figures['poll_ms']:.0f} ms; raw hop p99 "
                           f"{percentiles_ms(raw[-1])[1]:.1f} ms", flush=True)
+                    print("  hops p50/p99 ms: " + "; ".join(f"{name} {h['p50']:.0f}/{h['p99']:.0f}"
+                                                            for name, h in figures["hops"].items()), flush=True)
     return report(args, per_run, raw, rss.peak, len(tasks), probes)
 
 
@@ -449,6 +463,12 @@ def report(args, per_run: list[dict], raw: list[list[float]], rss: dict[str, flo
           f"(counted as seen at the drain's end, so the percentiles are then lower bounds); requests sent >50 ms "
           f"behind schedule: {sum(col('late'))}. Applied events/s: events sent up to the newest probe seen, over the "
           f"time from the first request until it was seen.")
+    hop_names = [name.strip() for name, _, _ in hops.HOPS]
+    hop_figures = {name: {q: round(harness.spread([r["hops"][name][q] for r in per_run if name in r["hops"]])[1], 1)
+                          for q in ("p50", "p99")} for name in hop_names}
+    print("  hops, medians of the runs (ms; bench/hops.py says where each begins and ends):")
+    for name, _, _ in hops.HOPS:
+        print(f"    {name:<32} p50 {hop_figures[name.strip()]['p50']:>8.1f}   p99 {hop_figures[name.strip()]['p99']:>8.1f}")
     print("  peak RSS: " + ", ".join(f"{name} {mb:,.0f} MB" for name, mb in sorted(rss.items())))
     figures = {
         "freshness_p50_ms": round(harness.spread(col("p50_upper"))[1], 1),
@@ -463,6 +483,7 @@ def report(args, per_run: list[dict], raw: list[list[float]], rss: dict[str, flo
         "freshness_unseen_probes": sum(col("unseen")),
         # True: some probes were never seen, so the percentiles are lower bounds (the pipeline fell behind).
         "freshness_censored": sum(col("unseen")) > 0,
+        "freshness_hops_ms": hop_figures,
         "freshness_applied_events_per_s": round(harness.spread(col("applied_per_s"))[1], 1),
         "freshness_settings": {"rate": args.rate, "duration_s": args.duration, "repeat": args.repeat,
                                "tasks": tasks, "probes": probes, "pollers": args.pollers},
