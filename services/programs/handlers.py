@@ -90,9 +90,10 @@ async def decide_batch(runtime: Runtime, batch: list[Accepted]) -> None:
     settled. The caller holds the service's lock (`take_batch`)."""
     service, started = service_for(runtime), time.perf_counter()
     with metrics.HANDLER_SECONDS.labels(service="programs", handler="accepted").time():
-        outcomes = await service.process_batch(batch)
+        outcomes = await service.process_batch(batch, fold=False)
         await publish_outcomes(runtime, outcomes)
         await service.forget_held(outcomes)
+        await service.fold()
     decided = {o["_id"] for o in outcomes}
     _count(Counter((item.event.type, "received", "") for item in batch)
            + Counter((item.event.type, HELD, "") for item in batch if item.event.key not in decided))
