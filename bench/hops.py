@@ -102,8 +102,8 @@ def stamp(probes: dict[str, Stamped], accepted: list, changes: list, applied: li
         if probe is not None and value.get("kind") == "task":
             probe.changed = record.timestamp / 1000
             where[value["event_key"]] = (record.partition, record.offset)
-    made_at = [at for at, line in made if line.get("kept", True)]
-    made_gen = [line["generation"] for at, line in made if line.get("kept", True)]
+    made_at = [at for at, _ in made]
+    made_gen = [line["generation"] for _, line in made]
     for key, (partition, offset) in where.items():
         batch = next(((at, line) for at, line in applied
                       if line.get("upto", {}).get(str(partition), -1) >= offset), None)

@@ -96,10 +96,11 @@ class Holdings(ConsumerRebalanceListener):
         body = kafka.dumps(await build())
         if self.owns_all() and key == (self.generation, today):  # no batch applied meanwhile
             self.status = (key, body)
+            # what requests answer from now on: with the "changes applied" lines, where a change's time went
+            made.info("status made", generation=key[0], ms=round(1000 * (time.perf_counter() - started), 1),
+                      size=len(body))
         else:
             self.stale.set()  # made from what changed since: the refresher makes it again
-        made.info("status made", generation=key[0], kept=self.status is not None and self.status[1] is body,
-                  ms=round(1000 * (time.perf_counter() - started), 1), size=len(body))
         return body
 
     @contextmanager
