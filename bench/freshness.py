@@ -470,12 +470,8 @@ def report(args, per_run: list[dict], raw: list[list[float]], rss: dict[str, flo
           f"(counted as seen at the drain's end, so the percentiles are then lower bounds); requests sent >50 ms "
           f"behind schedule: {sum(col('late'))}. Applied events/s: events sent up to the newest probe seen, over the "
           f"time from the first request until it was seen.")
-    hop_names = [name.strip() for name, _, _ in hops.HOPS]
-    hop_figures = {name: {q: round(harness.spread([r["hops"][name][q] for r in per_run if name in r["hops"]])[1], 1)
-                          for q in ("p50", "p99")} for name in hop_names}
-    print("  hops, medians of the runs (ms; bench/hops.py says where each begins and ends):")
-    for name, _, _ in hops.HOPS:
-        print(f"    {name:<32} p50 {hop_figures[name.strip()]['p50']:>8.1f}   p99 {hop_figures[name.strip()]['p99']:>8.1f}")
+    hop_figures = hops.medians([r["hops"] for r in per_run], lambda values: harness.spread(values)[1])
+    print("\n".join(hops.lines(hop_figures)))
     print("  peak RSS: " + ", ".join(f"{name} {mb:,.0f} MB" for name, mb in sorted(rss.items())))
     figures = {
         "freshness_p50_ms": round(harness.spread(col("p50_upper"))[1], 1),

@@ -130,6 +130,19 @@ def percentiles(probes: list[Stamped], percentile) -> dict[str, dict[str, float]
     return figures
 
 
+def medians(runs: list[dict], median) -> dict[str, dict[str, float]]:
+    """Per hop, the `median` over runs of each run's p50 and p99."""
+    return {name.strip(): {q: round(median([r[name.strip()][q] for r in runs if name.strip() in r]), 1)
+                           for q in ("p50", "p99")} for name, _, _ in HOPS}
+
+
+def lines(figures: dict[str, dict[str, float]]) -> list[str]:
+    """The hops as the bench prints them."""
+    return ["  hops, medians of the runs (ms; bench/hops.py says where each begins and ends):"] + [
+        f"    {name:<32} p50 {figures[name.strip()]['p50']:>8.1f}   p99 {figures[name.strip()]['p99']:>8.1f}"
+        for name, _, _ in HOPS]
+
+
 async def measure(seen: dict[str, tuple[float, float]], *, kafka: str, prefix: str, reports_log: Path,
                   since_s: float, percentile) -> dict[str, dict[str, float]]:
     """The hops of the probes `seen` (event key -> wall-clock 202 and first answer showing it)
