@@ -24,10 +24,11 @@ it). --pollers loops poll the status back to back; for every probe:
     lower = start of the last status request that did not show it - its 202 (at least 0)
 
 The figures are the percentiles of `upper` (conservative: it includes a status request's
-own time, printed too), with those of `lower` beside them. The raw baseline, in the same
-run at the same rate: a raw aiokafka producer (acks=all) -> raw consumer -> a FerretDB
-insert and a read of it by _id; the pipeline makes two such hops (ingest -> programs ->
-reports) and more writes. Nothing is asserted.
+own time, printed too), with those of `lower` beside them, and where the seen probes' time
+went, hop by hop (`bench/hops.py`). The raw baseline, in the same run at the same rate: a raw
+aiokafka producer (acks=all) -> raw consumer -> a FerretDB insert and a read of it by _id, a
+batch at a time; the pipeline makes two such hops (ingest -> programs -> reports) and more
+writes. Nothing is asserted.
 """
 
 from __future__ import annotations
