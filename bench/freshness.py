@@ -24,10 +24,11 @@ it). --pollers loops poll the status back to back; for every probe:
     lower = start of the last status request that did not show it - its 202 (at least 0)
 
 The figures are the percentiles of `upper` (conservative: it includes a status request's
-own time, printed too), with those of `lower` beside them. The raw baseline, in the same
-run at the same rate: a raw aiokafka producer (acks=all) -> raw consumer -> a FerretDB
-insert and a read of it by _id; the pipeline makes two such hops (ingest -> programs ->
-reports) and more writes. Nothing is asserted.
+own time, printed too), with those of `lower` beside them, and where the seen probes' time
+went, hop by hop (`bench/hops.py`). The raw baseline, in the same run at the same rate: a raw
+aiokafka producer (acks=all) -> raw consumer -> a FerretDB insert and a read of it by _id, a
+batch at a time; the pipeline makes two such hops (ingest -> programs -> reports) and more
+writes. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import harness, loadgen  # noqa: E402
+from bench import harness, hops, loadgen  # noqa: E402
 from deploy.local.stack import REGISTRY  # noqa: E402
 
 CLOCK = "2021-04-05T09:00:00+07:00"  # the reports clock: tasks due by 2021-04-04 are overdue
@@ -106,6 +107,7 @@ def plans(tasks_wanted: int, probe_share: float, rng: random.Random) -> tuple[li
 class Probe:
     seq: int
     task: str
+    key: str  # the event's source:id
     sent: float
     acked: float = 0.0
     lower: float = 0.0      # start of the last status request that did not show it
@@ -125,6 +127,7 @@ class Run:
     first_seq: int = 0
     started: float = 0.0   # loop time of the first request
     ended: float = 0.0     # loop time the drain ended
+    wall: float = 0.0      # wall clock minus loop time (the services' logs and Kafka use the wall clock)
 
 
 def progress_of(seq: int) -> float:
@@ -163,7 +166,7 @@ async def drive(run: Run, sender: Sender, tasks: list[Task], *, rate: float, dur
                 seqs: itertools.count, rng: random.Random) -> None:
     loop = asyncio.get_running_loop()
     start, pending = loop.time(), set()
-    run.started = start
+    run.started, run.wall = start, time.time() - start
 
     async def one(task: Task, seq: int) -> None:
         body = orjson.dumps(envelope(task.unit, f"{task.unit}-TD-{seq:09d}", "task.updated", {
@@ -193,7 +196,7 @@ async def drive(run: Run, sender: Sender, tasks: list[Task], *, rate: float, dur
         task, seq = rng.choice(tasks), next(seqs)
         run.first_seq = run.first_seq or seq
         if task.probe:
-            run.probes[seq] = Probe(seq, task.task_id, loop.time())
+            run.probes[seq] = Probe(seq, task.task_id, f"{task.unit}:{task.unit}-TD-{seq:09d}", loop.time())
             run.by_task[task.task_id].append(seq)
             run.value_seq[(task.task_id, round(progress_of(seq) * 1000))] = seq
         run.sent += 1
@@ -249,11 +252,22 @@ async def measure_run(ingest: int, reports: str, keys: dict[str, str], tasks: li
     return run
 
 
+async def run_hops(run: Run, kafka: str, running: harness.Running) -> dict:
+    """Where the seen probes' time went, hop by hop (bench/hops.py), in ms."""
+    seen = {p.key: (p.acked + run.wall, p.upper + run.wall) for p in run.probes.values()
+            if p.acked and p.upper is not None}
+    return await hops.measure(seen, kafka=kafka, prefix=running.env["NQT_TOPIC_PREFIX"],
+                              reports_log=running.logs / "reports.log", since_s=run.started + run.wall - 1.0,
+                              percentile=harness.percentile)
+
+
 # --- the raw baseline ------------------------------------------------------------------------
 
 async def raw_hop(kafka: str, mongo: str, topic: str, db_name: str, *, rate: float, duration: float) -> list[float]:
     """Seconds from a raw producer's ack (acks=all) to the record consumed by a raw consumer,
-    inserted into FerretDB and read back by _id, at the same rate as the run."""
+    inserted into FerretDB and read back by _id, at the same rate as the run: a batch at a time
+    (getmany, insert_many, a find of their ids), as the services read. One record at a time, two
+    round trips each, the consumer fell behind at 500/s on the loaded machine (p99 2-7.5 s)."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     from shared import mongo as mongo_helpers
@@ -268,18 +282,23 @@ async def raw_hop(kafka: str, mongo: str, topic: str, db_name: str, *, rate: flo
     await consumer.start()
     loop = asyncio.get_running_loop()
     acked: dict[str, float] = {}
-    latencies: list[float] = []
+    seen: dict[str, float] = {}  # read back, by key: a record may be read before its ack is in hand
     try:
-        await consumer.seek_to_end()
         while not consumer.assignment():
             await asyncio.sleep(0.05)
+        for tp in consumer.assignment():  # positioned before the first record is sent
+            await consumer.position(tp)
 
         async def consume() -> None:
-            async for record in consumer:
-                key = record.value.decode()
-                await collection.insert_one({"_id": key, "value": key})
-                if await collection.find_one({"_id": key}) is not None and key in acked:
-                    latencies.append(loop.time() - acked[key])
+            while True:
+                batch = await consumer.getmany(timeout_ms=100)
+                keys = [record.value.decode() for records in batch.values() for record in records]
+                if not keys:
+                    continue
+                await collection.insert_many([{"_id": key, "value": key} for key in keys], ordered=False)
+                found = {doc["_id"] async for doc in collection.find({"_id": {"$in": keys}}, {"_id": 1})}
+                now = loop.time()
+                seen.update((key, now) for key in found)
 
         reader = asyncio.create_task(consume())
         await asyncio.sleep(0.5)
@@ -295,7 +314,7 @@ async def raw_hop(kafka: str, mongo: str, topic: str, db_name: str, *, rate: flo
         await asyncio.sleep(2)
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
-        return latencies
+        return [max(0.0, seen[key] - at) for key, at in acked.items() if key in seen]
     finally:
         await consumer.stop()
         await producer.stop()
@@ -410,6 +429,7 @@ def main() -> int:
                                                    duration=min(args.duration, 10.0))))
                     run = asyncio.run(measure_run(ingest, reports, running.keys, tasks, args, seqs, rng))
                     figures = run_figures(run)
+                    figures["hops"] = asyncio.run(run_hops(run, infra.kafka, running))
                     per_run.append(figures)
                     print(f"run {n}/{args.repeat}: sent {figures['sent']:,} ({figures['accepted']:,} accepted"
                           f"{', failed ' + str(figures['failed']) if figures['failed'] else ''}, "
@@ -418,6 +438,8 @@ def main() -> int:
                           f"p99 {figures['p99_upper']:.0f} ms (lower bound p50 {figures['p50_lower']:.0f}, p99 "
                           f"{figures['p99_lower']:.0f}); status request {figures['poll_ms']:.0f} ms; raw hop p99 "
                           f"{percentiles_ms(raw[-1])[1]:.1f} ms", flush=True)
+                    print("  hops p50/p99 ms: " + "; ".join(f"{name} {h['p50']:.0f}/{h['p99']:.0f}"
+                                                            for name, h in figures["hops"].items()), flush=True)
     return report(args, per_run, raw, rss.peak, len(tasks), probes)
 
 
@@ -449,6 +471,8 @@ def report(args, per_run: list[dict], raw: list[list[float]], rss: dict[str, flo
           f"(counted as seen at the drain's end, so the percentiles are then lower bounds); requests sent >50 ms "
           f"behind schedule: {sum(col('late'))}. Applied events/s: events sent up to the newest probe seen, over the "
           f"time from the first request until it was seen.")
+    hop_figures = hops.medians([r["hops"] for r in per_run], lambda values: harness.spread(values)[1])
+    print("\n".join(hops.lines(hop_figures)))
     print("  peak RSS: " + ", ".join(f"{name} {mb:,.0f} MB" for name, mb in sorted(rss.items())))
     figures = {
         "freshness_p50_ms": round(harness.spread(col("p50_upper"))[1], 1),
@@ -463,6 +487,7 @@ def report(args, per_run: list[dict], raw: list[list[float]], rss: dict[str, flo
         "freshness_unseen_probes": sum(col("unseen")),
         # True: some probes were never seen, so the percentiles are lower bounds (the pipeline fell behind).
         "freshness_censored": sum(col("unseen")) > 0,
+        "freshness_hops_ms": hop_figures,
         "freshness_applied_events_per_s": round(harness.spread(col("applied_per_s"))[1], 1),
         "freshness_settings": {"rate": args.rate, "duration_s": args.duration, "repeat": args.repeat,
                                "tasks": tasks, "probes": probes, "pollers": args.pollers},

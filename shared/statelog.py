@@ -18,6 +18,8 @@ with the rest of its memory."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Collection, Iterable
@@ -32,6 +34,7 @@ FOLD_DOCS = 100        # changelog documents a load may have to read, at most, b
 FOLD_FLOOR = 1000      # states logged that make a fold worth it however small the checkpoints
 
 INDEXES = [IndexModel([("g", ASCENDING)])]
+log = logging.getLogger("nqt.statelog")
 
 
 @dataclass
@@ -92,6 +95,7 @@ class StateLog:
         """Write a checkpoint of each of `groups` that the changelog changed, from `states` (the
         owner's current states of `groups`), then delete the changelog documents it covers and the
         checkpoints it replaces. A changelog document with a key of a group not held stays."""
+        started = time.perf_counter()
         by_group: defaultdict[str, list[dict]] = defaultdict(list)
         for state in states:
             if self.group(state) in groups:
@@ -114,6 +118,8 @@ class StateLog:
             del known.logged[doc]
         for g, ids in written.items():
             known.checkpoints[g] = ids
+        log.info("folded %d changelog documents into %d checkpoints in %.0f ms", len(folded), len(touched),
+                 1000 * (time.perf_counter() - started))
 
     async def fold_if_due(self, states: Collection[dict], groups: set[str], known: Known) -> None:
         """Fold when it is due (see `due`)."""

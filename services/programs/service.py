@@ -65,14 +65,24 @@ class ProgramsService:
         self.registry: dict[str, dict[str, dict]] = {}  # collection -> code -> entry
         self.known = Known()  # where the states of `loaded` are kept, for folding them into checkpoints
 
-    async def process_batch(self, batch: list[Accepted]) -> list[dict]:
+    async def process_batch(self, batch: list[Accepted], *, fold: bool = True) -> list[dict]:
         """Decide the records in the order read and write their effects; return the outcomes to
         publish: each record's own (none while it is held) and, after an applied plan, those of
-        the updates that were waiting for it. The caller publishes them, then `forget_held`."""
+        the updates that were waiting for it. The caller publishes them, then `forget_held`.
+        `fold=False` leaves the fold after the last segment to the caller (`fold`)."""
         items = [Item(a.event, a.accepted_at, a.accept_id) for a in batch]
         # Any record may have been seen before (read again, or sent again): its outcome or its
         # held update is looked up by key, a query that costs little for keys not found.
-        return await self._run(items, looked_up={i.key for i in items})
+        return await self._run(items, looked_up={i.key for i in items}, fold=fold)
+
+    async def fold(self) -> None:
+        """The fold a batch left to its caller: done once its changes are published, so that a
+        fold (tens of ms, every hundred batches or so) does not hold them back."""
+        try:
+            await self._fold()
+        except BaseException:
+            self.forget()  # what a fold cut short wrote is read again, as after a failed batch
+            raise
 
     async def sweep(self, *, now: datetime, owns: Callable[[str], bool] = lambda programme: True) -> list[dict]:
         """Held updates (of the programmes this replica owns) whose task has appeared are applied;
@@ -112,13 +122,18 @@ class ProgramsService:
         """Once their outcomes are published, the updates a plan or the sweep released are no longer held."""
         await self.store.forget_held([o["_id"] for o in outcomes if o.get("held") and o["outcome"] != HELD])
 
-    async def _run(self, items: list[Item], *, looked_up: set[str]) -> list[dict]:
-        """Load what the items need, decide them in memory, write the effects segment by segment."""
+    async def _run(self, items: list[Item], *, looked_up: set[str], fold: bool = True) -> list[dict]:
+        """Load what the items need, decide them in memory, write the effects segment by segment,
+        folding after each (after the last only with `fold`)."""
         try:
             work = await self._load(items, looked_up)
             announced = []
-            for segment in _segments(items):
+            for n, segment in enumerate(_segments(items)):
+                if n:
+                    await self._fold()
                 announced += await self._write(work, [o for item in segment for o in self._decide(work, item)])
+            if fold:
+                await self._fold()
         except BaseException:
             self.forget()
             raise
@@ -261,7 +276,6 @@ class ProgramsService:
         await store.hold_many(list(work.new_held.values()))
         theirs = await store.record_outcomes(work.new_outcomes)
         work.written()
-        await self._fold()
         if not theirs:
             return announced
         return [{**theirs[o["_id"]], **({"held": True} if o.get("held") else {})}

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from contextlib import contextmanager
 from datetime import date
 from typing import Awaitable, Callable, Iterator
 
+import structlog
 from aiokafka import ConsumerRebalanceListener
 
 from shared import kafka
@@ -23,6 +25,7 @@ from shared.statelog import Known
 from services.reports.live import Live
 
 log = logging.getLogger("nqt.reports")
+made = structlog.get_logger("nqt.reports.status")
 
 
 class Holdings(ConsumerRebalanceListener):
@@ -89,10 +92,13 @@ class Holdings(ConsumerRebalanceListener):
             await self._make(day, build)
 
     async def _make(self, today: date, build: Callable[[], Awaitable[dict]]) -> bytes:
-        key = (self.generation, today)
+        key, started = (self.generation, today), time.perf_counter()
         body = kafka.dumps(await build())
         if self.owns_all() and key == (self.generation, today):  # no batch applied meanwhile
             self.status = (key, body)
+            # what requests answer from now on: with the "changes applied" lines, where a change's time went
+            made.info("status made", generation=key[0], ms=round(1000 * (time.perf_counter() - started), 1),
+                      size=len(body))
         else:
             self.stale.set()  # made from what changed since: the refresher makes it again
         return body

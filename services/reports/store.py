@@ -87,20 +87,22 @@ class ReportsStore:
                         await APPLIERS[change["kind"]](self, change)
             await tasklog.record(self.db, logged)
             await self._put_tasks(tasks)
+            # The batch is written: the status is made again (from memory) while a fold is under way.
+            self.holdings.changed()
+            await self.states.fold_if_due(self.holdings.live.tasks.values(), self.holdings.programmes,
+                                          self.holdings.task_docs)
         except BaseException:
             self.holdings.forget()  # memory may be ahead of the database: read it again when needed
             raise
-        self.holdings.changed()
 
     async def _put_tasks(self, tasks: TaskWrites) -> None:
         """The batch's task states in one changelog document, then the tally of each programme
-        touched; now and then the changelog is folded into a checkpoint per programme held."""
+        touched (the caller folds the changelog into a checkpoint per programme held, now and then)."""
         holdings = self.holdings
         await self.states.append(list(tasks.fresh.values()), holdings.task_docs)
         await self._put_tallies(tasks.touched)
         if holdings.complete:  # every programme is in memory, a new one too
             holdings.programmes |= tasks.touched
-        await self.states.fold_if_due(holdings.live.tasks.values(), holdings.programmes, holdings.task_docs)
 
     async def _put_tallies(self, programmes: set[str]) -> None:
         """Each programme's tally document, replaced in one command (a statement per programme:

@@ -147,6 +147,31 @@ async def test_a_batch_of_many_known_tasks_is_written_without_stalling_the_datab
     assert len(stored) == 2 and all(set(d) == {"_id", "g", "z"} for d in stored)
 
 
+async def test_a_batch_goes_into_the_status_before_the_task_states_are_folded(isolated):
+    """A fold (a checkpoint per programme, tens of ms every hundred batches or so) comes after the
+    batch is marked changed, so that the status showing it is made meanwhile, not after the fold."""
+    client = mongo.connect(isolated.mongo)
+    try:
+        db = client[f"{isolated.prefix}_reports"]
+        await mongo.ensure_indexes(db, INDEXES)
+        store = ReportsStore(db)
+        as_change = lambda seq: [{"kind": "task", "id": f"T-{n}", "programme": "02", "seq": seq,
+                                  "state": task_state("in_progress", seq)} for n in range(3)]
+        await store.apply_changes(as_change(1))
+        fold_if_due, told = store.states.fold_if_due, []
+
+        async def folding(*args, **kwargs):
+            told.append(store.holdings.stale.is_set())  # the status maker has been told of the batch
+            await fold_if_due(*args, **kwargs)
+
+        store.states.fold_if_due = folding
+        store.holdings.stale.clear()  # as the status maker does once it has made the status
+        await store.apply_changes(as_change(2))
+    finally:
+        await client.close()
+    assert told == [True]
+
+
 async def test_a_pdf_asked_for_while_every_render_slot_is_busy_is_a_503_to_retry(isolated):
     settings = isolated.settings(ReportsSettings, clock_fixed="2021-04-05T09:00:00+07:00", reports_scheduler=False,
                                  reports_max_renders=1, reports_render_wait_s=0.2)

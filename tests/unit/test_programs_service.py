@@ -130,3 +130,24 @@ def test_a_record_breaking_the_schema_is_dead_lettered_and_the_rest_of_its_batch
     assert dead[0][1]["nqt-dlq-error-class"] == "Poison" and dead[0][1]["nqt-dlq-error-message"].startswith("/time:")
     outcomes = [kafka.loads(v) for t, v, _ in broker.published if t.endswith("programs.outcomes")]
     assert [(o["id"], o["outcome"]) for o in outcomes] == [("P1", "applied"), ("U2", "applied")]
+
+
+def test_a_batch_publishes_its_changes_before_it_folds_the_task_states():
+    """The fold (a checkpoint per programme, tens of ms, every hundred batches or so) waits until
+    the batch's changes are out: it held back every change of the batch it fell in, the freshness p99."""
+    broker, runtime = replica()
+    store, service = runtime.programs.store, runtime.programs
+    asyncio.run(run(store, [(_plan("P1", ["T1"], "2021-03-01T08:00:00+07:00"), "a1")]))
+    changes_out_at_fold = []
+
+    async def fold_tasks(*args, **kwargs):
+        changes_out_at_fold.append(sum(t.endswith("programs.changes") for t, _, _ in broker.published))
+
+    store.fold_tasks = fold_tasks
+    service.forget()  # read the plan's task afresh
+    stamped = kafka.dumps({**_update("U1", "T1", "in_progress", "2021-03-03T08:00:00+07:00"),
+                           "nqtacceptedtime": "2021-03-03T01:00:00.000000Z", "nqtacceptid": "a2"})
+    asyncio.run(consumer.apply_batch(broker, [Record(0, stamped)], read=handlers.read_accepted,
+                                     apply=lambda batch: handlers.decide_batch(runtime, batch)))
+
+    assert changes_out_at_fold == [1]  # one fold, once the status report's change was published
