@@ -16,6 +16,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Callable
 
 from nqt.logreader import LogReader
 from nqt.progress import Meter
@@ -54,10 +55,8 @@ async def _apply(applier, skipped, items: list) -> None:
             await asyncio.sleep(backoff.next("replay"))
 
 
-async def _read_ahead(log: LogReader, size: int, mine: list, skipped, ready: asyncio.Queue) -> None:
-    """Read and decode the batches into `ready`, one ahead of the one applied: reading is a fifth
-    of the work and the applying waits on the database about a third of its time, so each
-    fills the other's waits. Ends with None, or the error that stopped it."""
+async def _read_ahead(log, size: int, mine: list, skipped, ready: asyncio.Queue) -> None:
+    """Read and decode the batches into `ready`; ends with None, or the error that stopped it."""
     try:
         async for records in log.batches(size):
             await ready.put((len(records), [await consumer.read_batch(skipped, records, read=applier.read)
@@ -66,6 +65,25 @@ async def _read_ahead(log: LogReader, size: int, mine: list, skipped, ready: asy
     except BaseException as exc:
         await ready.put(exc)
         raise
+
+
+async def apply_log(log, size: int, mine: list, skipped, advanced: Callable[[int], None]) -> None:
+    """Every batch of `log` read and applied by each of `mine`, in order; `advanced` told the
+    records of each batch applied. The next batch is read and decoded while this one is applied:
+    reading is a fifth of the work, and applying waits on the database a third of its time."""
+    ready: asyncio.Queue = asyncio.Queue(maxsize=1)
+    reader = asyncio.create_task(_read_ahead(log, size, mine, skipped, ready))
+    try:
+        while (got := await ready.get()) is not None:
+            if isinstance(got, BaseException):
+                raise got
+            count, read = got
+            for applier, items in zip(mine, read):
+                await _apply(applier, skipped, items)
+            advanced(count)
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
 
 
 async def _work(job: Job, said: multiprocessing.Queue) -> Counter:
@@ -78,19 +96,7 @@ async def _work(job: Job, said: multiprocessing.Queue) -> Counter:
                                         hold_seconds=job.settings.programs_hold_seconds, started=job.started)
                 if applier.topic == job.topic]
         async with LogReader(job.settings, job.topic, ends=job.ends) as log:
-            ready: asyncio.Queue = asyncio.Queue(maxsize=1)
-            reader = asyncio.create_task(_read_ahead(log, job.batch, mine, skipped, ready))
-            try:
-                while (got := await ready.get()) is not None:
-                    if isinstance(got, BaseException):
-                        raise got
-                    count, read = got
-                    for applier, items in zip(mine, read):
-                        await _apply(applier, skipped, items)
-                    said.put(("read", job.topic, count))
-            finally:
-                reader.cancel()
-                await asyncio.gather(reader, return_exceptions=True)
+            await apply_log(log, job.batch, mine, skipped, lambda n: said.put(("read", job.topic, n)))
         for applier in mine:
             if applier.finish is not None:
                 await applier.finish()
