@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 from shared import consumer, kafka, records
 from shared.consumer import attach
@@ -51,20 +51,16 @@ class Skipped:
 
 @dataclass
 class Applier:
-    """What one service does with one topic's records, as `shared.consumer.apply_batch` takes it:
-    `read` a record's value, `apply` a batch of what it read, `decide` a record that fails alone;
-    `finish` once the topic is read."""
+    """What one service does with a batch of one topic's records; `finish` once the topic is read."""
     service: str
     topic: str
-    read: Callable[[bytes], Any]
     apply: Callable[[list], Awaitable[None]]
-    decide: Callable[[Any, Any, Exception], Awaitable[None]] | None = None
     finish: Callable[[], Awaitable[None]] | None = None
 
 
 class Seen:
     """The event keys a replay has met, as a Bloom filter: a whole term's million keys in 2 MB
-    (a set of them is a hundred times that). A key added is always found; one never added is
+    (a set of them takes about fifty times that). A key added is always found; one never added is
     found now and then (about one in a hundred at a million keys), which costs only the lookup
     the live service makes for every key. Python's `hash` of a str is the same throughout a process."""
 
@@ -94,7 +90,7 @@ class ProgramsReplay:
 
     The database starts empty (`nqt.replay` sees to it), so an event has an outcome or a held
     update there only once the replay has met its key: keys met for the first time (`Seen`) are
-    not looked up, a tenth of the database's work for a batch of status reports. A key is marked
+    not looked up (two queries naming every key of a batch, live, most of them finding nothing). A key is marked
     met before its batch is decided, so a batch decided again (an outage, a record alone) looks
     its keys up as the live service does."""
 
@@ -106,9 +102,9 @@ class ProgramsReplay:
 
     async def apply(self, records: list) -> None:
         await consumer.apply_batch(self.skipped, records, read=programs_handlers.read_accepted,
-                                   apply=self.decide, decide=self.refuse)
+                                   apply=self._decide, decide=self._refuse)
 
-    async def decide(self, batch: list[Accepted]) -> None:
+    async def _decide(self, batch: list[Accepted]) -> None:
         times = [_instant(item.accepted_at) for item in batch]
         start = 0
         while start < len(batch):
@@ -128,7 +124,7 @@ class ProgramsReplay:
             self.seen.add(item.event.key)
         return first
 
-    async def refuse(self, record, item: Accepted, error: Exception) -> None:
+    async def _refuse(self, record, item: Accepted, error: Exception) -> None:
         await self.service.refuse(item, reason=f"{type(error).__name__}: {error}")
 
     async def _sweep(self, now: datetime) -> None:
@@ -166,27 +162,31 @@ async def _notify_changes(store: NotifyStore, changes: list[records.Change]) -> 
 def appliers(service: str, db, topics: Topics, skipped: Skipped, *, hold_seconds: float,
              started: datetime) -> list[Applier]:
     """The topics `service` rebuilds its state from, and what it does with their records."""
+    def batch(read, apply) -> Callable[[list], Awaitable[None]]:
+        return lambda records: consumer.apply_batch(skipped, records, read=read, apply=apply)
+
     def fields(required: tuple[str, ...]):
         return lambda value: kafka.record(value, required=required)
 
     if service == "programs":
         programs = ProgramsReplay(db, skipped, hold_seconds=hold_seconds, started=started)
-        return [Applier(service, topics.accepted, programs_handlers.read_accepted, programs.decide,
-                        programs.refuse, programs.finish)]
+        return [Applier(service, topics.accepted, programs.apply, programs.finish)]
     if service == "reports":
         # what the subscriber's `apply_changes` does but for its metrics (the handlers module
         # brings the report renderers, seconds of imports this command has no use for)
-        return [Applier(service, topics.changes, report_changes.read, ReportsStore(db).apply_changes)]
+        return [Applier(service, topics.changes, batch(report_changes.read, ReportsStore(db).apply_changes))]
     if service == "ingest":
         store, term = IngestStore(db), ingest_service.Term()
         keep = _each(lambda change: ingest_service.keep_change(store=store, term=term, change=change))
         outcomes = partial(ingest_handlers.record_outcomes, store)
         cycles = _each(lambda due: ingest_service.keep_cycle(store=store, due=due.model_dump()))
-        return [Applier(service, topics.outcomes, ingest_handlers.read_outcome, outcomes),
-                Applier(service, topics.changes, fields(ingest_handlers.CHANGE_FIELDS), keep),
-                Applier(service, topics.due, records.read_due, cycles)]
+        return [Applier(service, topics.outcomes, batch(ingest_handlers.read_outcome, outcomes)),
+                Applier(service, topics.changes, batch(fields(ingest_handlers.CHANGE_FIELDS), keep)),
+                Applier(service, topics.due, batch(records.read_due, cycles))]
     if service == "notify":
         store = NotifyStore(db)
-        return [Applier(service, topics.changes, notify_handlers.read_change, lambda cs: _notify_changes(store, cs)),
-                Applier(service, topics.due, records.read_due, _each(lambda due: store.put_cycle(due.model_dump())))]
+        return [Applier(service, topics.changes, batch(notify_handlers.read_change,
+                                                       lambda cs: _notify_changes(store, cs))),
+                Applier(service, topics.due, batch(records.read_due,
+                                                   _each(lambda due: store.put_cycle(due.model_dump()))))]
     raise ValueError(f"no service {service!r}; one of {', '.join(INDEXES)}")

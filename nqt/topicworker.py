@@ -16,7 +16,6 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
 
 from nqt.logreader import LogReader
 from nqt.progress import Meter
@@ -43,47 +42,16 @@ class Job:
     started: datetime  # when the replay began: the clock of the held updates' last sweep
 
 
-async def _apply(applier, skipped, items: list) -> None:
-    """Apply a batch read; an outage is waited out and the batch applied again, a few times."""
+async def _apply(apply, records: list) -> None:
+    """Apply a batch; an outage is waited out and the batch applied again, a few times."""
     backoff = consumer.Backoff()
     for attempt in range(1, OUTAGE_RETRIES + 1):
         try:
-            return await consumer.apply_read(skipped, items, apply=applier.apply, decide=applier.decide)
+            return await apply(records)
         except Exception as exc:
             if not consumer.is_transient(exc) or attempt == OUTAGE_RETRIES:
                 raise
             await asyncio.sleep(backoff.next("replay"))
-
-
-async def _read_ahead(log, size: int, mine: list, skipped, ready: asyncio.Queue) -> None:
-    """Read and decode the batches into `ready`; ends with None, or the error that stopped it."""
-    try:
-        async for records in log.batches(size):
-            await ready.put((len(records), [await consumer.read_batch(skipped, records, read=applier.read)
-                                            for applier in mine]))
-        await ready.put(None)
-    except BaseException as exc:
-        await ready.put(exc)
-        raise
-
-
-async def apply_log(log, size: int, mine: list, skipped, advanced: Callable[[int], None]) -> None:
-    """Every batch of `log` read and applied by each of `mine`, in order; `advanced` told the
-    records of each batch applied. The next batch is read and decoded while this one is applied:
-    reading is a fifth of the work, and applying waits on the database a third of its time."""
-    ready: asyncio.Queue = asyncio.Queue(maxsize=1)
-    reader = asyncio.create_task(_read_ahead(log, size, mine, skipped, ready))
-    try:
-        while (got := await ready.get()) is not None:
-            if isinstance(got, BaseException):
-                raise got
-            count, read = got
-            for applier, items in zip(mine, read):
-                await _apply(applier, skipped, items)
-            advanced(count)
-    finally:
-        reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
 
 
 async def _work(job: Job, said: multiprocessing.Queue) -> Counter:
@@ -96,7 +64,10 @@ async def _work(job: Job, said: multiprocessing.Queue) -> Counter:
                                         hold_seconds=job.settings.programs_hold_seconds, started=job.started)
                 if applier.topic == job.topic]
         async with LogReader(job.settings, job.topic, ends=job.ends) as log:
-            await apply_log(log, job.batch, mine, skipped, lambda n: said.put(("read", job.topic, n)))
+            async for records in log.batches(job.batch):
+                for applier in mine:
+                    await _apply(applier.apply, records)
+                said.put(("read", job.topic, len(records)))
         for applier in mine:
             if applier.finish is not None:
                 await applier.finish()

@@ -198,13 +198,6 @@ async def apply_batch(broker, records, *, read: Callable[[bytes], Any], apply: C
     applied one at a time, so that the good ones go through and only a record that fails the
     same way twice is decided: by `decide(record, value, error)` (e.g. a `rejected` outcome),
     else dead-lettered. An outage (`is_transient`) anywhere is raised: the batch is read again."""
-    await apply_read(broker, await read_batch(broker, records, read=read), apply=apply, decide=decide)
-
-
-async def read_batch(broker, records, *, read: Callable[[bytes], Any]) -> list[tuple[Any, Any]]:
-    """The first half of `apply_batch`: (record, value) of each record `read` takes; one it
-    refuses (Poison) is dead-lettered at once. Apart, so a replay reads the next batch while
-    the database writes this one."""
     letters = dead_letters(broker)
     items = []
     with heap.phase("batch.read"):
@@ -215,12 +208,6 @@ async def read_batch(broker, records, *, read: Callable[[bytes], Any]) -> list[t
                 await letters.send(record, err)
             if n % YIELD_EVERY == 0:  # let a request served by this process in between
                 await asyncio.sleep(0)
-    return items
-
-
-async def apply_read(broker, items: list[tuple[Any, Any]], *, apply: Callable[[list], Awaitable[Any]],
-                     decide: Callable[[Any, Any, Exception], Awaitable[Any]] | None = None) -> None:
-    """The second half of `apply_batch`: apply what `read_batch` read."""
     if not items:
         return
     try:
@@ -232,7 +219,6 @@ async def apply_read(broker, items: list[tuple[Any, Any]], *, apply: Callable[[l
             raise
         log.warning("a batch of %d failed (%s: %s); applying its records one at a time", len(items),
                     type(exc).__name__, exc)
-    letters = dead_letters(broker)
     for record, value in items:
         await _apply_alone(record, value, apply=apply, decide=decide, letters=letters)
 

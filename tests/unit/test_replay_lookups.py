@@ -1,73 +1,17 @@
-"""How a replay applies a topic: the next batch is read while this one is applied, in order,
-and a failure to read stops it; the programs replay looks up only the event keys it has met,
-and still decides an event sent again as the duplicate it was."""
+"""A replay of `events.accepted` into an empty database looks up only the event keys it has
+met, and still decides an event sent again as the duplicate it was."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
-import pytest
-
-from nqt.rebuild import Applier, ProgramsReplay, Seen, Skipped
-from nqt.topicworker import apply_log
+from nqt.rebuild import ProgramsReplay, Seen, Skipped
 from services.programs.service import ProgramsService
 from shared import accepted
 from shared.events import parse_event
 from tests import samples
 from tests.fakes import FakeProgramsStore
-
-DEADLINE_S = 10.0
-
-
-class Log:
-    """A topic's batches, as `nqt.logreader.LogReader.batches` gives them."""
-
-    def __init__(self, batches: list[list], fail: Exception | None = None):
-        self.given, self.fail = batches, fail
-
-    async def batches(self, size: int):
-        for batch in self.given:
-            yield batch
-        if self.fail is not None:
-            raise self.fail
-
-
-def records(*values: bytes) -> list[SimpleNamespace]:
-    return [SimpleNamespace(topic="t", partition=0, offset=i, value=v, key=None, headers=()) for i, v in enumerate(values)]
-
-
-async def test_the_next_batch_is_read_while_this_one_is_applied_and_all_are_applied_in_order():
-    second_read, applied, advanced = asyncio.Event(), [], []
-
-    def read(value: bytes) -> str:
-        if value == b"c":
-            second_read.set()
-        return value.decode()
-
-    async def apply(values: list[str]) -> None:
-        if values == ["a", "b"]:  # the first batch is applied only once the second has been read
-            await asyncio.wait_for(second_read.wait(), DEADLINE_S)
-        applied.append(values)
-
-    skipped = Skipped()
-    await apply_log(Log([records(b"a", b"b"), records(b"c")]), 2, [Applier("s", "t", read, apply)], skipped,
-                    advanced.append)
-    assert applied == [["a", "b"], ["c"]]
-    assert advanced == [2, 1]
-
-
-async def test_a_log_that_cannot_be_read_stops_the_replay_with_its_error_after_what_was_read():
-    applied = []
-
-    async def apply(values: list[str]) -> None:
-        applied.append(values)
-
-    with pytest.raises(RuntimeError, match="Kafka said no"):
-        await apply_log(Log([records(b"a")], fail=RuntimeError("Kafka said no")), 1,
-                        [Applier("s", "t", bytes.decode, apply)], Skipped(), lambda n: None)
-    assert applied == [["a"]]
 
 
 def test_a_key_met_is_always_known_and_few_keys_not_met_are_taken_for_met():
