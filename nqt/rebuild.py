@@ -90,9 +90,9 @@ class ProgramsReplay:
 
     The database starts empty (`nqt.replay` sees to it), so an event has an outcome or a held
     update there only once the replay has met its key: keys met for the first time (`Seen`) are
-    not looked up (two queries naming every key of a batch, live, most of them finding nothing). A key is marked
-    met before its batch is decided, so a batch decided again (an outage, a record alone) looks
-    its keys up as the live service does."""
+    not looked up (live, two queries name every key of a batch; in a replay they find nothing).
+    A key is marked met before its batch is decided, so a batch decided again (an outage, a
+    record alone) looks its keys up as the live service does."""
 
     def __init__(self, db, skipped: Skipped, *, hold_seconds: float, started: datetime):
         self.service = ProgramsService(ProgramsStore(db), hold_seconds=hold_seconds)
