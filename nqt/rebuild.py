@@ -58,17 +58,47 @@ class Applier:
     finish: Callable[[], Awaitable[None]] | None = None
 
 
+class Seen:
+    """The event keys a replay has met, as a Bloom filter: a whole term's million keys in 2 MB
+    (a set of them takes about fifty times that). A key added is always found; one never added is
+    found now and then (about one in a hundred at a million keys), which costs only the lookup
+    the live service makes for every key. Python's `hash` of a str is the same throughout a process."""
+
+    BITS = 1 << 24
+
+    def __init__(self):
+        self.bits = bytearray(self.BITS // 8)
+
+    def _slots(self, key: str) -> tuple[int, int]:
+        h = hash(key) & 0xFFFF_FFFF_FFFF
+        return h & (self.BITS - 1), h >> 24
+
+    def add(self, key: str) -> None:
+        for slot in self._slots(key):
+            self.bits[slot >> 3] |= 1 << (slot & 7)
+
+    def __contains__(self, key: str) -> bool:
+        return all(self.bits[slot >> 3] & (1 << (slot & 7)) for slot in self._slots(key))
+
+
 class ProgramsReplay:
     """`events.accepted` through the programs service's batch decision, as its handler does but
     for publishing. Held updates expire as they did live, where a sweep rejects those held
     longer than the hold: the sweep's clock is the acceptance time of the record about to be
     decided (once all are read, the moment the replay started), and a batch is decided in
-    windows no longer than the hold, so no update's hold runs out inside one."""
+    windows no longer than the hold, so no update's hold runs out inside one.
+
+    The database starts empty (`nqt.replay` sees to it), so an event has an outcome or a held
+    update there only once the replay has met its key: keys met for the first time (`Seen`) are
+    not looked up (live, two queries name every key of a batch; in a replay they find nothing).
+    A key is marked met before its batch is decided, so a batch decided again (an outage, a
+    record alone) looks its keys up as the live service does."""
 
     def __init__(self, db, skipped: Skipped, *, hold_seconds: float, started: datetime):
         self.service = ProgramsService(ProgramsStore(db), hold_seconds=hold_seconds)
         self.skipped, self.started = skipped, started
         self.hold = timedelta(seconds=hold_seconds)
+        self.seen = Seen()
 
     async def apply(self, records: list) -> None:
         await consumer.apply_batch(self.skipped, records, read=programs_handlers.read_accepted,
@@ -83,9 +113,16 @@ class ProgramsReplay:
             oldest = await store.held_of(await store.registry_codes("programmes"), limit=1)
             expiry = min([times[start], *(_instant(h["accepted_at"]) for h in oldest)]) + self.hold
             end = next((i for i in range(start + 1, len(batch)) if times[i] >= expiry), len(batch))
-            outcomes = await self.service.process_batch(batch[start:end])
+            outcomes = await self.service.process_batch(batch[start:end], first_seen=self._meet(batch[start:end]))
             await self.service.forget_held(outcomes)
             start = end
+
+    def _meet(self, batch: list[Accepted]) -> set[str]:
+        """The keys of `batch` met for the first time; all of them met from now on."""
+        first = {item.event.key for item in batch if item.event.key not in self.seen}
+        for item in batch:
+            self.seen.add(item.event.key)
+        return first
 
     async def _refuse(self, record, item: Accepted, error: Exception) -> None:
         await self.service.refuse(item, reason=f"{type(error).__name__}: {error}")

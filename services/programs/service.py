@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Callable, Collection
 
 from shared import records
 from shared.events import Envelope, parse_event, utc_now
@@ -65,15 +65,18 @@ class ProgramsService:
         self.registry: dict[str, dict[str, dict]] = {}  # collection -> code -> entry
         self.known = Known()  # where the states of `loaded` are kept, for folding them into checkpoints
 
-    async def process_batch(self, batch: list[Accepted], *, fold: bool = True) -> list[dict]:
+    async def process_batch(self, batch: list[Accepted], *, fold: bool = True,
+                            first_seen: Collection[str] = ()) -> list[dict]:
         """Decide the records in the order read and write their effects; return the outcomes to
         publish: each record's own (none while it is held) and, after an applied plan, those of
         the updates that were waiting for it. The caller publishes them, then `forget_held`.
-        `fold=False` leaves the fold after the last segment to the caller (`fold`)."""
+        `fold=False` leaves the fold after the last segment to the caller (`fold`). `first_seen`:
+        event keys the caller knows the database has neither outcome nor held update of (a
+        replay into an empty database meeting them for the first time)."""
         items = [Item(a.event, a.accepted_at, a.accept_id) for a in batch]
         # Any record may have been seen before (read again, or sent again): its outcome or its
         # held update is looked up by key, a query that costs little for keys not found.
-        return await self._run(items, looked_up={i.key for i in items}, fold=fold)
+        return await self._run(items, looked_up={i.key for i in items}.difference(first_seen), fold=fold)
 
     async def fold(self) -> None:
         """The fold a batch left to its caller: done once its changes are published, so that a
