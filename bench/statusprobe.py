@@ -155,18 +155,18 @@ def probing(targets: dict[str, str], workdir: Path, interval: float) -> Iterator
 @contextmanager
 def running(targets: dict[str, str], workdir: Path, interval: float, *, pollers: int = 1,
             overdue: bool = False) -> Iterator[Path]:
-    """The probe process (see `probe`) while the body runs: the file it appends its answers to
-    (`answers` reads them), whole once the body is done."""
+    """The probe process (see `probe`) while the body runs, from its first round of answers on: the
+    file it appends its answers to (`answers` reads them), whole once the body is done."""
     workdir.mkdir(parents=True, exist_ok=True)
     out = workdir / f"statusprobe-{time.monotonic_ns()}.txt"
     proc = harness.python_process(["bench/statusprobe.py", "--out", str(out), "--interval", str(interval),
                                    "--pollers", str(pollers), *(["--overdue"] if overdue else []),
                                    *(f"{name}={url}" for name, url in targets.items())])
+    answered = lambda: proc.poll() is not None or all(read(out, list(targets)).values())  # noqa: E731
     try:
+        # from a round of answers on: the body's first second is timed too, not the probe's start-up
+        harness.wait_until(answered, 60, 0.05, "a round of answers from the status probe")
         yield out
-        # a run shorter than the probe's start-up (a tiny scale) still gets a round of answers
-        harness.wait_until(lambda: proc.poll() is not None or all(read(out, list(targets)).values()), 60, 0.1,
-                           "a round of answers from the status probe")
     finally:
         harness.stop_processes([proc])
 
