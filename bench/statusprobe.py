@@ -52,7 +52,7 @@ async def probe(targets: dict[str, str], out: Path, interval: float, *, pollers:
     clients = {name: httpx.AsyncClient(base_url=url, timeout=600) for name, url in targets.items()}
     with out.open("a") as log:
         loops = []
-        for n in range(pollers):
+        for _ in range(pollers):
             loops.append(asyncio.create_task(_loop(clients, log, interval, overdue)))
             await asyncio.sleep(0.005)
         await asyncio.gather(*loops)

@@ -307,7 +307,8 @@ async def test_a_batch_read_again_after_a_crash_between_its_writes_changes_nothi
                                            ("T-1", 2, "in_progress", 30, "2021-03-31"),
                                            ("T-2", 1, "completed", 100, "2021-02-01"),
                                            ("T-3", 4, "blocked", 10, "2021-01-31")]]
-    plan = {"programme": "02", "data": {"tasks": [{"task_id": t} for t in ("T-1", "T-2", "T-3")]}}  # as the timeline reads
+    # the plan as the timeline reads it: its programme and its tasks
+    plan = {"programme": "02", "data": {"tasks": [{"task_id": t} for t in ("T-1", "T-2", "T-3")]}}
     client = mongo.connect(isolated.mongo)
     try:
         crashed, once = client[f"{isolated.prefix}_crashed"], client[f"{isolated.prefix}_once"]
