@@ -18,7 +18,8 @@ What is visible: `GET /v1/status` lists the overdue tasks with their `progress`
 clock's today (pinned to 2021-04-05), so they are overdue and listed; the events to them
 are the probes, the others load. A probe is visible once a status shows its task's
 progress at its value, or at the value of a later event to that task (which supersedes
-it). --pollers loops poll the status back to back; for every probe:
+it). --pollers loops poll the status back to back, from a process of their own
+(`bench/statusprobe.py`), so that the bench's own sending does not delay them; for every probe:
 
     upper = end of the first status answer that shows it - its 202   (what a client sees)
     lower = start of the last status request that did not show it - its 202 (at least 0)
@@ -51,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import harness, hops, loadgen  # noqa: E402
+from bench import harness, hops, loadgen, statusprobe  # noqa: E402
 from deploy.local.stack import REGISTRY  # noqa: E402
 
 CLOCK = "2021-04-05T09:00:00+07:00"  # the reports clock: tasks due by 2021-04-04 are overdue
@@ -206,39 +207,45 @@ async def drive(run: Run, sender: Sender, tasks: list[Task], *, rate: float, dur
     await asyncio.gather(*pending)
 
 
-async def poll(run: Run, client: httpx.AsyncClient, stop: asyncio.Event) -> None:
-    """GET /v1/status back to back; mark what each answer shows."""
-    loop = asyncio.get_running_loop()
-    while not stop.is_set():
-        began = loop.time()
-        response = await client.get("/v1/status")
-        ended = loop.time()
-        run.polls.append(ended - began)
-        if response.status_code != 200:
-            continue
-        shown = {t["task_id"]: round(t["progress"] * 1000) for t in orjson.loads(response.content)["overdue_tasks"]}
-        for task_id, seqs in run.by_task.items():
-            at = run.value_seq.get((task_id, shown.get(task_id, -1)))
-            for seq in seqs:
-                probe = run.probes.get(seq)
-                if probe is None or not probe.acked or probe.upper is not None:
-                    continue
-                if at is not None and seq <= at:
-                    probe.upper = ended
-                elif began > probe.acked:
-                    probe.lower = max(probe.lower, began)
+def mark(run: Run, answer: statusprobe.Answer) -> None:
+    """Mark what a status answer shows (its times: the probe's clock, the system's monotonic one)."""
+    run.polls.append(answer.ended - answer.sent)
+    for task_id, seqs in run.by_task.items():
+        at = run.value_seq.get((task_id, answer.overdue.get(task_id, -1)))
+        for seq in seqs:
+            probe = run.probes.get(seq)
+            if probe is None or not probe.acked or probe.upper is not None:
+                continue
+            if at is not None and seq <= at:
+                probe.upper = answer.ended
+            elif answer.sent > probe.acked:
+                probe.lower = max(probe.lower, answer.sent)
+
+
+async def watch(run: Run, out: Path, stop: asyncio.Event) -> None:
+    """Mark the answers the probe process appends, as they come, until `stop` (then the rest)."""
+    offset = 0
+    while True:
+        stopping = stop.is_set()
+        found, offset = statusprobe.answers(out, offset)
+        for answer in found:
+            mark(run, answer)
+        if stopping:
+            return
+        await asyncio.sleep(0.1)
 
 
 async def measure_run(ingest: int, reports: str, keys: dict[str, str], tasks: list[Task], args,
-                      seqs: itertools.count, rng: random.Random) -> Run:
+                      seqs: itertools.count, rng: random.Random, workdir: Path) -> Run:
     run = Run()
     sender = Sender(ingest, keys, args.connections)
     await sender.start()
     stop = asyncio.Event()
-    async with httpx.AsyncClient(base_url=reports, timeout=60) as client:
-        pollers = [asyncio.create_task(poll(run, client, stop)) for _ in range(args.pollers)]
-        for i in range(1, len(pollers)):  # staggered
-            await asyncio.sleep(0.005 * i)
+    # The pollers run in a process of their own: in this one, busy sending on schedule, an answer
+    # waited for the event loop (100-240 requests a run sent > 50 ms late), and that wait was
+    # counted as the pipeline's.
+    with statusprobe.running({"reports": reports}, workdir, 0.0, pollers=args.pollers, overdue=True) as out:
+        watcher = asyncio.create_task(watch(run, out, stop))
         try:
             await drive(run, sender, tasks, rate=args.rate, duration=args.duration, seqs=seqs, rng=rng)
             deadline = time.monotonic() + args.drain
@@ -247,7 +254,7 @@ async def measure_run(ingest: int, reports: str, keys: dict[str, str], tasks: li
             run.ended = asyncio.get_running_loop().time()
         finally:
             stop.set()
-            await asyncio.gather(*pollers, return_exceptions=True)
+            await asyncio.gather(watcher, return_exceptions=True)
             sender.close()
     return run
 
@@ -421,13 +428,13 @@ def main() -> int:
                       f"them overdue (the probes)", flush=True)
                 ingest, reports = running.ports["ingest"], running.url("reports")
                 warm = argparse.Namespace(**{**vars(args), "duration": min(3.0, args.duration), "drain": 10.0})
-                asyncio.run(measure_run(ingest, reports, running.keys, tasks, warm, seqs, rng))  # untimed
+                asyncio.run(measure_run(ingest, reports, running.keys, tasks, warm, seqs, rng, infra.workdir))  # untimed
                 for n in range(1, args.repeat + 1):
                     # The baseline first: after the previous run's drain, before this run's load.
                     raw.append(asyncio.run(raw_hop(infra.kafka, infra.mongo, f"{infra.prefix}.bench.rawhop",
                                                    f"{infra.prefix}_rawhop{n}", rate=args.rate,
                                                    duration=min(args.duration, 10.0))))
-                    run = asyncio.run(measure_run(ingest, reports, running.keys, tasks, args, seqs, rng))
+                    run = asyncio.run(measure_run(ingest, reports, running.keys, tasks, args, seqs, rng, infra.workdir))
                     figures = run_figures(run)
                     figures["hops"] = asyncio.run(run_hops(run, infra.kafka, running))
                     per_run.append(figures)

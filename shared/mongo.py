@@ -143,6 +143,15 @@ async def insert_many_once(collection, docs: list[dict]) -> list[int]:
         return [error["index"] for error in err.details["writeErrors"]]
 
 
+async def together(*writes) -> None:
+    """Await writes that do not depend on one another at once (a round trip for all, not one each).
+    Every one settles before the first failure is raised: a retry of the batch never runs beside a
+    write of the attempt before it."""
+    for result in await asyncio.gather(*writes, return_exceptions=True):
+        if isinstance(result, BaseException):
+            raise result
+
+
 async def tolerating_duplicate(write) -> None:
     """Await a write for which a duplicate key means "already there" (applied, or a newer state)."""
     try:

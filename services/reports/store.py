@@ -65,14 +65,6 @@ class ReportsStore:
         unknown = sorted({c["kind"] for c in changes} - KINDS)
         if unknown:
             raise consumer.Poison(f"a change of kind {', '.join(map(repr, unknown))}, which reports does not know")
-        facts = [_fact(c) for c in changes if c["kind"] in FACT_KINDS or c.get("fact") is not None]
-        if facts:
-            # The timeline keeps every status report: the history keeps a row of each only in a
-            # database older than the timeline, which reads them from there (one insert per report).
-            with heap.phase("reports.timeline"):
-                in_timeline = await timeline.record(self.db, facts)
-            await mongo.insert_many_once(self.db.history, [f for f in facts if not in_timeline
-                                                           or f["kind"] != "task_report"])
         try:
             await self._hold({c["state"]["programme"] for c in changes if c["kind"] == records.TASK})
             tasks, logged = TaskWrites(), []
@@ -85,8 +77,11 @@ class ReportsStore:
                             logged.append((change, outcome[0]))
                     else:
                         await APPLIERS[change["kind"]](self, change)
-            await tasklog.record(self.db, logged)
-            await self._put_tasks(tasks)
+            # Facts, task log and task states depend on no write of one another, so they go at once:
+            # a crash between any of them leaves a batch that, read again, writes what is missing
+            # (a report whose state is already written is filed under the same `task|seq`, with
+            # `$addToSet`). The tallies count the task states: `_put_tasks` writes them after those.
+            await mongo.together(self._keep_facts(changes), tasklog.record(self.db, logged), self._put_tasks(tasks))
             # The batch is written: the status is made again (from memory) while a fold is under way.
             self.holdings.changed()
             await self.states.fold_if_due(self.holdings.live.tasks.values(), self.holdings.programmes,
@@ -94,6 +89,17 @@ class ReportsStore:
         except BaseException:
             self.holdings.forget()  # memory may be ahead of the database: read it again when needed
             raise
+
+    async def _keep_facts(self, changes: list[dict]) -> None:
+        """The batch's facts, with both clocks: in the timeline, and the history rows it does not hold."""
+        facts = [_fact(c) for c in changes if c["kind"] in FACT_KINDS or c.get("fact") is not None]
+        if facts:
+            # The timeline keeps every status report: the history keeps a row of each only in a
+            # database older than the timeline, which reads them from there (one insert per report).
+            with heap.phase("reports.timeline"):
+                in_timeline = await timeline.record(self.db, facts)
+            await mongo.insert_many_once(self.db.history, [f for f in facts if not in_timeline
+                                                           or f["kind"] != "task_report"])
 
     async def _put_tasks(self, tasks: TaskWrites) -> None:
         """The batch's task states in one changelog document, then the tally of each programme

@@ -8,6 +8,7 @@ from datetime import datetime, time, timedelta
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
+import pytest
 from aiokafka import TopicPartition
 
 from shared import kafka, mongo
@@ -18,7 +19,7 @@ from tests import kafkatools
 from tests.integration.conftest import running
 from tests.unit.test_consumer_errors import FakeBroker, Record, letters_for
 
-from services.reports import handlers
+from services.reports import handlers, tasklog, timeline, timeline_query
 from services.reports.app import build
 from services.reports.owned import Holdings
 from services.reports.service import ReportsService, reporting_cycle
@@ -270,36 +271,63 @@ async def test_two_replicas_each_holding_some_programmes_answer_the_same_status(
     assert body["units"][0]["tasks_overdue"] == 4
 
 
-async def test_a_batch_read_again_after_a_crash_between_its_writes_changes_nothing(isolated):
-    """The task states were written, the tallies not, when the replica died: the batch, read
-    again by the next owner (once, twice), ends as if it had been applied once."""
-    class CrashingBeforeTallies(ReportsStore):
-        async def _put_tallies(self, programmes):
-            raise ConnectionError("the replica died")
+def reported(task: str, seq: int, status: str, progress: float, due: str = "2021-06-30") -> dict:
+    """A task change as programs sends it: the new state, and the status report that made it."""
+    key = f"SO-KHDT:{task}-{seq}"
+    return {"kind": "task", "id": task, "programme": "02", "seq": seq, "state": task_state(status, progress, due),
+            "event_key": key, "event_time": f"2021-03-0{seq}T00:00:00.000000Z",
+            "accepted_at": f"2021-03-0{seq}T01:00:00.000000Z", "version": f"2021-03-0{seq}T00:00:00.000000Z|{key}",
+            "fact": {"status": status, "progress": progress, "as_of": f"2021-03-0{seq}", "note": None,
+                     "reported_by": {"name": "Nguyễn Văn An", "position": "Phó Giám đốc"}}}
 
+
+def crashing(where: str, store: ReportsStore, monkeypatch) -> ReportsStore:
+    """`store`, whose write `where` fails as if the replica died there (the batch's others go on)."""
+    async def died(*args, **kwargs):
+        raise ConnectionError("the replica died")
+
+    if where == "timeline":
+        monkeypatch.setattr(timeline, "record", died)
+    elif where == "task log":
+        monkeypatch.setattr(tasklog, "record", died)
+    elif where == "task states":
+        monkeypatch.setattr(store.states, "append", died)
+    else:
+        monkeypatch.setattr(store, "_put_tallies", died)
+    return store
+
+
+@pytest.mark.parametrize("where", ["timeline", "task log", "task states", "tallies"])
+async def test_a_batch_read_again_after_a_crash_between_its_writes_changes_nothing(isolated, monkeypatch, where):
+    """A write of the batch failed when the replica died: the batch, read again by the next owner
+    (once, twice), ends as if it had been applied once: states, tallies, the reports filed."""
     batch = [{"kind": "programme", "id": "02", "programme": None, "seq": 0, "version": "v",
               "state": {"code": "02", "title": "Chương trình 02", "lead_unit": "UBND"}}]
-    batch += [{"kind": "task", "id": task, "programme": "02", "seq": seq, "state": task_state(status, progress, due)}
-              for task, seq, status, progress, due in [("T-1", 1, "not_started", 0, "2021-03-31"),
-                                                       ("T-1", 2, "in_progress", 30, "2021-03-31"),
-                                                       ("T-2", 1, "completed", 100, "2021-02-01"),
-                                                       ("T-3", 4, "blocked", 10, "2021-01-31")]]
+    batch += [reported(*args) for args in [("T-1", 1, "not_started", 0, "2021-03-31"),
+                                           ("T-1", 2, "in_progress", 30, "2021-03-31"),
+                                           ("T-2", 1, "completed", 100, "2021-02-01"),
+                                           ("T-3", 4, "blocked", 10, "2021-01-31")]]
+    # the plan as the timeline reads it: its programme and its tasks
+    plan = {"programme": "02", "data": {"tasks": [{"task_id": t} for t in ("T-1", "T-2", "T-3")]}}
     client = mongo.connect(isolated.mongo)
     try:
         crashed, once = client[f"{isolated.prefix}_crashed"], client[f"{isolated.prefix}_once"]
         for db in (crashed, once):
             await mongo.ensure_indexes(db, INDEXES)
-        try:
-            await CrashingBeforeTallies(crashed).apply_changes(batch)
-        except ConnectionError:
-            pass
+        with monkeypatch.context() as patched:
+            with pytest.raises(ConnectionError):
+                await crashing(where, ReportsStore(crashed), patched).apply_changes(batch)
         for _ in range(2):
             await ReportsStore(crashed).apply_changes(batch)  # a new owner, its memory empty
         await ReportsStore(once).apply_changes(batch)
         clock = Clock(fixed=datetime(2021, 4, 5, 9, tzinfo=HANOI))
         statuses = [await ReportsService(ReportsStore(db), clock).live_status() for db in (crashed, once)]
         stored = [(sorted(await ReportsStore(db).current_tasks(), key=lambda t: t["task_id"]),
-                   [d async for d in db.tallies.find({})]) for db in (crashed, once)]
+                   [d async for d in db.tallies.find({})],
+                   {t: await tasklog.history(db, t, 4) for t in ("T-1", "T-2", "T-3")},
+                   await timeline_query.task_reports(db, plans=[plan], cut_off="2021-03-14T16:59:59.999999Z",
+                                                     known_at="2021-04-05T00:00:00.000000Z"))
+                  for db in (crashed, once)]
     finally:
         await client.close()
     for status in statuses:
@@ -307,6 +335,38 @@ async def test_a_batch_read_again_after_a_crash_between_its_writes_changes_nothi
     assert statuses[0] == statuses[1] and statuses[0]["totals"]["tasks"]["overdue"] == 2
     assert stored[0] == stored[1] and [(t["task_id"], t["seq"]) for t in stored[0][0]] == [("T-1", 2), ("T-2", 1),
                                                                                           ("T-3", 4)]
+    assert [len(stored[0][2][t]) for t in ("T-1", "T-2", "T-3")] == [2, 1, 1]  # each report filed once
+    assert sorted((r["subject"], r["data"]["progress"]) for r in stored[0][3]) == [("T-1", 30), ("T-2", 100),
+                                                                                    ("T-3", 10)]
+
+
+async def test_a_batch_writes_its_task_states_while_its_facts_are_being_written(isolated, monkeypatch):
+    """A batch's writes that depend on none of one another go at once, not one after another:
+    the task states are written while the timeline's write is still under way."""
+    client = mongo.connect(isolated.mongo)
+    try:
+        db = client[f"{isolated.prefix}_reports"]
+        await mongo.ensure_indexes(db, INDEXES)
+        store = ReportsStore(db)
+        appending, record = asyncio.Event(), timeline.record
+        append = store.states.append
+
+        async def states_append(*args, **kwargs):
+            appending.set()
+            await append(*args, **kwargs)
+
+        async def timeline_record(*args, **kwargs):
+            await asyncio.wait_for(appending.wait(), 30)  # written one after another: never set
+            return await record(*args, **kwargs)
+
+        monkeypatch.setattr(store.states, "append", states_append)
+        monkeypatch.setattr(timeline, "record", timeline_record)
+        await store.apply_changes([reported("T-1", 1, "in_progress", 40), reported("T-2", 1, "blocked", 5)])
+        states = {t["task_id"]: t["progress"] for t in await ReportsStore(db).current_tasks()}
+        filed = await tasklog.history(db, "T-1", 1)
+    finally:
+        await client.close()
+    assert states == {"T-1": 40, "T-2": 5} and [e["progress"] for e in filed] == [40]
 
 
 async def test_a_batch_fetched_before_a_rebalance_leaves_the_partitions_it_lost_to_their_new_owner(infra_stack):
