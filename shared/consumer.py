@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 
 import httpx
-from aiokafka import errors as kafka_errors
+from aiokafka import TopicPartition, errors as kafka_errors
 from faststream._internal.middlewares import BaseMiddleware
 from pymongo import errors as mongo_errors
 
@@ -189,6 +189,31 @@ class LetGoOfBatch(BaseMiddleware):
 # hold the event loop, and the requests this process serves, for a good part of a second.
 YIELD_EVERY = 100
 ALONE_ATTEMPTS = 3  # a record on its own: decided once it failed the same way twice (at most this many tries)
+
+
+def of_partitions(records, held: set[int] | None, client) -> list:
+    """The records of the partitions this replica holds (every record while `held` is None: no
+    rebalance has said). A batch fetched before a rebalance took some partitions away leaves their
+    records to the new owner, whose writes these would race. The consumer (`client`, aiokafka's)
+    is rewound to the first of them, because the commit after the batch covers every position it
+    holds, and while the group rebalances it still holds the partitions being taken away: it
+    would commit past records nobody applied, and their new owner starts from that commit. A
+    partition the consumer no longer holds is committed by it no more: nothing to rewind."""
+    if held is None:
+        return list(records)
+    kept, left = [], {}
+    for record in records:
+        if record.partition in held:
+            kept.append(record)
+        else:
+            where = TopicPartition(record.topic, record.partition)
+            left[where] = min(left.get(where, record.offset), record.offset)
+    for where, offset in left.items():
+        try:
+            client.seek(where, offset)
+        except kafka_errors.IllegalStateError:
+            pass
+    return kept
 
 
 async def apply_batch(broker, records, *, read: Callable[[bytes], Any], apply: Callable[[list], Awaitable[Any]],

@@ -48,11 +48,10 @@ class Ownership(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned) -> None:
         self.assigned |= {tp.partition for tp in assigned}
 
-    def mine(self, records: list) -> list:
-        """The records of partitions this replica holds. A batch fetched before a rebalance took
-        some of them away leaves those to their new owner: its writes would be a second writer's,
-        and this replica's commit no longer covers them. Called with the service's lock held."""
-        return [record for record in records if record.partition in self.assigned]
+    def mine(self, records: list, client) -> list:
+        """The records of partitions this replica holds; the others are left to their new owner
+        (`consumer.of_partitions`). Called with the service's lock held."""
+        return consumer.of_partitions(records, self.assigned, client)
 
     def owns(self, programme: str) -> bool:
         """Whether records keyed by `programme` land on a partition of ours (as the producer's
@@ -71,16 +70,16 @@ def register(runtime: Runtime, group_id: str) -> Ownership:
 
     @ownership.subscriber
     async def on_accepted(msg: KafkaMessage) -> None:
-        await take_batch(runtime, ownership, msg.raw_message)
+        await take_batch(runtime, ownership, msg.raw_message, msg.consumer)
 
     return ownership
 
 
-async def take_batch(runtime: Runtime, ownership: Ownership, records) -> None:
+async def take_batch(runtime: Runtime, ownership: Ownership, records, client) -> None:
     """A batch from the consumer, decided with the service locked, so that no rebalance or sweep
     lands in the middle of it, and only the records of partitions this replica still holds."""
     async with service_for(runtime).lock:
-        await consumer.apply_batch(runtime.broker, ownership.mine(records), read=read_accepted,
+        await consumer.apply_batch(runtime.broker, ownership.mine(records, client), read=read_accepted,
                                    apply=lambda batch: decide_batch(runtime, batch),
                                    decide=lambda record, item, error: refuse(runtime, item, error))
 

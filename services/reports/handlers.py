@@ -34,7 +34,7 @@ def register(runtime: Runtime, group_id: str, service_for, holdings: Holdings) -
 
     @subscriber
     async def on_changes(msg: KafkaMessage) -> None:
-        await take_batch(runtime, service_for(runtime), holdings, msg.raw_message)
+        await take_batch(runtime, service_for(runtime), holdings, msg.raw_message, msg.consumer)
 
     def partition_count() -> int:  # as the consumer's metadata says; the configured count until it does
         known = subscriber.consumer.partitions_for_topic(topic) if subscriber.consumer else None
@@ -43,12 +43,12 @@ def register(runtime: Runtime, group_id: str, service_for, holdings: Holdings) -
     holdings.partition_count = partition_count
 
 
-async def take_batch(runtime: Runtime, service: ReportsService, holdings: Holdings, records) -> None:
+async def take_batch(runtime: Runtime, service: ReportsService, holdings: Holdings, records, client) -> None:
     """A batch from the consumer, applied with the holdings locked, so that no rebalance lands
     in the middle of it, and only the records of partitions this replica still holds."""
     started = time.perf_counter()
     async with holdings.lock:
-        mine = holdings.mine(records)
+        mine = holdings.mine(records, client)
         await consumer.apply_batch(runtime.broker, mine, read=changes.read,
                                    apply=lambda batch: apply_changes(service, batch))
     COLLECTIONS.after_batch()

@@ -20,6 +20,7 @@ import structlog
 from aiokafka import ConsumerRebalanceListener
 
 from shared import kafka
+from shared.consumer import of_partitions
 from shared.statelog import Known
 
 from services.reports.live import Live
@@ -122,13 +123,10 @@ class Holdings(ConsumerRebalanceListener):
     def owns_all(self) -> bool:
         return self.partitions is None or len(self.partitions) >= self.partition_count()
 
-    def mine(self, records: list) -> list:
-        """The records of partitions this replica holds. A batch fetched before a rebalance took
-        some of them away leaves those to their new owner: its writes would be a second writer's,
-        and this replica's commit no longer covers them. Called with `lock` held."""
-        if self.partitions is None:
-            return list(records)
-        return [record for record in records if record.partition in self.partitions]
+    def mine(self, records: list, client) -> list:
+        """The records of partitions this replica holds; the others are left to their new owner
+        (`of_partitions`). Called with `lock` held."""
+        return of_partitions(records, self.partitions, client)
 
     # --- the consumer's rebalance listener: each waits for the batch in hand (the lock) ---
     async def on_partitions_revoked(self, revoked) -> None:

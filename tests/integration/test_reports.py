@@ -17,7 +17,7 @@ from shared.cycles import due_date
 from shared.events import utc_iso
 from tests import kafkatools
 from tests.integration.conftest import running
-from tests.unit.test_consumer_errors import FakeBroker, Record, letters_for
+from tests.unit.test_consumer_errors import FakeBroker, FakeConsumer, Record, letters_for
 
 from services.reports import handlers, tasklog, timeline, timeline_query
 from services.reports.app import build
@@ -387,10 +387,14 @@ async def test_a_batch_fetched_before_a_rebalance_leaves_the_partitions_it_lost_
         await holdings.on_partitions_assigned(set(both))
         await holdings.on_partitions_revoked(set(both))
         await holdings.on_partitions_assigned({both[0]})
-        await handlers.take_batch(SimpleNamespace(broker=broker), service, holdings,
-                                  [Record(0, kept, partition=0), Record(0, lost, partition=1)])
+        fetcher = FakeConsumer()  # it still holds partition 1, as it does until the group has answered
+        batch = fetcher.fetched([Record(0, kept, partition=0), Record(0, lost, partition=1)])
+        await handlers.take_batch(SimpleNamespace(broker=broker), service, holdings, batch, fetcher)
+        await fetcher.commit()
         assert {t["task_id"] for t in await ReportsStore(db).current_tasks()} == {"T-1"}
         assert holdings.programmes == {"02"}
+        topic = batch[0].topic  # its commit does not pass the change left to partition 1's owner
+        assert fetcher.committed == {TopicPartition(topic, 0): 1, TopicPartition(topic, 1): 0}
     finally:
         await client.drop_database(db.name)
         await client.close()

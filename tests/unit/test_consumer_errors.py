@@ -10,7 +10,8 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
+from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError, KafkaConnectionError, MessageSizeTooLargeError
 from pymongo.errors import DuplicateKeyError, OperationFailure, ServerSelectionTimeoutError
 
 from shared import consumer
@@ -24,6 +25,30 @@ class Record:
     partition: int = 0
     key: bytes = b"01"
     headers: tuple = ()
+
+
+@dataclass(eq=False)
+class FakeConsumer:
+    """What FastStream's ack uses of aiokafka's consumer: positions advanced by what a fetch
+    returned, `seek`, and a `commit` of every position the consumer still holds. While the group
+    rebalances, it still holds the partitions being taken away (their revocation has been heard,
+    their new owner not yet named)."""
+    positions: dict[TopicPartition, int] = field(default_factory=dict)
+    committed: dict[TopicPartition, int] = field(default_factory=dict)
+
+    def fetched(self, records) -> list:
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            self.positions[tp] = max(self.positions.get(tp, 0), record.offset + 1)
+        return list(records)
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        if partition not in self.positions:
+            raise IllegalStateError(f"No current assignment for partition {partition}")
+        self.positions[partition] = offset
+
+    async def commit(self) -> None:
+        self.committed.update(self.positions)
 
 
 @dataclass(eq=False)
@@ -253,3 +278,27 @@ async def test_a_request_waiting_while_a_long_batch_is_read_is_served_before_its
     await consumer.apply_batch(broker, records, read=read, apply=Applier({}))
     await waiting
     assert seen.index(b"request") < len(records)
+
+
+def test_a_batch_leaves_the_records_of_partitions_taken_away_uncommitted():
+    """A rebalance took partition 1 away between the fetch and the batch: its records are left to
+    its new owner, which starts from the last commit, so the commit after this batch (of every
+    position the consumer holds, partition 1 among them until the new owner is named) must not
+    pass them. Partition 0's records are applied and committed past."""
+    client = FakeConsumer()
+    records = client.fetched([Record(5, b"a", partition=0), Record(7, b"b", partition=1),
+                              Record(6, b"c", partition=0), Record(8, b"d", partition=1)])
+
+    kept = consumer.of_partitions(records, {0}, client)
+    asyncio.run(client.commit())
+
+    assert [r.value for r in kept] == [b"a", b"c"]
+    assert client.committed == {TopicPartition("t.events.accepted", 0): 7, TopicPartition("t.events.accepted", 1): 7}
+
+
+def test_a_partition_the_consumer_no_longer_holds_is_left_as_it_is():
+    client = FakeConsumer()
+    records = [Record(3, b"a", partition=2)]  # fetched before the new assignment dropped partition 2
+
+    assert consumer.of_partitions(records, {0}, client) == []
+    assert consumer.of_partitions(records, None, client) == records  # no rebalance heard: every record

@@ -8,12 +8,13 @@ import asyncio
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
+import pytest
 from aiokafka import TopicPartition
 
 from shared import consumer, kafka
 from shared.events import parse_event
 from tests.fakes import FakeProgramsStore
-from tests.unit.test_consumer_errors import FakeBroker, Record, letters_for
+from tests.unit.test_consumer_errors import FakeBroker, FakeConsumer, Record, letters_for
 from tests.unit.test_programs_property import _plan, _update, run
 
 from services.programs import handlers, service as programs_service
@@ -83,26 +84,37 @@ def test_an_event_type_without_a_rule_is_refused_with_the_reason(monkeypatch):
     assert "no rule for event type 'task.updated'" in outcome["message_en"]
 
 
-def test_a_batch_fetched_before_a_rebalance_leaves_the_partitions_it_lost_to_their_new_owner():
-    """A rebalance lands between the fetch and the decision and takes partition 1 away: its
-    record is neither decided nor published here (its new owner reads it from the last commit),
-    while the record of partition 0, still held, is."""
+@pytest.mark.parametrize("reassigned", [True, False], ids=["after-the-new-assignment", "while-the-group-rebalances"])
+def test_a_batch_fetched_before_a_rebalance_leaves_the_partitions_it_lost_to_their_new_owner(reassigned):
+    """A rebalance lands between the fetch and the decision and takes the partitions away, then
+    gives partition 0 back. A record of a partition not held is neither decided nor published
+    here, and the commit after the batch does not pass it: its owner reads it from the last
+    commit. Until the group has answered, the consumer still holds every partition it had and
+    would commit their positions (a fault run lost three updates that way)."""
     broker, runtime = replica()
     ownership = handlers.Ownership(runtime)
     kept, lost = (kafka.dumps({**_plan(plan, [task], "2021-03-01T08:00:00+07:00"),
                                "nqtacceptedtime": "2021-03-01T01:00:00.000000Z", "nqtacceptid": accept_id})
                   for plan, task, accept_id in (("P1", "T1", "a1"), ("P2", "T2", "a2")))
-    both = [TopicPartition("events.accepted", 0), TopicPartition("events.accepted", 1)]
+    tp0, tp1 = TopicPartition("t.events.accepted", 0), TopicPartition("t.events.accepted", 1)
+    client = FakeConsumer()
+    batch = client.fetched([Record(3, kept, partition=0), Record(4, lost, partition=1)])
 
     async def scenario():
-        await ownership.on_partitions_assigned(set(both))
-        await ownership.on_partitions_revoked(set(both))
-        await ownership.on_partitions_assigned({both[0]})
-        await handlers.take_batch(runtime, ownership, [Record(0, kept, partition=0), Record(0, lost, partition=1)])
+        await ownership.on_partitions_assigned({tp0, tp1})
+        await ownership.on_partitions_revoked({tp0, tp1})
+        if reassigned:
+            await ownership.on_partitions_assigned({tp0})
+            client.positions = {tp0: 3}  # the consumer holds what it was assigned, from the last commit
+            client.fetched(batch[:1])
+        await handlers.take_batch(runtime, ownership, batch, client)
+        await client.commit()
 
     asyncio.run(scenario())
     outcomes = [kafka.loads(v) for t, v, _ in broker.published if t.endswith("programs.outcomes")]
-    assert [o["id"] for o in outcomes] == [kafka.loads(kept)["id"]]
+    assert [o["id"] for o in outcomes] == ([kafka.loads(kept)["id"]] if reassigned else [])
+    assert client.committed.get(tp1, 4) == 4  # not past the record left to partition 1's owner
+    assert client.committed[tp0] == (4 if reassigned else 3)
 
 
 def test_a_record_breaking_the_schema_is_dead_lettered_and_the_rest_of_its_batch_decided():
@@ -122,7 +134,8 @@ def test_a_record_breaking_the_schema_is_dead_lettered_and_the_rest_of_its_batch
 
     async def scenario():
         await ownership.on_partitions_assigned({TopicPartition("t.events.accepted", 0)})
-        await handlers.take_batch(runtime, ownership, [Record(0, plan), Record(1, broken), Record(2, update)])
+        await handlers.take_batch(runtime, ownership, [Record(0, plan), Record(1, broken), Record(2, update)],
+                                  FakeConsumer())
 
     asyncio.run(scenario())
     dead = [(value, headers) for topic, value, headers in broker.published if topic.endswith(".dlq")]
