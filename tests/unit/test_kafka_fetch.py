@@ -1,5 +1,5 @@
 """How the services' batch consumers fetch: a busy partition's records must not wait behind a
-fetch of idle partitions that the broker holds (bench/freshness.py, README "Performance")."""
+fetch of idle partitions that the broker holds (bench/freshness.py, bench/HISTORY.md, freshness)."""
 
 from __future__ import annotations
 
