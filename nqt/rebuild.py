@@ -73,9 +73,15 @@ class Seen:
         h = hash(key) & 0xFFFF_FFFF_FFFF
         return h & (self.BITS - 1), h >> 24
 
-    def add(self, key: str) -> None:
+    def add(self, key: str) -> bool:
+        """Mark `key` met; True when it was not taken for met before."""
+        bits, new = self.bits, False
         for slot in self._slots(key):
-            self.bits[slot >> 3] |= 1 << (slot & 7)
+            byte, bit = slot >> 3, 1 << (slot & 7)
+            if not bits[byte] & bit:
+                bits[byte] |= bit
+                new = True
+        return new
 
     def __contains__(self, key: str) -> bool:
         return all(self.bits[slot >> 3] & (1 << (slot & 7)) for slot in self._slots(key))
@@ -118,10 +124,13 @@ class ProgramsReplay:
             start = end
 
     def _meet(self, batch: list[Accepted]) -> set[str]:
-        """The keys of `batch` met for the first time; all of them met from now on."""
-        first = {item.event.key for item in batch if item.event.key not in self.seen}
+        """The keys of `batch` met for the first time; all of them met from now on. (One pass,
+        each key hashed once: two passes were a twentieth of the process's time.)"""
+        first: set[str] = set()
         for item in batch:
-            self.seen.add(item.event.key)
+            key = item.event.key
+            if self.seen.add(key):
+                first.add(key)
         return first
 
     async def _refuse(self, record, item: Accepted, error: Exception) -> None:

@@ -17,9 +17,10 @@ from tests.fakes import FakeProgramsStore
 def test_a_key_met_is_always_known_and_few_keys_not_met_are_taken_for_met():
     seen = Seen()
     met = [f"SO-KHDT:E-{i}" for i in range(200_000)]
-    for key in met:
-        seen.add(key)
+    new = sum(seen.add(key) for key in met)  # each says whether it was new
+    assert len(met) - 100 < new <= len(met)
     assert all(key in seen for key in met)
+    assert not any(seen.add(key) for key in met[:1000])  # met again: not new
     assert sum(f"SO-TC:E-{i}" in seen for i in range(10_000)) < 100
 
 
